@@ -1,0 +1,229 @@
+"""The Stasis application: StasisStart -> IncomingCall -> decide -> one REST call -> log row."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import AsyncGenerator, Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from screening import store
+from screening.ari import AriClient, StasisStart, parse_stasis_start
+from screening.config import Config
+from screening.numbers import normalise
+from screening.policy import Action, Decision, IncomingCall, Rules, decide
+
+log = logging.getLogger(__name__)
+
+#: Dialplan context whose extensions 607/608 run PJSIPHangup (asterisk-conf/extensions.conf).
+REJECT_CONTEXT = "screening-reject"
+
+RulesLookup = Callable[[str | None, str, datetime], Rules]
+
+
+def sql_rules_lookup(engine: Engine) -> RulesLookup:
+    def lookup(caller: str | None, extension: str, now: datetime) -> Rules:
+        with Session(engine) as session:
+            return store.rules_for(session, caller, extension, now)
+
+    return lookup
+
+
+class CallLogWriter:
+    """Writes call-log rows in batches, after the call has already moved on. Rows wait in
+    memory while the database is away and are written when it returns."""
+
+    def __init__(self, engine: Engine, batch: int = 500) -> None:
+        self._engine = engine
+        self._batch = batch
+        self._queue: asyncio.Queue[store.CallRecord] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="call-log-writer")
+
+    def add(self, record: store.CallRecord) -> None:
+        self._queue.put_nowait(record)
+
+    async def close(self) -> None:
+        """Write every pending row, then stop."""
+        await self._queue.join()
+        if self._task is not None:
+            self._task.cancel()
+
+    def _write(self, rows: list[store.CallRecord]) -> None:
+        with Session(self._engine) as session, session.begin():
+            store.write_call_log(session, rows)
+
+    async def _run(self) -> None:
+        while True:
+            rows = [await self._queue.get()]
+            while len(rows) < self._batch and not self._queue.empty():
+                rows.append(self._queue.get_nowait())
+            delay = 0.1
+            while True:
+                try:
+                    await asyncio.to_thread(self._write, rows)
+                    break
+                except Exception as e:
+                    if not self._failing:
+                        log.warning(
+                            "cannot write the call log (%s); keeping rows until it works", e
+                        )
+                        self._failing = True
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            if self._failing:
+                log.warning("call log writes work again")
+                self._failing = False
+            for _ in rows:
+                self._queue.task_done()
+
+
+class ScreeningApp:
+    """Subscribes to StasisStart and screens each call in its own task."""
+
+    def __init__(
+        self,
+        config: Config,
+        ari: AriClient,
+        lookup: RulesLookup,
+        call_log: CallLogWriter,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._config = config
+        self._ari = ari
+        self._lookup = lookup
+        self._call_log = call_log
+        self._clock = clock
+        self._calls: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        events = self._ari.events()
+        reader = asyncio.create_task(self._read(events))
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await events.aclose()
+        # Calls already in the app are decided before we go.
+        if self._calls:
+            await asyncio.wait(self._calls)
+        if reader in done and (error := reader.exception()) is not None:
+            raise error
+
+    async def _read(self, events: AsyncGenerator[dict[str, Any], None]) -> None:
+        async for event in events:
+            start = parse_stasis_start(event)
+            if start is None:
+                continue
+            task = asyncio.create_task(self.screen(start))
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
+
+    async def screen(self, start: StasisStart) -> None:
+        """Decide one call and move it on. Every path ends with the call continued or
+        deliberately rejected: on any failure the call is continued unscreened."""
+        t0 = time.perf_counter()
+        now = self._clock()
+        extension = start.args[0] if start.args else start.dialplan_exten
+        caller: str | None = None
+        try:
+            caller = normalise(start.caller_number, self._config.default_region)
+            call = IncomingCall(start.caller_number, caller, extension)
+            rules = await asyncio.wait_for(
+                asyncio.to_thread(self._lookup, caller, extension, now),
+                self._config.decision_timeout,
+            )
+            decision = decide(call, rules, now)
+        except Exception as e:
+            kind = "timed out" if isinstance(e, TimeoutError) else f"{type(e).__name__}: {e}"
+            log.error("screening failed for channel %s (%s)", start.channel_id, kind)
+            decision = Decision(
+                Action.CONTINUE,
+                None,
+                "error",
+                None,
+                f"screening failed ({kind}); continued unscreened",
+            )
+        decision = await self._act(start.channel_id, decision)
+        elapsed_us = int((time.perf_counter() - t0) * 1_000_000)
+        verdict: Literal["allowed", "rejected"] = "rejected" if decision.rejected else "allowed"
+        code = f" {decision.sip_code}" if decision.sip_code else ""
+        log.info(
+            "call %s from %s (%r) to %s: %s%s, %s [%.1f ms]",
+            start.channel_id,
+            caller or "no caller ID",
+            start.caller_number[:64],
+            extension,
+            verdict,
+            code,
+            decision.reason,
+            elapsed_us / 1000,
+        )
+        self._call_log.add(
+            store.CallRecord(
+                at=now,
+                channel_id=start.channel_id,
+                caller_raw=start.caller_number,
+                caller=caller,
+                extension=extension,
+                decision=verdict,
+                sip_code=decision.sip_code,
+                rule_kind=decision.rule_kind,
+                rule_id=decision.rule_id,
+                reason=decision.reason,
+                decision_us=elapsed_us,
+            )
+        )
+
+    async def _act(self, channel_id: str, decision: Decision) -> Decision:
+        """One REST round trip: continue to the next priority, or to the extension that is
+        the SIP code in the reject context. Returns the decision that actually happened."""
+        if decision.rejected:
+            try:
+                await self._ari.continue_in_dialplan(
+                    channel_id, REJECT_CONTEXT, str(decision.sip_code)
+                )
+                return decision
+            except Exception as e:
+                log.error("could not reject channel %s (%s); continuing it", channel_id, e)
+                decision = Decision(
+                    Action.CONTINUE,
+                    None,
+                    "error",
+                    None,
+                    f"reject failed ({e}); continued unscreened",
+                )
+        try:
+            await self._ari.continue_in_dialplan(channel_id)
+        except Exception as e:
+            # Nothing else can be done from here; Asterisk's own timeouts end the call.
+            log.error("could not continue channel %s: %s", channel_id, e)
+        return decision
+
+
+async def serve(config: Config, engine: Engine) -> None:
+    """Run until SIGTERM/SIGINT; then finish the calls in hand and write the call log."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    ari = AriClient(config)
+    writer = CallLogWriter(engine)
+    writer.start()
+    app = ScreeningApp(config, ari, sql_rules_lookup(engine), writer)
+    try:
+        await app.run(stop)
+    finally:
+        await writer.close()
+        await ari.aclose()
+        log.info("stopped")

@@ -1,0 +1,155 @@
+"""A thin ARI client: the events websocket (reconnecting) and the few REST calls we make."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus, WebSocketException
+
+from screening.config import Config
+from screening.errors import ScreeningError
+
+log = logging.getLogger(__name__)
+
+# Reconnect quickly: every second without the app is a second of unscreened calls.
+_BACKOFF = (0.1, 0.2, 0.5, 1.0)
+
+
+class AriError(ScreeningError):
+    pass
+
+
+class AriAuthError(AriError):
+    pass
+
+
+@dataclass(frozen=True)
+class StasisStart:
+    """The parts of a StasisStart event the app uses; parsed once, here."""
+
+    channel_id: str
+    channel_name: str
+    caller_number: str
+    caller_name: str
+    dialplan_exten: str
+    args: tuple[str, ...]
+
+
+def parse_stasis_start(event: dict[str, Any]) -> StasisStart | None:
+    if event.get("type") != "StasisStart":
+        return None
+    channel = event.get("channel") or {}
+    caller = channel.get("caller") or {}
+    dialplan = channel.get("dialplan") or {}
+    return StasisStart(
+        channel_id=str(channel.get("id", "")),
+        channel_name=str(channel.get("name", "")),
+        caller_number=str(caller.get("number", "")),
+        caller_name=str(caller.get("name", "")),
+        dialplan_exten=str(dialplan.get("exten", "")),
+        args=tuple(str(a) for a in event.get("args") or ()),
+    )
+
+
+class AriClient:
+    def __init__(self, config: Config, http: httpx.AsyncClient | None = None) -> None:
+        self._config = config
+        self._http = http or httpx.AsyncClient(
+            base_url=f"{config.ari_url}/ari",
+            auth=(config.ari_user, config.ari_password),
+            timeout=httpx.Timeout(2.0),
+            trust_env=False,  # ARI is local; a proxy from the environment would break it
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def continue_in_dialplan(
+        self, channel_id: str, context: str | None = None, extension: str | None = None
+    ) -> bool:
+        """Leave Stasis: to the next priority, or to context/extension priority 1.
+        False when the channel is already gone (the caller hung up)."""
+        params = {}
+        if context is not None:
+            params = {"context": context, "extension": extension or "s", "priority": "1"}
+        response = await self._http.post(f"/channels/{channel_id}/continue", params=params)
+        if response.status_code in (404, 409):  # hung up, or no longer in Stasis
+            return False
+        if response.status_code >= 300:
+            raise AriError(f"continue {channel_id}: HTTP {response.status_code} {response.text}")
+        return True
+
+    async def hangup(self, channel_id: str) -> None:
+        await self._http.delete(f"/channels/{channel_id}")
+
+    async def events(
+        self, on_connect: Callable[[], Awaitable[None]] | None = None
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Every event of our app, forever: reconnects with capped backoff and logs once per
+        outage. Raises AriAuthError when Asterisk refuses our credentials."""
+        token = base64.b64encode(
+            f"{self._config.ari_user}:{self._config.ari_password}".encode()
+        ).decode()
+        attempt = 0
+        outage = False
+        while True:
+            try:
+                async with connect(
+                    self._config.events_url,
+                    additional_headers={"Authorization": f"Basic {token}"},
+                    proxy=None,
+                    open_timeout=5,
+                    max_queue=None,  # never stall Asterisk's event stream behind our reads
+                ) as ws:
+                    attempt = 0
+                    if outage:
+                        log.warning("reconnected to ARI at %s", self._config.ari_url)
+                    else:
+                        log.info(
+                            "connected to ARI at %s as app %r",
+                            self._config.ari_url,
+                            self._config.ari_app,
+                        )
+                    outage = False
+                    if on_connect is not None:
+                        await on_connect()
+                    async for message in _messages(ws):
+                        yield message
+                reason = "Asterisk closed the connection"
+            except InvalidStatus as e:
+                if e.response.status_code in (401, 403):
+                    raise AriAuthError(
+                        f"ARI at {self._config.ari_url} refused user {self._config.ari_user!r}: "
+                        "check SCREENING_ARI_USER and SCREENING_ARI_PASSWORD against ari.conf"
+                    ) from None
+                reason = f"HTTP {e.response.status_code}"
+            except (TimeoutError, OSError, WebSocketException) as e:
+                reason = str(e) or type(e).__name__
+            if not outage:
+                log.warning(
+                    "lost ARI at %s (%s); calls pass unscreened until it is back",
+                    self._config.ari_url,
+                    reason,
+                )
+                outage = True
+            await asyncio.sleep(_BACKOFF[min(attempt, len(_BACKOFF) - 1)])
+            attempt += 1
+
+
+async def _messages(ws: ClientConnection) -> AsyncIterator[dict[str, Any]]:
+    async for raw in ws:
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            log.warning("ignoring an ARI message that is not JSON")
+            continue
+        if isinstance(event, dict):
+            yield event

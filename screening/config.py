@@ -1,0 +1,95 @@
+"""Settings from SCREENING_* environment variables, validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import phonenumbers
+
+from screening.errors import ConfigError
+
+# Drivers we ship extras for; a bare scheme would make SQLAlchemy look for psycopg2/MySQLdb.
+_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str = "sqlite:///screening.db"
+    ari_url: str = "http://127.0.0.1:8088"
+    ari_user: str = "screening"
+    # repr=False: the password must never reach a log line or a traceback.
+    ari_password: str = field(default="", repr=False)
+    ari_app: str = "screening"
+    default_region: str = "US"
+    # Longest a call may wait for a decision before it is continued unscreened.
+    decision_timeout: float = 0.3
+
+    @property
+    def events_url(self) -> str:
+        scheme = "wss" if self.ari_url.startswith("https") else "ws"
+        host = self.ari_url.split("://", 1)[-1].rstrip("/")
+        return f"{scheme}://{host}/ari/events?app={self.ari_app}&subscribeAll=false"
+
+
+def normalise_database_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(
+            "SCREENING_DATABASE_URL",
+            f"expected a URL like sqlite:///screening.db or postgresql://host/db, got {url!r}",
+        )
+    return f"{_DRIVERS.get(scheme, scheme)}://{rest}"
+
+
+def load(environ: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if environ is None else environ
+    region = env.get("SCREENING_DEFAULT_REGION", "US").strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(
+            "SCREENING_DEFAULT_REGION",
+            f"expected a two-letter region code like US or DE, got {region!r}",
+        )
+    ari_url = env.get("SCREENING_ARI_URL", "http://127.0.0.1:8088").rstrip("/")
+    if not ari_url.startswith(("http://", "https://")):
+        raise ConfigError("SCREENING_ARI_URL", f"expected http://HOST:PORT, got {ari_url!r}")
+    timeout_ms = env.get("SCREENING_DECISION_TIMEOUT_MS", "300")
+    try:
+        timeout = int(timeout_ms) / 1000
+    except ValueError:
+        timeout = -1
+    if not 0 < timeout <= 10:
+        raise ConfigError(
+            "SCREENING_DECISION_TIMEOUT_MS",
+            f"expected milliseconds between 1 and 10000, got {timeout_ms!r}",
+        )
+    password = env.get("SCREENING_ARI_PASSWORD", "")
+    password_file = env.get("SCREENING_ARI_PASSWORD_FILE")
+    if password_file:
+        try:
+            password = Path(password_file).read_text().strip()
+        except OSError as e:
+            raise ConfigError(
+                "SCREENING_ARI_PASSWORD_FILE", f"cannot read {password_file}: {e.strerror}"
+            ) from None
+    app = env.get("SCREENING_ARI_APP", "screening")
+    if not app or not all(c.isalnum() or c in "-_" for c in app):
+        raise ConfigError("SCREENING_ARI_APP", f"expected letters, digits, - or _, got {app!r}")
+    return Config(
+        database_url=normalise_database_url(
+            env.get("SCREENING_DATABASE_URL", "sqlite:///screening.db")
+        ),
+        ari_url=ari_url,
+        ari_user=env.get("SCREENING_ARI_USER", "screening"),
+        ari_password=password,
+        ari_app=app,
+        default_region=region,
+        decision_timeout=timeout,
+    )

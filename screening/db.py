@@ -1,0 +1,133 @@
+"""SQLAlchemy models and engine: the same schema on SQLite, PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Time,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+GLOBAL = ""  # scope value of a global entry: NULL would defeat the unique constraint
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, whatever the backend stores.
+    MariaDB's DATETIME drops microseconds unless asked for fsp=6."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class _ListEntry:
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[str] = mapped_column(String(32))  # normalised number or prefix
+    is_prefix: Mapped[bool] = mapped_column(Boolean)
+    entered: Mapped[str] = mapped_column(String(64))  # as the admin typed it
+    scope: Mapped[str] = mapped_column(String(32), default=GLOBAL)  # extension, or GLOBAL
+    reason: Mapped[str | None] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class BlockEntry(_ListEntry, Base):
+    __tablename__ = "block_entries"
+    __table_args__ = (
+        UniqueConstraint("value", "is_prefix", "scope", name="uq_block_entries_rule"),
+        CheckConstraint("sip_code IN (607, 608)", name="ck_block_entries_sip_code"),
+    )
+    sip_code: Mapped[int] = mapped_column(SmallInteger)
+
+
+class AllowEntry(_ListEntry, Base):
+    __tablename__ = "allow_entries"
+    __table_args__ = (
+        UniqueConstraint("value", "is_prefix", "scope", name="uq_allow_entries_rule"),
+    )
+
+
+class DndSchedule(Base):
+    __tablename__ = "dnd_schedules"
+    __table_args__ = (Index("ix_dnd_schedules_extension", "extension"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    extension: Mapped[str] = mapped_column(String(32))
+    days: Mapped[int] = mapped_column(SmallInteger)  # bit 0 = Monday ... bit 6 = Sunday
+    start_time: Mapped[time] = mapped_column(Time())
+    end_time: Mapped[time] = mapped_column(Time())
+    tz: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CallLog(Base):
+    __tablename__ = "call_log"
+    __table_args__ = (
+        Index("ix_call_log_at", "at"),
+        Index("ix_call_log_extension_at", "extension", "at"),
+        Index("ix_call_log_caller_at", "caller", "at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    channel_id: Mapped[str] = mapped_column(String(64))
+    caller_raw: Mapped[str] = mapped_column(String(128))  # truncated: callers control it
+    caller: Mapped[str | None] = mapped_column(String(32))
+    extension: Mapped[str] = mapped_column(String(32))
+    decision: Mapped[str] = mapped_column(String(16))  # "allowed" | "rejected"
+    sip_code: Mapped[int | None] = mapped_column(SmallInteger)
+    rule_kind: Mapped[str | None] = mapped_column(String(16))  # allow|block|dnd|error
+    rule_id: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(255))
+    decision_us: Mapped[int] = mapped_column(Integer)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite"):
+        # Several processes (app, CLI, imports) share one file: wait for locks rather than
+        # failing at once, and let readers run beside the writer.
+        engine = create_engine(url, connect_args={"timeout": 5}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)

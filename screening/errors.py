@@ -1,0 +1,36 @@
+"""Errors written for the admin who reads them: each names the field and what was expected."""
+
+from __future__ import annotations
+
+
+class ScreeningError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    #: Process exit code when this error reaches the CLI: 2 = bad input, 1 = runtime failure.
+    exit_code = 1
+
+
+class InvalidInput(ScreeningError):
+    """The admin gave a value we cannot use; nothing was written."""
+
+    exit_code = 2
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class InvalidNumber(InvalidInput):
+    pass
+
+
+class InvalidSchedule(InvalidInput):
+    pass
+
+
+class ConfigError(InvalidInput):
+    pass
+
+
+class DatabaseError(ScreeningError):
+    """The database is unreachable, or its schema is not what this version expects."""

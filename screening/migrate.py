@@ -1,0 +1,63 @@
+"""Schema upgrades through Alembic, and the check that refuses to run on a stale schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+from screening.errors import DatabaseError
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _migrations_dir() -> Path:
+    # An installed wheel carries screening/migrations; a source checkout has ./migrations.
+    for candidate in (_PACKAGE / "migrations", _PACKAGE.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise DatabaseError("the migrations directory is missing from this installation")
+
+
+def alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(_migrations_dir()))
+    return cfg
+
+
+def head() -> str:
+    script = ScriptDirectory.from_config(alembic_config())
+    rev = script.get_current_head()
+    assert rev is not None
+    return rev
+
+
+def current(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def require_current(engine: Engine) -> None:
+    """Raise a message an admin can act on when the schema is missing or behind."""
+    have, want = current(engine), head()
+    if have == want:
+        return
+    if have is None:
+        raise DatabaseError(
+            "the database has no screening tables yet; run `screening db upgrade` first"
+        )
+    raise DatabaseError(
+        f"the database schema is at revision {have} but this version needs {want}; "
+        "run `screening db upgrade`"
+    )
