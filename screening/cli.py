@@ -213,7 +213,7 @@ def serve(ctx: Context) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("httpx", "httpcore", "websockets"):
+    for noisy in ("httpx", "httpcore", "websockets", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     cfg = ctx.config
     engine = ctx.engine()

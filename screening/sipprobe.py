@@ -1,0 +1,242 @@
+"""Place real SIP calls and report the final response: for the sandbox, tests and benchmarks.
+
+A minimal UDP user agent client, no authentication: it is meant for a PBX that trusts
+loopback (the sandbox), not for calling out through a provider.
+
+    python -m screening.sipprobe --from +15551234567 --to 201 [--port 5060]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class CallResult:
+    status: int  # 0 = no final response before the timeout
+    reason: str
+    elapsed_ms: float  # INVITE sent -> final response received
+    rtp_packets: int = 0  # audio received while the call was up
+    provisional: list[int] = field(default_factory=list)
+
+    @property
+    def status_line(self) -> str:
+        return f"{self.status} {self.reason}" if self.status else "timeout"
+
+
+def _headers(message: str) -> tuple[str, dict[str, str]]:
+    head = message.split("\r\n\r\n", 1)[0].split("\r\n")
+    headers: dict[str, str] = {}
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), value.strip())
+    return head[0], headers
+
+
+class _Sip(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[str] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        self.inbox.put_nowait(data.decode("utf-8", "replace"))
+
+
+class _Rtp(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.packets = 0
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        self.packets += 1
+
+
+async def place_call(
+    to: str,
+    caller: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 5060,
+    display_name: str = "",
+    hold: float = 0.0,
+    final_within: float = 5.0,
+    extra_headers: dict[str, str] | None = None,
+) -> CallResult:
+    """INVITE sip:TO@host:port from CALLER (the From user; "" sends a From with no user).
+    Non-2xx finals are ACKed; a 200 OK is ACKed, held for `hold` seconds (or until the far
+    end sends BYE), then hung up with BYE."""
+    loop = asyncio.get_running_loop()
+    sip_transport, sip = await loop.create_datagram_endpoint(_Sip, local_addr=("127.0.0.1", 0))
+    rtp_transport, rtp = await loop.create_datagram_endpoint(_Rtp, local_addr=("127.0.0.1", 0))
+    try:
+        rtp_port = rtp_transport.get_extra_info("sockname")[1]
+        return await _call(
+            sip,
+            rtp,
+            rtp_port,
+            to,
+            caller,
+            host,
+            port,
+            display_name,
+            hold,
+            final_within,
+            extra_headers or {},
+        )
+    finally:
+        sip_transport.close()
+        rtp_transport.close()
+
+
+async def _call(
+    sip: _Sip,
+    rtp: _Rtp,
+    rtp_port: int,
+    to: str,
+    caller: str,
+    host: str,
+    port: int,
+    display_name: str,
+    hold: float,
+    final_within: float,
+    extra: dict[str, str],
+) -> CallResult:
+    assert sip.transport is not None
+    lhost, lport = sip.transport.get_extra_info("sockname")[:2]
+    call_id = f"{secrets.token_hex(8)}@{lhost}"
+    tag = secrets.token_hex(4)
+    branch = "z9hG4bK" + secrets.token_hex(8)
+    ruri = f"sip:{to}@{host}:{port}"
+    user = f"{caller}@" if caller else ""
+    name = f'"{display_name}" ' if display_name else ""
+    from_hdr = f"{name}<sip:{user}{lhost}>;tag={tag}"
+    sdp = (
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=audio {rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+    )
+    extra_lines = "".join(f"{k}: {v}\r\n" for k, v in extra.items())
+    invite = (
+        f"INVITE {ruri} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {lhost}:{lport};branch={branch};rport\r\n"
+        "Max-Forwards: 70\r\n"
+        f"From: {from_hdr}\r\nTo: <{ruri}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n"
+        f"Contact: <sip:{user}{lhost}:{lport}>\r\n{extra_lines}"
+        f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}"
+    )
+
+    def send(msg: str) -> None:
+        assert sip.transport is not None
+        sip.transport.sendto(msg.encode(), (host, port))
+
+    def request(method: str, cseq: int, to_hdr: str, target: str, via_branch: str) -> str:
+        return (
+            f"{method} {target} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {lhost}:{lport};branch={via_branch};rport\r\n"
+            f"Max-Forwards: 70\r\nFrom: {from_hdr}\r\nTo: {to_hdr}\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+
+    t0 = time.perf_counter()
+    deadline = t0 + final_within
+    send(invite)
+    retransmit, interval = t0 + 0.5, 0.5  # RFC 3261 timer A, until something answers
+    provisional: list[int] = []
+    while True:
+        now = time.perf_counter()
+        if now >= deadline:
+            send(request("CANCEL", 1, f"<{ruri}>", ruri, branch))
+            return CallResult(0, "", (now - t0) * 1000, provisional=provisional)
+        try:
+            msg = await asyncio.wait_for(sip.inbox.get(), min(deadline, retransmit) - now)
+        except TimeoutError:
+            if not provisional and time.perf_counter() >= retransmit:
+                send(invite)
+                interval *= 2
+            retransmit = time.perf_counter() + interval
+            continue
+        first, headers = _headers(msg)
+        if not first.startswith("SIP/2.0 ") or headers.get("call-id") != call_id:
+            continue
+        status = int(first.split()[1])
+        if status < 200:
+            provisional.append(status)
+            retransmit = deadline
+            continue
+        elapsed = (time.perf_counter() - t0) * 1000
+        reason = first.split(" ", 2)[2] if first.count(" ") >= 2 else ""
+        to_hdr = headers.get("to", f"<{ruri}>")
+        break
+    if status >= 300:
+        send(request("ACK", 1, to_hdr, ruri, branch))  # same transaction as the INVITE
+        return CallResult(status, reason, elapsed, provisional=provisional)
+    target = headers.get("contact", f"<{ruri}>").split("<", 1)[-1].split(">", 1)[0]
+    send(request("ACK", 1, to_hdr, target, "z9hG4bK" + secrets.token_hex(8)))
+    result = CallResult(status, reason, elapsed, provisional=provisional)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(_wait_for_bye(sip, send, call_id), max(hold, 0.0))
+        result.rtp_packets = rtp.packets
+        return result  # the far end hung up and we answered its BYE
+    result.rtp_packets = rtp.packets
+    send(request("BYE", 2, to_hdr, target, "z9hG4bK" + secrets.token_hex(8)))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(_wait_for_response(sip, call_id, "BYE"), 2.0)
+    return result
+
+
+async def _wait_for_bye(sip: _Sip, send: Callable[[str], None], call_id: str) -> None:
+    while True:
+        msg = await sip.inbox.get()
+        first, headers = _headers(msg)
+        if first.startswith("BYE ") and headers.get("call-id") == call_id:
+            ok = (
+                "SIP/2.0 200 OK\r\n"
+                + "".join(
+                    f"{h}: {headers[h.lower()]}\r\n"
+                    for h in ("Via", "From", "To", "Call-ID", "CSeq")
+                )
+                + "Content-Length: 0\r\n\r\n"
+            )
+            send(ok)
+            return
+
+
+async def _wait_for_response(sip: _Sip, call_id: str, method: str) -> None:
+    while True:
+        first, headers = _headers(await sip.inbox.get())
+        if (
+            first.startswith("SIP/2.0 ")
+            and headers.get("cseq", "").endswith(method)
+            and headers.get("call-id") == call_id
+            and int(first.split()[1]) >= 200
+        ):
+            return
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m screening.sipprobe", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--from", dest="caller", required=True, help="caller number (From user)")
+    p.add_argument("--to", required=True, help="dialled extension")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5060)
+    p.add_argument("--hold", type=float, default=0.0, help="seconds to stay on an answered call")
+    args = p.parse_args(argv)
+    result = asyncio.run(
+        place_call(args.to, args.caller, host=args.host, port=args.port, hold=args.hold)
+    )
+    print(f"{args.caller} -> {args.to}: {result.status_line} ({result.elapsed_ms:.1f} ms)")
+    return 0 if result.status else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
