@@ -42,8 +42,8 @@ def parse_days(raw: str) -> frozenset[int]:
     days: set[int] = set()
     for part in aliases.get(text, text).split(","):
         part = part.strip()
-        first, _, last = part.partition("-")
-        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+        first, dash, last = part.partition("-")
+        if first not in WEEKDAYS or (dash and last not in WEEKDAYS):
             raise InvalidSchedule(
                 "--days",
                 f"expected days like mon,tue or mon-fri or all; {part!r} is not a day",

@@ -10,8 +10,8 @@ from screening.errors import InvalidNumber
 
 # Caller IDs and list entries are digits with optional formatting; anything with letters
 # ("anonymous", "Unknown", "555-CALL-NOW") is not a number we can match on.
-_NUMBERISH = re.compile(r"\+?[\d\s\-().]+")
-_NOT_DIGIT = re.compile(r"\D")
+_NUMBERISH = re.compile(r"\+?[0-9 \t\-().]+")
+_NOT_DIGIT = re.compile(r"[^0-9]")
 _MAX_DIGITS = 15  # E.164's limit; longer strings are not telephone numbers
 _MAX_INPUT = 64
 

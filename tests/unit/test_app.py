@@ -1,0 +1,123 @@
+"""The call handler's paths out: every one ends with the call continued or rejected."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from screening.app import REJECT_CONTEXT, ScreeningApp
+from screening.ari import StasisStart, parse_stasis_start
+from screening.config import Config
+from screening.policy import Entry, Rules
+from screening.store import CallRecord
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+class RecordingAri:
+    def __init__(self, fail_reject: bool = False) -> None:
+        self.calls: list[tuple[str, str | None, str | None]] = []
+        self.fail_reject = fail_reject
+
+    async def continue_in_dialplan(
+        self, channel_id: str, context: str | None = None, extension: str | None = None
+    ) -> bool:
+        if context is not None and self.fail_reject:
+            raise RuntimeError("HTTP 500")
+        self.calls.append((channel_id, context, extension))
+        return True
+
+
+class RecordingLog:
+    def __init__(self) -> None:
+        self.rows: list[CallRecord] = []
+
+    def add(self, record: CallRecord) -> None:
+        self.rows.append(record)
+
+
+def start(caller: str = "5551234567", args: tuple[str, ...] = ("201",)) -> StasisStart:
+    return StasisStart("chan-1", "PJSIP/trunk-1", caller, "", "201", args)
+
+
+def make_app(
+    lookup: Any, ari: RecordingAri, log: RecordingLog, timeout: float = 0.3
+) -> ScreeningApp:
+    cfg = Config(decision_timeout=timeout)
+    return ScreeningApp(cfg, ari, lookup, log, clock=lambda: NOW)  # type: ignore[arg-type]
+
+
+BLOCKED = Rules(block=[Entry(3, "block", "+15551234567", False, None, 608, "robocaller")])
+
+
+def test_blocked_call_continues_into_the_reject_context_at_its_code() -> None:
+    ari, log = RecordingAri(), RecordingLog()
+    asyncio.run(make_app(lambda *a: BLOCKED, ari, log).screen(start()))
+    assert ari.calls == [("chan-1", REJECT_CONTEXT, "608")]
+    row = log.rows[0]
+    assert (row.decision, row.sip_code, row.rule_kind, row.rule_id) == ("rejected", 608, "block", 3)
+    assert (row.caller_raw, row.caller, row.extension) == ("5551234567", "+15551234567", "201")
+
+
+def test_lookup_receives_normalised_caller_and_stasis_argument() -> None:
+    seen: list[tuple[Any, ...]] = []
+
+    def lookup(*args: Any) -> Rules:
+        seen.append(args)
+        return Rules()
+
+    ari, log = RecordingAri(), RecordingLog()
+    asyncio.run(make_app(lookup, ari, log).screen(start(args=("305",))))
+    assert seen == [("+15551234567", "305", NOW)]
+    assert ari.calls == [("chan-1", None, None)]
+
+
+def test_database_error_continues_the_call_unscreened(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(*_: Any) -> Rules:
+        raise ConnectionError("database is down")
+
+    ari, log = RecordingAri(), RecordingLog()
+    asyncio.run(make_app(broken, ari, log).screen(start()))
+    assert ari.calls == [("chan-1", None, None)]
+    assert log.rows[0].decision == "allowed" and log.rows[0].rule_kind == "error"
+    assert "database is down" in caplog.text
+
+
+def test_slow_lookup_is_cut_off_and_the_call_continued() -> None:
+    def slow(*_: Any) -> Rules:
+        time.sleep(1.0)
+        return BLOCKED
+
+    ari, log = RecordingAri(), RecordingLog()
+    t0 = time.perf_counter()
+    asyncio.run(make_app(slow, ari, log, timeout=0.1).screen(start()))
+    assert ari.calls == [("chan-1", None, None)]
+    assert "timed out" in log.rows[0].reason
+    assert log.rows[0].decision_us < 900_000
+
+
+def test_failed_reject_falls_back_to_continue() -> None:
+    ari, log = RecordingAri(fail_reject=True), RecordingLog()
+    asyncio.run(make_app(lambda *a: BLOCKED, ari, log).screen(start()))
+    assert ari.calls == [("chan-1", None, None)]
+    assert log.rows[0].decision == "allowed"
+
+
+@pytest.mark.parametrize(
+    "caller", ["", "anonymous", "x" * 5000, "\udcff", "'; DROP TABLE call_log"]
+)
+def test_hostile_caller_ids_are_decided(caller: str) -> None:
+    ari, log = RecordingAri(), RecordingLog()
+    asyncio.run(make_app(lambda *a: BLOCKED, ari, log).screen(start(caller)))
+    assert ari.calls == [("chan-1", None, None)]
+    assert log.rows[0].caller is None
+
+
+def test_stasis_start_parsing_tolerates_missing_fields() -> None:
+    parsed = parse_stasis_start({"type": "StasisStart", "channel": {"id": "c1"}})
+    assert parsed == StasisStart("c1", "", "", "", "", ())
+    assert parse_stasis_start({"type": "StasisEnd"}) is None

@@ -1,0 +1,91 @@
+"""Admin input parsing: every bad value names its field and what was expected."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+
+import pytest
+
+from screening import admin, config
+from screening.errors import ConfigError, InvalidInput
+
+
+@pytest.mark.parametrize(
+    ("raw", "days"),
+    [
+        ("mon,tue,wed,thu,fri", {0, 1, 2, 3, 4}),
+        ("mon-fri", {0, 1, 2, 3, 4}),
+        ("all", set(range(7))),
+        ("sat,sun", {5, 6}),
+        ("fri-mon", {4, 5, 6, 0}),
+        ("MON, wed", {0, 2}),
+        ("weekends", {5, 6}),
+    ],
+)
+def test_days(raw: str, days: set[int]) -> None:
+    assert admin.parse_days(raw) == days
+
+
+@pytest.mark.parametrize("raw", ["", "monday", "mon-", "1-5", "mon;tue"])
+def test_bad_days(raw: str) -> None:
+    with pytest.raises(InvalidInput, match=r"^--days: expected"):
+        admin.parse_days(raw)
+
+
+def test_times() -> None:
+    assert admin.parse_hhmm("07:05", "--from") == time(7, 5)
+    assert admin.parse_hhmm("7:05", "--from") == time(7, 5)
+    for bad in ("25:00", "24:00", "12:60", "noon", "1200", ""):
+        with pytest.raises(InvalidInput, match=r"^--to: expected a time of day HH:MM"):
+            admin.parse_hhmm(bad, "--to")
+
+
+def test_time_zones() -> None:
+    assert admin.parse_tz("Europe/Berlin") == "Europe/Berlin"
+    for bad in ("Mars/Base", "CEST", "../../etc/passwd", ""):
+        with pytest.raises(InvalidInput, match=r"^--tz: "):
+            admin.parse_tz(bad)
+
+
+def test_codes() -> None:
+    assert admin.parse_code("607") == 607 and admin.parse_code(608) == 608
+    for bad in ("606", "603", "abc", ""):
+        with pytest.raises(InvalidInput, match=r"^--code: expected 607 .* or 608"):
+            admin.parse_code(bad)
+
+
+def test_config_defaults() -> None:
+    cfg = config.load({})
+    assert cfg.database_url == "sqlite:///screening.db"
+    assert cfg.ari_url == "http://127.0.0.1:8088"
+    assert (cfg.ari_app, cfg.default_region) == ("screening", "US")
+    assert cfg.events_url == "ws://127.0.0.1:8088/ari/events?app=screening&subscribeAll=false"
+
+
+def test_config_picks_our_drivers() -> None:
+    assert (
+        config.load({"SCREENING_DATABASE_URL": "postgresql://h/db"}).database_url
+        == "postgresql+psycopg://h/db"
+    )
+    assert (
+        config.load({"SCREENING_DATABASE_URL": "mysql://h/db"}).database_url
+        == "mysql+pymysql://h/db"
+    )
+
+
+def test_config_errors_name_the_variable() -> None:
+    with pytest.raises(ConfigError, match="^SCREENING_DEFAULT_REGION: "):
+        config.load({"SCREENING_DEFAULT_REGION": "XX"})
+    with pytest.raises(ConfigError, match="^SCREENING_DATABASE_URL: "):
+        config.load({"SCREENING_DATABASE_URL": "screening.db"})
+    with pytest.raises(ConfigError, match="^SCREENING_ARI_URL: "):
+        config.load({"SCREENING_ARI_URL": "127.0.0.1:8088"})
+
+
+def test_password_never_in_repr(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cr3t-value\n")
+    cfg = config.load({"SCREENING_ARI_PASSWORD_FILE": str(secret)})
+    assert cfg.ari_password == "s3cr3t-value"
+    assert "s3cr3t" not in repr(cfg)
