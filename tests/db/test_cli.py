@@ -113,7 +113,8 @@ def test_missing_schema_says_what_to_run(empty_database_url: str) -> None:
     )
     assert r.code == 1
     assert r.err.strip() == (
-        "screening: error: the database has no screening tables yet; run `screening db upgrade` first"
+        "screening: error: the database has no screening tables yet; "
+        "run `screening db upgrade` first"
     )
 
 

@@ -93,7 +93,6 @@ def test_slow_lookup_is_cut_off_and_the_call_continued() -> None:
         return BLOCKED
 
     ari, log = RecordingAri(), RecordingLog()
-    t0 = time.perf_counter()
     asyncio.run(make_app(slow, ari, log, timeout=0.1).screen(start()))
     assert ari.calls == [("chan-1", None, None)]
     assert "timed out" in log.rows[0].reason

@@ -75,11 +75,11 @@ def test_config_picks_our_drivers() -> None:
 
 
 def test_config_errors_name_the_variable() -> None:
-    with pytest.raises(ConfigError, match="^SCREENING_DEFAULT_REGION: "):
+    with pytest.raises(ConfigError, match=r"^SCREENING_DEFAULT_REGION: "):
         config.load({"SCREENING_DEFAULT_REGION": "XX"})
-    with pytest.raises(ConfigError, match="^SCREENING_DATABASE_URL: "):
+    with pytest.raises(ConfigError, match=r"^SCREENING_DATABASE_URL: "):
         config.load({"SCREENING_DATABASE_URL": "screening.db"})
-    with pytest.raises(ConfigError, match="^SCREENING_ARI_URL: "):
+    with pytest.raises(ConfigError, match=r"^SCREENING_ARI_URL: "):
         config.load({"SCREENING_ARI_URL": "127.0.0.1:8088"})
 
 
