@@ -1,0 +1,132 @@
+"""End-to-end fixtures: the sandbox Asterisk, a real `screening serve`, real SIP calls.
+
+The sandbox is started with scripts/sandbox up (needs root). If it cannot start, the tests
+fail and say why. SCREENING_TEST_NO_E2E=1 leaves them out on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from screening.sipprobe import CallResult, place_call
+from tests.cli_helpers import Result, screening
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.e2e
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    env = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export ") :].partition("=")
+            env[key] = value
+    return env
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> dict[str, str]:
+    if os.environ.get("SCREENING_TEST_NO_E2E"):
+        pytest.skip("SCREENING_TEST_NO_E2E is set: end-to-end tests left out on purpose")
+    proc = subprocess.run(
+        [str(REPO / "scripts" / "sandbox"), "up"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"the sandbox Asterisk did not start (scripts/sandbox up exited {proc.returncode}): "
+            f"{proc.stderr.strip()[-2000:]}",
+            pytrace=False,
+        )
+    return _read_env_file(REPO / ".sandbox.env")
+
+
+class App:
+    """One `screening serve` process against the sandbox, with its own SQLite database."""
+
+    def __init__(self, sandbox: dict[str, str], workdir: Path) -> None:
+        self.env = {
+            **{k: v for k, v in sandbox.items() if k.startswith("SCREENING_")},
+            "SCREENING_DATABASE_URL": f"sqlite:///{workdir / 'screening.db'}",
+        }
+        self.sip_port = int(sandbox.get("SANDBOX_SIP_PORT", "5060"))
+        self.log_path = workdir / "serve.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._ari = httpx.Client(
+            base_url=f"{self.env['SCREENING_ARI_URL']}/ari",
+            auth=(self.env["SCREENING_ARI_USER"], self.env["SCREENING_ARI_PASSWORD"]),
+            trust_env=False,
+            timeout=5,
+        )
+        r = self.cli("db", "upgrade")
+        assert r.code == 0, r.err
+
+    def cli(self, *args: str) -> Result:
+        return screening(*args, env=self.env)
+
+    def registered(self) -> bool:
+        try:
+            apps = self._ari.get("/applications").json()
+        except httpx.HTTPError:
+            return False
+        return any(a["name"] == self.env.get("SCREENING_ARI_APP", "screening") for a in apps)
+
+    def wait_registered(self, want: bool, within: float = 15) -> float:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < within:
+            if self.registered() == want:
+                return time.monotonic() - t0
+            if want and self.proc is not None and self.proc.poll() is not None:
+                pytest.fail(f"screening serve exited {self.proc.returncode}:\n{self.log()}")
+            time.sleep(0.05)
+        pytest.fail(
+            f"the app was not {'registered' if want else 'gone'} within {within}s:\n{self.log()}"
+        )
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "screening", "serve"],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.wait_registered(True)
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=15)
+        self.proc = None
+        self.wait_registered(False)
+        return code
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def call(self, caller: str, to: str, **kwargs: object) -> CallResult:
+        return asyncio.run(place_call(to, caller, port=self.sip_port, **kwargs))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def app(sandbox: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    instance = App(sandbox, tmp_path_factory.mktemp("app"))
+    instance.start()
+    yield instance
+    if instance.proc is not None:
+        code = instance.stop()
+        assert code == 0, f"screening serve exited {code} on SIGTERM:\n{instance.log()}"
