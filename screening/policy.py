@@ -74,7 +74,9 @@ class DndWindow:
         return (day in self.days and t >= self.start) or (yesterday in self.days and t < self.end)
 
     def describe(self) -> str:
-        days = ",".join(WEEKDAYS[d] for d in sorted(self.days))
+        days = (
+            "every day" if len(self.days) == 7 else ",".join(WEEKDAYS[d] for d in sorted(self.days))
+        )
         return (
             f"dnd #{self.id} extension {self.extension} {days} "
             f"{self.start:%H:%M}-{self.end:%H:%M} {self.tz}"
