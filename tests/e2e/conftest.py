@@ -115,6 +115,13 @@ class App:
         self.wait_registered(False)
         return code
 
+    def wait_log(self, text: str, within: float = 5) -> None:
+        t0 = time.monotonic()
+        while text not in self.log():
+            if time.monotonic() - t0 > within:
+                pytest.fail(f"{text!r} not in the app's log within {within}s:\n{self.log()}")
+            time.sleep(0.05)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

@@ -1,14 +1,21 @@
-"""When screening is away, calls go through unscreened; when it is back, it screens again."""
+"""When screening or Asterisk is away, calls go through unscreened; when both are back, the
+app screens again by itself."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import REPO, App
 
 pytestmark = pytest.mark.e2e
+
+SANDBOX = str(REPO / "scripts" / "sandbox")
+ROOT = Path(os.environ.get("SCREENING_SANDBOX_CACHE", "/var/cache/screening-sandbox")) / "root"
 
 
 def test_app_stopped_calls_still_go_through(app: App) -> None:
@@ -23,10 +30,56 @@ def test_app_stopped_calls_still_go_through(app: App) -> None:
     assert app.call("+15550200001", "201").status_line == "607 Unwanted"
 
 
-def test_app_reconnects_after_asterisk_restarts(app: App) -> None:
+def _asterisk_pids() -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                ours = os.readlink(proc / "root") == str(ROOT)
+                if ours and (proc / "comm").read_text().strip() == "asterisk":
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _sandbox_mounts() -> list[str]:
+    return [line for line in Path("/proc/mounts").read_text().splitlines() if str(ROOT) in line]
+
+
+def test_sandbox_down_leaves_nothing_and_up_is_idempotent_and_the_app_reconnects(
+    app: App,
+) -> None:
     assert app.cli("block", "add", "+15550200003").code == 0
-    subprocess.run([str(REPO / "scripts" / "sandbox"), "restart"], check=True, capture_output=True)
+    subprocess.run([SANDBOX, "down"], check=True, capture_output=True)
+    assert _asterisk_pids() == [] and _sandbox_mounts() == []
+    app.wait_log("lost ARI")
+    subprocess.run([SANDBOX, "up"], check=True, capture_output=True)
+    pids = _asterisk_pids()
+    subprocess.run([SANDBOX, "up"], check=True, capture_output=True)
+    assert _asterisk_pids() == pids and len(pids) == 1  # the second `up` reused the first
+    assert len(_sandbox_mounts()) == 2  # /dev and /proc, once each
     waited = app.wait_registered(True, within=10)
-    assert waited < 5, f"the app took {waited:.1f}s to re-register after Asterisk came back"
+    assert waited < 2, f"the app took {waited:.1f}s to re-register after Asterisk came back"
     assert app.call("+15550200003", "201").status_line == "607 Unwanted"
-    assert "lost ARI" in app.log() and "reconnected to ARI" in app.log()
+    app.wait_log("reconnected to ARI")
+
+
+def test_password_never_reaches_the_log(app: App) -> None:
+    assert app.env["SCREENING_ARI_PASSWORD"] not in app.log()
+
+
+def test_wrong_ari_password_exits_with_a_clear_error(app: App) -> None:
+    env = {**os.environ, **app.env, "SCREENING_ARI_PASSWORD": "not-the-password-123"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "screening", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("screening: error: ARI at http://127.0.0.1:8088 refused user")
+    assert "not-the-password-123" not in proc.stderr
