@@ -25,6 +25,8 @@ class CallResult:
     elapsed_ms: float  # INVITE sent -> final response received
     rtp_packets: int = 0  # audio received while the call was up
     provisional: list[int] = field(default_factory=list)
+    remote_hangup: bool = False  # the far end sent BYE before we did
+    duration_s: float = 0.0  # answer -> hang-up, for answered calls
 
     @property
     def status_line(self) -> str:
@@ -181,11 +183,15 @@ async def _call(
     target = headers.get("contact", f"<{ruri}>").split("<", 1)[-1].split(">", 1)[0]
     send(request("ACK", 1, to_hdr, target, "z9hG4bK" + secrets.token_hex(8)))
     result = CallResult(status, reason, elapsed, provisional=provisional)
+    answered = time.perf_counter()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(_wait_for_bye(sip, send, call_id), max(hold, 0.0))
         result.rtp_packets = rtp.packets
+        result.remote_hangup = True
+        result.duration_s = time.perf_counter() - answered
         return result  # the far end hung up and we answered its BYE
     result.rtp_packets = rtp.packets
+    result.duration_s = time.perf_counter() - answered
     send(request("BYE", 2, to_hdr, target, "z9hG4bK" + secrets.token_hex(8)))
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(_wait_for_response(sip, call_id, "BYE"), 2.0)

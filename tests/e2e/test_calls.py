@@ -3,11 +3,13 @@ line each caller gets back is what the rules say."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from screening.sipprobe import place_call
 from tests.e2e.conftest import App
 
 pytestmark = pytest.mark.e2e
@@ -116,3 +118,33 @@ def test_database_error_lets_the_call_through(app: App) -> None:
             conn.execute("ALTER TABLE block_entries_away RENAME TO block_entries")
     assert "screening failed" in app.log()
     assert app.call("+15550100010", "201").status_line == "607 Unwanted"
+
+
+def test_answered_sandbox_call_is_hung_up_after_a_few_seconds(app: App) -> None:
+    result = app.call("+15550100011", "201", hold=10)
+    assert result.status_line == "200 OK"
+    assert result.remote_hangup and 1.5 < result.duration_s < 5
+
+
+def test_internal_phone_is_not_screened(app: App) -> None:
+    # From user 2XX is the internal phone: its calls do not enter screening-inbound.
+    _dnd_now(app, "210")
+    assert app.call("+15550100012", "210").status_line == "608 Rejected"
+    assert app.call("201", "210").status_line == "200 OK"
+    assert "to 210: allowed" not in app.log()
+
+
+def test_simultaneous_calls_are_each_decided(app: App) -> None:
+    assert app.cli("block", "add", "+1555040*").code == 0
+
+    async def burst() -> list[str]:
+        calls = [
+            place_call(
+                "211", f"+1555040{i:04d}" if i % 2 else f"+1555041{i:04d}", port=app.sip_port
+            )
+            for i in range(40)
+        ]
+        return [r.status_line for r in await asyncio.gather(*calls)]
+
+    statuses = asyncio.run(burst())
+    assert statuses == ["200 OK" if i % 2 == 0 else "607 Unwanted" for i in range(40)]
