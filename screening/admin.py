@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -11,9 +13,17 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from screening import store
-from screening.errors import InvalidInput, InvalidSchedule
-from screening.numbers import parse_entry
-from screening.policy import WEEKDAYS, DndWindow, Entry
+from screening.errors import InvalidInput, InvalidSchedule, NotFound
+from screening.numbers import normalise, parse_entry
+from screening.policy import (
+    WEEKDAYS,
+    Decision,
+    DndWindow,
+    Entry,
+    IncomingCall,
+    ManualDnd,
+    decide,
+)
 
 _EXTENSION = re.compile(r"[0-9A-Za-z*#+_-]{1,32}")
 _HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
@@ -80,9 +90,6 @@ def parse_tz(raw: str) -> str:
 
 def local_zone() -> str:
     """The PBX's own zone, the default an admin expects for `--tz`; UTC if it has none."""
-    import os
-    from pathlib import Path
-
     name = os.environ.get("TZ", "").lstrip(":")
     if not name:
         try:
@@ -111,8 +118,10 @@ def add_entry(
     code: int | str | None = None,
     reason: str | None = None,
     source: str = "cli",
+    expires: str | None = None,
     now: datetime | None = None,
 ) -> tuple[Entry, bool]:
+    now = now or datetime.now(UTC)
     value, is_prefix = parse_entry(number, region)
     new = store.NewEntry(
         entered=number.strip()[:64],
@@ -121,10 +130,11 @@ def add_entry(
         extension=parse_extension(extension) if extension is not None else None,
         reason=parse_reason(reason),
         source=source,
+        expires_at=parse_expires(expires, now) if expires else None,
         sip_code=parse_code(code if code is not None else 607) if kind == "block" else None,
     )
     with Session(engine) as session, session.begin():
-        return store.upsert_entry(session, kind, new, now or datetime.now(UTC))
+        return store.upsert_entry(session, kind, new, now)
 
 
 def add_dnd(
@@ -144,3 +154,160 @@ def add_dnd(
         return store.add_dnd(
             session, ext, parsed_days, t_from, t_to, zone, now or datetime.now(UTC)
         )
+
+
+# -- times ----------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"(\d{1,6})\s*(m|min|h|d|w)", re.IGNORECASE)
+_UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_WHEN_HELP = "a duration like 30d, 12h, 2w, a date YYYY-MM-DD, or YYYY-MM-DD HH:MM"
+
+
+def _duration(raw: str) -> timedelta | None:
+    m = _DURATION.fullmatch(raw.strip())
+    if not m:
+        return None
+    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def _date_or_datetime(raw: str, zone: str) -> tuple[datetime, bool] | None:
+    """(aware instant, was it a bare date) for YYYY-MM-DD, YYYY-MM-DD HH:MM or ISO 8601."""
+    text = raw.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            d = date.fromisoformat(text)
+            return datetime(d.year, d.month, d.day, tzinfo=ZoneInfo(zone)), True
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ZoneInfo(zone))
+    return parsed, False
+
+
+def parse_expires(
+    raw: str, now: datetime, zone: str | None = None, field: str = "--expires"
+) -> datetime:
+    """When an entry stops counting. A bare date means through that date (local)."""
+    delta = _duration(raw)
+    if delta is not None:
+        return now + delta
+    parsed = _date_or_datetime(raw, zone or local_zone())
+    if parsed is None:
+        raise InvalidInput(field, f"expected {_WHEN_HELP}, got {raw!r}")
+    when, bare_date = parsed
+    if bare_date:
+        when = (when + timedelta(days=1)).replace(hour=0)
+    if when <= now:
+        raise InvalidInput(field, f"{raw!r} is in the past")
+    return when.astimezone(UTC)
+
+
+def parse_when_at(raw: str, zone: str) -> datetime:
+    """`check --at`: a date and time (or a date: its midnight) in the given zone."""
+    parsed = _date_or_datetime(raw, zone)
+    if parsed is None:
+        raise InvalidInput("--at", f'expected "YYYY-MM-DD HH:MM", got {raw!r}')
+    return parsed[0].astimezone(UTC)
+
+
+def parse_since(raw: str, now: datetime, zone: str | None = None) -> datetime:
+    delta = _duration(raw)
+    if delta is not None:
+        return now - delta
+    parsed = _date_or_datetime(raw, zone or local_zone())
+    if parsed is None:
+        raise InvalidInput("--since", f"expected {_WHEN_HELP}, got {raw!r}")
+    return parsed[0].astimezone(UTC)
+
+
+def parse_until(raw: str, now: datetime, zone: str | None = None) -> datetime:
+    """--until for manual DND: a duration, a time of day (the next one), or a date and time."""
+    tz = ZoneInfo(zone or local_zone())
+    if _HHMM.fullmatch(raw.strip()):
+        t = parse_hhmm(raw, "--until")
+        local = now.astimezone(tz)
+        when = datetime.combine(local.date(), t, tzinfo=tz)
+        if when <= local:
+            when = datetime.combine(local.date() + timedelta(days=1), t, tzinfo=tz)
+        return when.astimezone(UTC)
+    try:
+        return parse_expires(raw, now, zone, field="--until")
+    except InvalidInput as e:
+        if "in the past" in e.detail:
+            raise
+        raise InvalidInput("--until", f"expected a time HH:MM, {_WHEN_HELP}, got {raw!r}") from None
+
+
+# -- the rest of the admin operations -------------------------------------------------------
+
+
+def parse_entry_id(raw: str) -> int | None:
+    """`#12` or `id:12` names an entry by id; anything else is a number."""
+    m = re.fullmatch(r"(?:#|id:)(\d+)", raw.strip())
+    return int(m.group(1)) if m else None
+
+
+def remove_entry(
+    engine: Engine,
+    kind: Literal["block", "allow"],
+    target: str,
+    region: str,
+    extension: str | None = None,
+) -> Entry:
+    entry_id = parse_entry_id(target)
+    value, is_prefix = ("", False) if entry_id is not None else parse_entry(target, region)
+    ext = parse_extension(extension) if extension is not None else None
+    with Session(engine) as session, session.begin():
+        removed = store.remove_entry(
+            session, kind, entry_id=entry_id, value=value, is_prefix=is_prefix, extension=ext
+        )
+    if removed is None:
+        scope = f"extension {ext}" if ext else "global"
+        what = f"id {entry_id}" if entry_id is not None else f"{target!r} ({scope})"
+        raise NotFound(f"no {kind} entry {what}; see `screening {kind} list`")
+    return removed
+
+
+def remove_dnd(engine: Engine, schedule_id: str) -> DndWindow:
+    if not schedule_id.strip().lstrip("#").isdigit():
+        raise InvalidInput(
+            "ID",
+            f"expected the number of a schedule from `screening dnd list`, got {schedule_id!r}",
+        )
+    with Session(engine) as session, session.begin():
+        removed = store.remove_dnd(session, int(schedule_id.strip().lstrip("#")))
+    if removed is None:
+        raise NotFound(f"no DND schedule with id {schedule_id}; see `screening dnd list`")
+    return removed
+
+
+def dnd_on(
+    engine: Engine,
+    extension: str,
+    until: str | None = None,
+    source: str = "cli",
+    now: datetime | None = None,
+) -> ManualDnd:
+    ext = parse_extension(extension, "EXT")
+    now = now or datetime.now(UTC)
+    end = parse_until(until, now) if until else None
+    with Session(engine) as session, session.begin():
+        return store.set_manual_dnd(session, ext, end, source, now)
+
+
+def dnd_off(engine: Engine, extension: str) -> bool:
+    ext = parse_extension(extension, "EXT")
+    with Session(engine) as session, session.begin():
+        return store.clear_manual_dnd(session, ext)
+
+
+def check(
+    engine: Engine, caller: str, extension: str, region: str, at: datetime
+) -> tuple[IncomingCall, Decision]:
+    """What the app would do with this call at that instant: the same look-up, the same core."""
+    ext = parse_extension(extension, "EXT")
+    call = IncomingCall(caller, normalise(caller, region), ext)
+    with Session(engine) as session:
+        rules = store.rules_for(session, call.caller, ext, at)
+    return call, decide(call, rules, at)

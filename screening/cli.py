@@ -1,20 +1,33 @@
-"""The `screening` command: thin wrappers that parse, call the library, and print."""
+"""The `screening` command: thin wrappers that parse, call the library, and print.
+
+Human output by default (aligned tables, local times), `--json` for scripts. Errors are one
+line naming the field; exit 2 for bad input, 1 for runtime failures.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
-from typing import Any, Literal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Literal, TextIO
+from zoneinfo import ZoneInfo
 
 import click
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from screening import admin, config, migrate
+from screening import __version__, admin, config, csvfile, migrate, store
 from screening.db import make_engine
-from screening.errors import DatabaseError, ScreeningError
+from screening.errors import ScreeningError
+from screening.numbers import normalise, parse_entry
 
 log = logging.getLogger("screening")
 
@@ -31,6 +44,10 @@ class Context:
             self._config = config.load()
         return self._config
 
+    @property
+    def region(self) -> str:
+        return self.config.default_region
+
     def engine(self, check_schema: bool = True) -> Engine:
         if self._engine is None:
             self._engine = make_engine(self.config.database_url)
@@ -38,13 +55,50 @@ class Context:
                 migrate.require_current(self._engine)
         return self._engine
 
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def where(self) -> str:
+        return make_url(self.config.database_url).render_as_string(hide_password=True)
+
 
 pass_ctx = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# -- output ---------------------------------------------------------------------------------
+
+
+def _local(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone(ZoneInfo(admin.local_zone())).strftime("%Y-%m-%d %H:%M")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def _table(headers: Sequence[str] | None, rows: Sequence[Sequence[object]]) -> None:
+    cells = [["-" if c is None else str(c) for c in r] for r in rows]
+    if headers is not None:
+        cells.insert(0, [str(h) for h in headers])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+for_option = click.option("--for", "extension", metavar="EXT", help="Only for this extension.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
-@click.version_option(package_name="screening")
+@click.version_option(__version__, prog_name="screening")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Call screening for Asterisk: reject unwanted callers with SIP 607/608.
@@ -52,14 +106,15 @@ def cli(ctx: click.Context, debug: bool) -> None:
     Settings come from SCREENING_* environment variables (see README).
     """
     ctx.obj = Context(debug)
+    ctx.call_on_close(ctx.obj.close)
 
 
-# -- db ---------------------------------------------------------------------------------------
+# -- db -------------------------------------------------------------------------------------
 
 
 @cli.group()
 def db() -> None:
-    """Create or upgrade the database schema."""
+    """Create, upgrade and inspect the database schema."""
 
 
 @db.command("upgrade")
@@ -70,11 +125,10 @@ def db_upgrade(ctx: Context) -> None:
     before = migrate.current(engine)
     migrate.upgrade(engine)
     after = migrate.current(engine)
-    where = make_url(ctx.config.database_url).render_as_string(hide_password=True)
     if before == after:
-        click.echo(f"{where}: already at revision {after}")
+        click.echo(f"{ctx.where()}: already at revision {after}")
     else:
-        click.echo(f"{where}: upgraded from {before or 'empty'} to {after}")
+        click.echo(f"{ctx.where()}: upgraded from {before or 'empty'} to {after}")
 
 
 @db.command("current")
@@ -87,89 +141,156 @@ def db_current(ctx: Context) -> None:
     click.echo(f"{have or 'empty'} ({state})")
 
 
-# -- block / allow ----------------------------------------------------------------------------
-
-_NUMBER_HELP = "NUMBER is a phone number in any common format, or a prefix ending in * (+1900*)."
-
-
-def _print_entry(entry: Any, created: bool) -> None:
-    verb = "added" if created else "updated"
-    click.echo(f"{verb} {entry.describe()}" + (f" -> {entry.sip_code}" if entry.sip_code else ""))
-
-
-@cli.group()
-def block() -> None:
-    """Callers to reject (607 Unwanted by default)."""
+@db.command("history")
+@pass_ctx
+def db_history(ctx: Context) -> None:
+    """List the schema revisions, oldest first, marking the database's."""
+    have = migrate.current(ctx.engine(check_schema=False))
+    for rev, message in migrate.history():
+        click.echo(f"{'*' if rev == have else ' '} {rev}  {message}")
 
 
-@block.command("add", epilog=_NUMBER_HELP)
-@click.argument("number")
-@click.option("--for", "extension", metavar="EXT", help="Only for calls to this extension.")
-@click.option(
-    "--code",
-    default="607",
-    show_default=True,
-    metavar="607|608",
-    help="607: spam (RFC 8197); 608: refused by policy (RFC 8688).",
+# -- block / allow --------------------------------------------------------------------------
+
+_NUMBER_HELP = (
+    "NUMBER is a phone number in any common format, or a prefix ending in * (+1900*). "
+    "Adding a number that is already listed for the same scope updates it."
 )
-@click.option("--reason", help="Why; shown in the log and to other admins.")
-@pass_ctx
-def block_add(
-    ctx: Context, number: str, extension: str | None, code: str, reason: str | None
-) -> None:
-    """Reject calls from NUMBER (or a prefix)."""
-    admin.parse_code(code)  # validate before touching the database
-    _add(ctx, "block", number, extension, code, reason)
 
 
-@cli.group()
-def allow() -> None:
-    """Callers that always get through, even past blocks and do-not-disturb."""
+def _list_group(kind: Literal["block", "allow"], doc: str) -> click.Group:
+    group = click.Group(kind, help=doc)
 
+    add_help = {
+        "block": "Reject calls from NUMBER (or a prefix).",
+        "allow": "Always let NUMBER (or a prefix) through, past blocks and do-not-disturb.",
+    }[kind]
 
-@allow.command("add", epilog=_NUMBER_HELP)
-@click.argument("number")
-@click.option("--for", "extension", metavar="EXT", help="Only for calls to this extension.")
-@click.option("--reason", help="Why; shown to other admins.")
-@pass_ctx
-def allow_add(ctx: Context, number: str, extension: str | None, reason: str | None) -> None:
-    """Always let NUMBER (or a prefix) through."""
-    _add(ctx, "allow", number, extension, None, reason)
-
-
-def _add(
-    ctx: Context,
-    kind: Literal["block", "allow"],
-    number: str,
-    extension: str | None,
-    code: str | None,
-    reason: str | None,
-) -> None:
-    # Parse everything before opening the database, so bad input never needs a connection.
-    from screening.numbers import parse_entry
-
-    parse_entry(number, ctx.config.default_region)
-    if extension is not None:
-        admin.parse_extension(extension)
-    admin.parse_reason(reason)
-    entry, created = admin.add_entry(
-        ctx.engine(),
-        kind,
-        number,
-        ctx.config.default_region,
-        extension=extension,
-        code=code,
-        reason=reason,
+    @group.command("add", help=add_help, epilog=_NUMBER_HELP)
+    @click.argument("number")
+    @for_option
+    @click.option("--reason", help="Why; shown in the log and to other admins.")
+    @click.option(
+        "--expires",
+        metavar="WHEN",
+        help="Stop counting after 30d / 12h / 2w, or after a date YYYY-MM-DD (inclusive).",
     )
-    _print_entry(entry, created)
+    @pass_ctx
+    def add(
+        ctx: Context,
+        number: str,
+        extension: str | None,
+        reason: str | None,
+        expires: str | None,
+        code: str | None = None,
+    ) -> None:
+        # Everything is checked before the database is opened: bad input needs no connection.
+        parse_entry(number, ctx.region)
+        if kind == "block":
+            admin.parse_code(code or "607")
+        if extension is not None:
+            admin.parse_extension(extension)
+        admin.parse_reason(reason)
+        if expires:
+            admin.parse_expires(expires, datetime.now(UTC))
+        entry, created = admin.add_entry(
+            ctx.engine(),
+            kind,
+            number,
+            ctx.region,
+            extension=extension,
+            code=code,
+            reason=reason,
+            expires=expires,
+        )
+        code_text = f" -> {entry.sip_code}" if entry.sip_code else ""
+        until = f", expires {_local(entry.expires_at)}" if entry.expires_at else ""
+        click.echo(f"{'added' if created else 'updated'} {entry.describe()}{code_text}{until}")
+
+    if kind == "block":
+        add = click.option(
+            "--code",
+            default="607",
+            show_default=True,
+            metavar="607|608",
+            help="607: the caller is spam (RFC 8197); 608: refused by policy (RFC 8688).",
+        )(add)
+
+    @group.command("list")
+    @for_option
+    @json_option
+    @pass_ctx
+    def list_(ctx: Context, extension: str | None, as_json: bool) -> None:
+        """List entries with how many calls each has decided, and when it last did."""
+        if extension is not None:
+            admin.parse_extension(extension)
+        with Session(ctx.engine()) as session:
+            entries = store.list_entries(session, kind, extension)
+        if as_json:
+            _json(
+                [
+                    {
+                        **asdict(e),
+                        "created_at": _iso(e.created_at),
+                        "expires_at": _iso(e.expires_at),
+                        "last_hit": _iso(e.last_hit),
+                    }
+                    for e in entries
+                ]
+            )
+            return
+        if not entries:
+            click.echo(f"no {kind} entries" + (f" for extension {extension}" if extension else ""))
+            return
+        headers = ["ID", "NUMBER", "NORMALISED", "SCOPE"]
+        headers += ["CODE"] if kind == "block" else []
+        headers += ["REASON", "SOURCE", "CREATED", "EXPIRES", "CALLS", "LAST CALL"]
+        rows = []
+        for e in entries:
+            row: list[object] = [
+                e.id,
+                e.entered,
+                e.value + ("*" if e.is_prefix else ""),
+                e.extension or "global",
+            ]
+            row += [e.sip_code] if kind == "block" else []
+            row += [
+                e.reason,
+                e.source,
+                _local(e.created_at),
+                _local(e.expires_at),
+                e.hits,
+                _local(e.last_hit),
+            ]
+            rows.append(row)
+        _table(headers, rows)
+
+    @group.command("remove", epilog="Name the entry by its number (and --for) or as #ID.")
+    @click.argument("target", metavar="NUMBER|#ID")
+    @for_option
+    @pass_ctx
+    def remove(ctx: Context, target: str, extension: str | None) -> None:
+        """Remove an entry."""
+        if admin.parse_entry_id(target) is None:
+            parse_entry(target, ctx.region)
+        entry = admin.remove_entry(ctx.engine(), kind, target, ctx.region, extension)
+        click.echo(f"removed {entry.describe()}")
+
+    return group
 
 
-# -- dnd --------------------------------------------------------------------------------------
+cli.add_command(_list_group("block", "Callers to reject (607 Unwanted by default)."))
+cli.add_command(
+    _list_group("allow", "Callers that always get through, even past blocks and do-not-disturb.")
+)
+
+
+# -- dnd ------------------------------------------------------------------------------------
 
 
 @cli.group()
 def dnd() -> None:
-    """Do-not-disturb schedules: callers get 608 Rejected inside the window."""
+    """Do-not-disturb: callers get 608 Rejected (allowed callers still get through)."""
 
 
 @dnd.command("add")
@@ -188,7 +309,7 @@ def dnd() -> None:
 )
 @pass_ctx
 def dnd_add(ctx: Context, ext: str, days: str, start: str, end: str, tz: str | None) -> None:
-    """Add a do-not-disturb window for extension EXT."""
+    """Add a weekly do-not-disturb window for extension EXT."""
     admin.parse_extension(ext, "EXT")
     admin.parse_days(days)
     admin.parse_hhmm(start, "--from")
@@ -199,7 +320,333 @@ def dnd_add(ctx: Context, ext: str, days: str, start: str, end: str, tz: str | N
     click.echo(f"added {window.describe()}")
 
 
-# -- serve ------------------------------------------------------------------------------------
+@dnd.command("list")
+@click.argument("ext", required=False)
+@json_option
+@pass_ctx
+def dnd_list(ctx: Context, ext: str | None, as_json: bool) -> None:
+    """List DND schedules and manual DND, for all extensions or for EXT."""
+    if ext is not None:
+        admin.parse_extension(ext, "EXT")
+    now = datetime.now(UTC)
+    with Session(ctx.engine()) as session:
+        windows, manual = store.list_dnd(session, ext)
+    if as_json:
+        _json(
+            {
+                "schedules": [
+                    {
+                        "id": w.id,
+                        "extension": w.extension,
+                        "days": sorted(w.days),
+                        "from": f"{w.start:%H:%M}",
+                        "to": f"{w.end:%H:%M}",
+                        "tz": w.tz,
+                        "active_now": w.active_at(now),
+                    }
+                    for w in windows
+                ],
+                "manual": [
+                    {
+                        "id": m.id,
+                        "extension": m.extension,
+                        "until": _iso(m.until),
+                        "active_now": m.active_at(now),
+                    }
+                    for m in manual
+                ],
+            }
+        )
+        return
+    if not windows and not manual:
+        click.echo("no do-not-disturb" + (f" for extension {ext}" if ext else ""))
+        return
+    rows: list[list[object]] = [
+        [
+            w.id,
+            w.extension,
+            w.describe().split(f"extension {w.extension} ", 1)[1],
+            "yes" if w.active_at(now) else "no",
+        ]
+        for w in windows
+    ]
+    rows += [
+        [
+            "-",
+            m.extension,
+            f"manual, until {_local(m.until)}" if m.until else "manual, until off",
+            "yes" if m.active_at(now) else "no",
+        ]
+        for m in manual
+    ]
+    _table(["ID", "EXT", "WHEN", "ACTIVE NOW"], rows)
+
+
+@dnd.command("remove")
+@click.argument("schedule_id", metavar="ID")
+@pass_ctx
+def dnd_remove(ctx: Context, schedule_id: str) -> None:
+    """Remove the DND schedule with this ID (see `screening dnd list`)."""
+    admin.remove_dnd(ctx.engine(), schedule_id)
+    click.echo(f"removed DND schedule {schedule_id.lstrip('#')}")
+
+
+@dnd.command("on")
+@click.argument("ext")
+@click.option(
+    "--until",
+    metavar="WHEN",
+    help="Switch off by itself at HH:MM (next), after 2h, or at YYYY-MM-DD HH:MM.",
+)
+@pass_ctx
+def dnd_on(ctx: Context, ext: str, until: str | None) -> None:
+    """Turn DND on for EXT now, until `screening dnd off EXT` (or --until)."""
+    admin.parse_extension(ext, "EXT")
+    if until:
+        admin.parse_until(until, datetime.now(UTC))
+    manual = admin.dnd_on(ctx.engine(), ext, until)
+    click.echo(f"DND on for {ext}" + (f" until {_local(manual.until)}" if manual.until else ""))
+
+
+@dnd.command("off")
+@click.argument("ext")
+@pass_ctx
+def dnd_off(ctx: Context, ext: str) -> None:
+    """Turn manual DND off for EXT (schedules stay)."""
+    admin.parse_extension(ext, "EXT")
+    was_on = admin.dnd_off(ctx.engine(), ext)
+    click.echo(f"DND off for {ext}" + ("" if was_on else " (it was not on)"))
+
+
+# -- check, log, stats ----------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("caller")
+@click.argument("ext")
+@click.option("--at", metavar='"YYYY-MM-DD HH:MM"', help="Decide as of this time [default: now].")
+@click.option("--tz", metavar="ZONE", help="Zone of --at [default: this host's].")
+@json_option
+@pass_ctx
+def check(
+    ctx: Context, caller: str, ext: str, at: str | None, tz: str | None, as_json: bool
+) -> None:
+    """Explain what would happen to a call from CALLER to EXT, and which rule decides it.
+
+    Uses the same rules and decision core as the running app.
+    """
+    admin.parse_extension(ext, "EXT")
+    zone = admin.parse_tz(tz) if tz else admin.local_zone()
+    when = admin.parse_when_at(at, zone) if at else datetime.now(UTC)
+    call, decision = admin.check(ctx.engine(), caller, ext, ctx.region, when)
+    if as_json:
+        _json(
+            {
+                "caller": call.caller_raw,
+                "caller_normalised": call.caller,
+                "extension": ext,
+                "at": _iso(when),
+                "action": decision.action.value,
+                "decision": "rejected" if decision.rejected else "allowed",
+                "sip_code": decision.sip_code,
+                "rule_kind": decision.rule_kind,
+                "rule_id": decision.rule_id,
+                "reason": decision.reason,
+            }
+        )
+        return
+    names = {607: "607 Unwanted", 608: "608 Rejected"}
+    verdict = (
+        f"rejected with {names.get(decision.sip_code or 0, decision.sip_code)}"
+        if decision.rejected
+        else "allowed: the call goes on"
+    )
+    who = call.caller or f"{caller!r} (no usable caller ID)"
+    click.echo(
+        f"{who} calling {ext} at {when.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}: {verdict}"
+    )
+    click.echo(f"  decided by: {decision.reason}")
+
+
+@cli.group("log", invoke_without_command=True)
+@click.option("--since", metavar="WHEN", help="1h, 7d, 2025-01-01, or YYYY-MM-DD HH:MM.")
+@for_option
+@click.option("--caller", metavar="NUMBER", help="Only calls from this number (any format).")
+@click.option("--decision", type=click.Choice(["rejected", "allowed"]), help="Only these.")
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=50, show_default=True)
+@json_option
+@click.pass_context
+def log_(
+    click_ctx: click.Context,
+    since: str | None,
+    extension: str | None,
+    caller: str | None,
+    decision: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Show decided calls, newest first."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    ctx: Context = click_ctx.obj
+    now = datetime.now(UTC)
+    since_at = admin.parse_since(since, now) if since else None
+    if extension is not None:
+        admin.parse_extension(extension)
+    wanted = None
+    if caller is not None:
+        wanted = normalise(caller, ctx.region)
+        if wanted is None:
+            raise click.BadParameter(
+                f"expected a phone number, got {caller!r}", param_hint="--caller"
+            )
+    with Session(ctx.engine()) as session:
+        rows = store.query_log(
+            session,
+            since=since_at,
+            extension=extension,
+            caller=wanted,
+            decision=decision,
+            limit=limit,
+        )
+    if as_json:
+        _json(
+            [
+                {
+                    "id": r.id,
+                    "at": _iso(r.at),
+                    "channel_id": r.channel_id,
+                    "caller_raw": r.caller_raw,
+                    "caller": r.caller,
+                    "extension": r.extension,
+                    "decision": r.decision,
+                    "sip_code": r.sip_code,
+                    "rule_kind": r.rule_kind,
+                    "rule_id": r.rule_id,
+                    "reason": r.reason,
+                    "decision_ms": r.decision_us / 1000,
+                }
+                for r in rows
+            ]
+        )
+        return
+    if not rows:
+        click.echo("no calls match")
+        return
+    _table(
+        ["TIME", "CALLER", "EXT", "DECISION", "CODE", "WHY", "MS"],
+        [
+            [
+                _local(r.at),
+                r.caller or f"({r.caller_raw[:20] or 'empty'})",
+                r.extension,
+                r.decision,
+                r.sip_code,
+                r.reason[:70],
+                f"{r.decision_us / 1000:.1f}",
+            ]
+            for r in rows
+        ],
+    )
+
+
+@cli.command()
+@click.option(
+    "--since",
+    metavar="WHEN",
+    default="7d",
+    show_default=True,
+    help="1h, 7d, 2025-01-01, or YYYY-MM-DD HH:MM.",
+)
+@click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True)
+@json_option
+@pass_ctx
+def stats(ctx: Context, since: str, top: int, as_json: bool) -> None:
+    """Calls screened, rejected by 607 and 608, top blocked callers and top rules."""
+    since_at = admin.parse_since(since, datetime.now(UTC))
+    with Session(ctx.engine()) as session:
+        s = store.stats(session, since_at, top)
+    if as_json:
+        _json({**asdict(s), "since": _iso(s.since)})
+        return
+    click.echo(f"since {_local(s.since)}")
+    _table(
+        ["", ""],
+        [
+            ["calls screened", s.calls],
+            ["allowed", s.allowed],
+            ["rejected 607", s.rejected_607],
+            ["rejected 608", s.rejected_608],
+            ["failed open", s.failed_open],
+        ],
+    )
+    if s.top_callers:
+        click.echo("\ntop rejected callers")
+        _table(["CALLER", "CALLS"], s.top_callers)
+    if s.top_rules:
+        click.echo("\ntop rules")
+        _table(["RULE", "CALLS"], s.top_rules)
+
+
+# -- import / export ------------------------------------------------------------------------
+
+
+@contextmanager
+def _progress(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr when it is a terminal; nothing when piped or in scripts."""
+    if not sys.stderr.isatty() or total < 1:
+        yield None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True) as bar:
+        yield bar.update
+
+
+@cli.command(
+    "import",
+    epilog=(
+        "CSV columns (header row, any order): kind (block|allow|dnd, default block), number, "
+        "extension (empty: global), code (607|608), reason, source, expires "
+        "(YYYY-MM-DD or ISO 8601 UTC), days, from, to, tz. A file without that header is read "
+        "as FreePBX's blacklist export: one number per line, optionally followed by a comma and "
+        "a description."
+    ),
+)
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@pass_ctx
+def import_(ctx: Context, file: TextIO) -> None:
+    """Import rules from FILE (or - for standard input). All or nothing."""
+    t0 = time.perf_counter()
+    lines = csvfile.read_text(file)
+    now = datetime.now(UTC)
+    with _progress("checking", len(lines)) as tick:
+        plan = csvfile.parse(lines, ctx.region, now, tick)
+    engine = ctx.engine()
+    with _progress("writing ", plan.total) as tick:
+        csvfile.write(engine, plan, now, tick)
+    name = getattr(file, "name", "-")
+    click.echo(
+        f"imported {len(plan.block)} block, {len(plan.allow)} allow, {len(plan.dnd)} dnd rows "
+        f"from {name} ({plan.format} format) in {time.perf_counter() - t0:.1f}s"
+    )
+
+
+@cli.command("export")
+@click.option(
+    "--kind",
+    type=click.Choice(["block", "allow", "dnd"]),
+    help="Only this kind [default: all three].",
+)
+@click.argument("file", type=click.File("w", encoding="utf-8", atomic=True), default="-")
+@pass_ctx
+def export(ctx: Context, kind: str | None, file: TextIO) -> None:
+    """Export rules as CSV to FILE (default: standard output), for `screening import`."""
+    kinds: tuple[csvfile.Kind, ...] = (kind,) if kind else csvfile.KINDS  # type: ignore[assignment]
+    counts = csvfile.export(ctx.engine(), file, kinds)
+    if getattr(file, "name", "-") not in ("-", "<stdout>"):
+        click.echo("exported " + ", ".join(f"{n} {k}" for k, n in counts.items()), err=True)
+
+
+# -- serve ----------------------------------------------------------------------------------
 
 
 @cli.command()
@@ -215,18 +662,12 @@ def serve(ctx: Context) -> None:
     )
     for noisy in ("httpx", "httpcore", "websockets", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    cfg = ctx.config
     engine = ctx.engine()
-    log.info(
-        "screening %s: database %s, region %s",
-        __import__("screening").__version__,
-        make_url(cfg.database_url).render_as_string(hide_password=True),
-        cfg.default_region,
-    )
-    asyncio.run(run_app(cfg, engine))
+    log.info("screening %s: database %s, region %s", __version__, ctx.where(), ctx.region)
+    asyncio.run(run_app(ctx.config, engine))
 
 
-# -- entry point ------------------------------------------------------------------------------
+# -- entry point ----------------------------------------------------------------------------
 
 
 def _fail(message: str, code: int) -> None:
@@ -257,6 +698,5 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         _fail(f"database error: {str(e).splitlines()[0]}", 1)
-
-
-__all__ = ["DatabaseError", "cli", "main"]
+    except BrokenPipeError:
+        sys.exit(1)  # `screening log | head`: the reader left; nothing to report

@@ -66,11 +66,17 @@ class _ListEntry:
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+# Call-log rows name the rule that decided by id: SQLite must never hand a deleted entry's id
+# to a new one (AUTOINCREMENT), or old calls would be counted against the new entry.
+_NO_REUSE = {"sqlite_autoincrement": True}
+
+
 class BlockEntry(_ListEntry, Base):
     __tablename__ = "block_entries"
     __table_args__ = (
         UniqueConstraint("value", "is_prefix", "scope", name="uq_block_entries_rule"),
         CheckConstraint("sip_code IN (607, 608)", name="ck_block_entries_sip_code"),
+        _NO_REUSE,
     )
     sip_code: Mapped[int] = mapped_column(SmallInteger)
 
@@ -79,12 +85,13 @@ class AllowEntry(_ListEntry, Base):
     __tablename__ = "allow_entries"
     __table_args__ = (
         UniqueConstraint("value", "is_prefix", "scope", name="uq_allow_entries_rule"),
+        _NO_REUSE,
     )
 
 
 class DndSchedule(Base):
     __tablename__ = "dnd_schedules"
-    __table_args__ = (Index("ix_dnd_schedules_extension", "extension"),)
+    __table_args__ = (Index("ix_dnd_schedules_extension", "extension"), _NO_REUSE)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     extension: Mapped[str] = mapped_column(String(32))
     days: Mapped[int] = mapped_column(SmallInteger)  # bit 0 = Monday ... bit 6 = Sunday
@@ -94,12 +101,25 @@ class DndSchedule(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class ManualDnd(Base):
+    """Do-not-disturb switched on by hand (CLI or feature code) until switched off."""
+
+    __tablename__ = "manual_dnd"
+    __table_args__ = (UniqueConstraint("extension", name="uq_manual_dnd_extension"), _NO_REUSE)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    extension: Mapped[str] = mapped_column(String(32))
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(32))
+
+
 class CallLog(Base):
     __tablename__ = "call_log"
     __table_args__ = (
         Index("ix_call_log_at", "at"),
         Index("ix_call_log_extension_at", "extension", "at"),
         Index("ix_call_log_caller_at", "caller", "at"),
+        Index("ix_call_log_rule", "rule_kind", "rule_id", "at"),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())

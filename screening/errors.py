@@ -18,6 +18,7 @@ class InvalidInput(ScreeningError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.detail = message
 
 
 class InvalidNumber(InvalidInput):
@@ -30,6 +31,10 @@ class InvalidSchedule(InvalidInput):
 
 class ConfigError(InvalidInput):
     pass
+
+
+class NotFound(ScreeningError):
+    """The entry or schedule the admin named does not exist."""
 
 
 class DatabaseError(ScreeningError):

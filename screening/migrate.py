@@ -36,6 +36,13 @@ def head() -> str:
     return rev
 
 
+def history() -> list[tuple[str, str]]:
+    """(revision, message), oldest first."""
+    script = ScriptDirectory.from_config(alembic_config())
+    revisions = list(script.walk_revisions())
+    return [(r.revision, (r.doc or "").splitlines()[0]) for r in reversed(revisions)]
+
+
 def current(engine: Engine) -> str | None:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()

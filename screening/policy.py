@@ -84,19 +84,36 @@ class DndWindow:
 
 
 @dataclass(frozen=True)
+class ManualDnd:
+    """Do-not-disturb switched on by hand; holds until switched off or `until`."""
+
+    id: int
+    extension: str
+    until: datetime | None = None
+
+    def active_at(self, now: datetime) -> bool:
+        return self.until is None or now < self.until
+
+    def describe(self) -> str:
+        until = f" until {self.until:%Y-%m-%d %H:%M} UTC" if self.until else ""
+        return f"manual dnd #{self.id} extension {self.extension}{until}"
+
+
+@dataclass(frozen=True)
 class Rules:
     """The rules that may apply to one call; a superset is fine, decide() filters."""
 
     allow: Sequence[Entry] = ()
     block: Sequence[Entry] = ()
     dnd: Sequence[DndWindow] = field(default_factory=tuple)
+    manual_dnd: Sequence[ManualDnd] = ()
 
 
 @dataclass(frozen=True)
 class Decision:
     action: Action
     sip_code: int | None
-    rule_kind: str | None  # "allow", "block", "dnd", or None when no rule applied
+    rule_kind: str | None  # allow, block, dnd, manual-dnd, error, or None: no rule applied
     rule_id: int | None
     reason: str
 
@@ -132,6 +149,9 @@ def decide(call: IncomingCall, rules: Rules, now: datetime) -> Decision:
             return Decision(
                 Action.REJECT, blocked.sip_code or 607, "block", blocked.id, blocked.describe()
             )
+    for manual in rules.manual_dnd:
+        if manual.extension == call.extension and manual.active_at(now):
+            return Decision(Action.REJECT, 608, "manual-dnd", manual.id, manual.describe())
     for window in rules.dnd:
         if window.extension == call.extension and window.active_at(now):
             # 608, not 607: the callee is busy, not calling this caller spam (RFC 8688).

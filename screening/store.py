@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
-from typing import Literal, TypeVar
+from datetime import UTC, datetime, time
+from typing import Any, Literal, TypeVar, cast
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import ColumnElement, Table, delete, func, insert, or_, select
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from screening.db import GLOBAL, AllowEntry, BlockEntry, CallLog, DndSchedule
+from screening.db import GLOBAL, AllowEntry, BlockEntry, CallLog, DndSchedule, ManualDnd
 from screening.policy import DndWindow, Entry, Rules
+from screening.policy import ManualDnd as ManualDndRule
 
 _Row = TypeVar("_Row", BlockEntry, AllowEntry)
 
@@ -45,6 +47,10 @@ def _to_window(row: DndSchedule) -> DndWindow:
     )
 
 
+def _to_manual(row: ManualDnd) -> ManualDndRule:
+    return ManualDndRule(id=row.id, extension=row.extension, until=row.until)
+
+
 def rules_for(session: Session, caller: str | None, extension: str, now: datetime) -> Rules:
     """Only the rows that could decide this call: entries equal to the caller or to one of its
     prefixes (an indexed IN look-up, flat in list size), in its scope, not expired."""
@@ -52,13 +58,18 @@ def rules_for(session: Session, caller: str | None, extension: str, now: datetim
         _to_window(r)
         for r in session.scalars(select(DndSchedule).where(DndSchedule.extension == extension))
     ]
+    manual = [
+        _to_manual(r)
+        for r in session.scalars(select(ManualDnd).where(ManualDnd.extension == extension))
+    ]
     if caller is None:
-        return Rules(dnd=dnd)
+        return Rules(dnd=dnd, manual_dnd=manual)
     candidates = [caller[:i] for i in range(1, len(caller) + 1)]
     return Rules(
         allow=_matching(session, AllowEntry, candidates, extension, now),
         block=_matching(session, BlockEntry, candidates, extension, now),
         dnd=dnd,
+        manual_dnd=manual,
     )
 
 
@@ -188,3 +199,318 @@ def write_call_log(session: Session, records: Sequence[CallRecord]) -> None:
             for r in records
         ],
     )
+
+
+# -- listing and removing -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListedEntry:
+    """An entry as `block list` / `allow list` shows it, with how often it decided a call."""
+
+    id: int
+    kind: Literal["block", "allow"]
+    entered: str
+    value: str
+    is_prefix: bool
+    extension: str | None
+    sip_code: int | None
+    reason: str | None
+    source: str
+    created_at: datetime
+    expires_at: datetime | None
+    hits: int
+    last_hit: datetime | None
+
+
+def _model(kind: Literal["block", "allow"]) -> type[BlockEntry] | type[AllowEntry]:
+    return BlockEntry if kind == "block" else AllowEntry
+
+
+def list_entries(
+    session: Session, kind: Literal["block", "allow"], extension: str | None = None
+) -> list[ListedEntry]:
+    if kind == "block":
+        return _list(session, BlockEntry, kind, extension)
+    return _list(session, AllowEntry, kind, extension)
+
+
+def _list(
+    session: Session, model: type[_Row], kind: Literal["block", "allow"], extension: str | None
+) -> list[ListedEntry]:
+    hits = (
+        select(CallLog.rule_id, func.count().label("n"), func.max(CallLog.at).label("last"))
+        .where(CallLog.rule_kind == kind)
+        .group_by(CallLog.rule_id)
+        .subquery()
+    )
+    query = (
+        select(model, hits.c.n, hits.c.last)
+        .outerjoin(hits, hits.c.rule_id == model.id)
+        .order_by(model.scope, model.value, model.is_prefix)
+    )
+    if extension is not None:
+        query = query.where(model.scope == extension)
+    return [
+        ListedEntry(
+            id=row.id,
+            kind=kind,
+            entered=row.entered,
+            value=row.value,
+            is_prefix=row.is_prefix,
+            extension=row.scope or None,
+            sip_code=row.sip_code if isinstance(row, BlockEntry) else None,
+            reason=row.reason,
+            source=row.source,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            hits=n or 0,
+            # Aggregates bypass the column type: normalise to aware UTC here.
+            last_hit=_utc(last),
+        )
+        for row, n, last in cast(
+            "list[tuple[_Row, int | None, datetime | str | None]]", session.execute(query).all()
+        )
+    ]
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite returns max() of a DATETIME as text
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def remove_entry(
+    session: Session,
+    kind: Literal["block", "allow"],
+    *,
+    entry_id: int | None = None,
+    value: str | None = None,
+    is_prefix: bool = False,
+    extension: str | None = None,
+) -> Entry | None:
+    model: type[BlockEntry | AllowEntry] = _model(kind)
+    query = select(model)
+    if entry_id is not None:
+        query = query.where(model.id == entry_id)
+    else:
+        query = query.where(
+            model.value == value, model.is_prefix == is_prefix, model.scope == _scope(extension)
+        )
+    row = cast("BlockEntry | AllowEntry | None", session.scalars(query).one_or_none())
+    if row is None:
+        return None
+    entry = _to_entry(row)
+    session.delete(row)
+    return entry
+
+
+def list_dnd(
+    session: Session, extension: str | None = None
+) -> tuple[list[DndWindow], list[ManualDndRule]]:
+    windows = select(DndSchedule).order_by(DndSchedule.extension, DndSchedule.id)
+    manual = select(ManualDnd).order_by(ManualDnd.extension)
+    if extension is not None:
+        windows = windows.where(DndSchedule.extension == extension)
+        manual = manual.where(ManualDnd.extension == extension)
+    return (
+        [_to_window(r) for r in session.scalars(windows)],
+        [_to_manual(r) for r in session.scalars(manual)],
+    )
+
+
+def remove_dnd(session: Session, schedule_id: int) -> DndWindow | None:
+    row = session.get(DndSchedule, schedule_id)
+    if row is None:
+        return None
+    window = _to_window(row)
+    session.delete(row)
+    return window
+
+
+def set_manual_dnd(
+    session: Session, extension: str, until: datetime | None, source: str, now: datetime
+) -> ManualDndRule:
+    row = session.scalars(select(ManualDnd).where(ManualDnd.extension == extension)).one_or_none()
+    if row is None:
+        row = ManualDnd(extension=extension, since=now, source=source)
+        session.add(row)
+    row.until = until
+    row.source = source
+    session.flush()
+    return _to_manual(row)
+
+
+def clear_manual_dnd(session: Session, extension: str) -> bool:
+    result = session.execute(delete(ManualDnd).where(ManualDnd.extension == extension))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# -- call log -------------------------------------------------------------------------------
+
+
+def query_log(
+    session: Session,
+    *,
+    since: datetime | None = None,
+    extension: str | None = None,
+    caller: str | None = None,
+    decision: str | None = None,
+    limit: int = 50,
+) -> list[CallLog]:
+    query = select(CallLog).order_by(CallLog.at.desc(), CallLog.id.desc()).limit(limit)
+    if since is not None:
+        query = query.where(CallLog.at >= since)
+    if extension is not None:
+        query = query.where(CallLog.extension == extension)
+    if caller is not None:
+        query = query.where(CallLog.caller == caller)
+    if decision is not None:
+        query = query.where(CallLog.decision == decision)
+    rows = list(session.scalars(query))
+    session.expunge_all()
+    return rows
+
+
+@dataclass(frozen=True)
+class Stats:
+    since: datetime | None
+    calls: int
+    allowed: int
+    rejected_607: int
+    rejected_608: int
+    failed_open: int  # continued unscreened because screening failed
+    top_callers: list[tuple[str, int]]  # rejected callers, most first
+    top_rules: list[tuple[str, int]]  # rule descriptions that rejected, most first
+
+
+def stats(session: Session, since: datetime | None = None, top: int = 10) -> Stats:
+    scope = [CallLog.at >= since] if since is not None else []
+
+    def count(*where: ColumnElement[bool]) -> int:
+        return session.scalar(select(func.count()).select_from(CallLog).where(*scope, *where)) or 0
+
+    rejected = [*scope, CallLog.decision == "rejected"]
+    top_callers = session.execute(
+        select(CallLog.caller, func.count().label("n"))
+        .where(*rejected, CallLog.caller.is_not(None))
+        .group_by(CallLog.caller)
+        .order_by(func.count().desc(), CallLog.caller)
+        .limit(top)
+    ).all()
+    top_rules = session.execute(
+        select(CallLog.rule_kind, CallLog.rule_id, func.max(CallLog.reason), func.count())
+        .where(*rejected)
+        .group_by(CallLog.rule_kind, CallLog.rule_id)
+        .order_by(func.count().desc())
+        .limit(top)
+    ).all()
+    return Stats(
+        since=since,
+        calls=count(),
+        allowed=count(CallLog.decision == "allowed"),
+        rejected_607=count(CallLog.decision == "rejected", CallLog.sip_code == 607),
+        rejected_608=count(CallLog.decision == "rejected", CallLog.sip_code == 608),
+        failed_open=count(CallLog.rule_kind == "error"),
+        top_callers=[(str(c), n) for c, n in top_callers],
+        top_rules=[(reason, n) for _kind, _id, reason, n in top_rules],
+    )
+
+
+# -- bulk import ----------------------------------------------------------------------------
+
+
+def bulk_upsert_entries(
+    session: Session,
+    kind: Literal["block", "allow"],
+    entries: Sequence[NewEntry],
+    now: datetime,
+    progress: Callable[[int], None] | None = None,
+    chunk: int = 20_000,
+) -> None:
+    """Insert or update many entries in the caller's transaction. The same number and scope
+    twice: the later row wins (as if added one after the other)."""
+    table = cast(Table, _model(kind).__table__)
+    unique: dict[tuple[str, bool, str], NewEntry] = {}
+    for e in entries:
+        unique[(e.value, e.is_prefix, _scope(e.extension))] = e
+    rows = [
+        {
+            "value": e.value,
+            "is_prefix": e.is_prefix,
+            "scope": _scope(e.extension),
+            "entered": e.entered,
+            "reason": e.reason,
+            "source": e.source,
+            "created_at": now,
+            "expires_at": e.expires_at,
+            **({"sip_code": e.sip_code or 607} if kind == "block" else {}),
+        }
+        for e in unique.values()
+    ]
+    updated = ["entered", "reason", "source", "expires_at"] + (
+        ["sip_code"] if kind == "block" else []
+    )
+    dialect = session.get_bind().dialect.name
+    if dialect in ("mysql", "mariadb"):
+        my = mysql.insert(table)
+        stmt: Any = my.on_duplicate_key_update({c: my.inserted[c] for c in updated})
+    else:
+        ins = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+        stmt = ins.on_conflict_do_update(
+            index_elements=["value", "is_prefix", "scope"],
+            set_={c: ins.excluded[c] for c in updated},
+        )
+    for start in range(0, len(rows), chunk):
+        batch = rows[start : start + chunk]
+        session.execute(stmt, batch)
+        if progress is not None:
+            progress(len(batch))
+
+
+@dataclass(frozen=True)
+class NewDnd:
+    extension: str
+    days: frozenset[int]
+    start: time
+    end: time
+    tz: str
+
+
+def bulk_add_dnd(session: Session, schedules: Sequence[NewDnd], now: datetime) -> int:
+    """Add schedules, skipping any identical to one already there (so re-importing an export
+    changes nothing). Returns how many were added."""
+    if not schedules:
+        return 0
+
+    def key(ext: str, days: int, start: time, end: time, tz: str) -> tuple[object, ...]:
+        return (ext, days, start.replace(second=0, microsecond=0), end.replace(second=0), tz)
+
+    existing = {
+        key(r.extension, r.days, r.start_time, r.end_time, r.tz)
+        for r in session.scalars(
+            select(DndSchedule).where(DndSchedule.extension.in_({d.extension for d in schedules}))
+        )
+    }
+    rows = []
+    for d in schedules:
+        bits = sum(1 << day for day in d.days)
+        k = key(d.extension, bits, d.start, d.end, d.tz)
+        if k in existing:
+            continue
+        existing.add(k)
+        rows.append(
+            {
+                "extension": d.extension,
+                "days": bits,
+                "start_time": d.start,
+                "end_time": d.end,
+                "tz": d.tz,
+                "created_at": now,
+            }
+        )
+    if rows:
+        session.execute(insert(DndSchedule), rows)
+    return len(rows)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from screening.policy import Action, DndWindow, Entry, IncomingCall, Rules, decide
+from screening.policy import Action, DndWindow, Entry, IncomingCall, ManualDnd, Rules, decide
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday
 CALLER = "+15551234567"
@@ -263,3 +263,17 @@ def test_decide_is_total_and_consistent(
         b.matches(caller) and b.extension in (None, "201") for b in blocks
     ):
         assert d.rule_kind == "allow"
+
+
+def test_manual_dnd_rejects_with_608_until_it_ends() -> None:
+    rules = Rules(manual_dnd=[ManualDnd(4, "201", until=NOW + timedelta(minutes=5))])
+    d = decide(call(), rules, NOW)
+    assert (d.sip_code, d.rule_kind, d.rule_id) == (608, "manual-dnd", 4)
+    assert not decide(call(), rules, NOW + timedelta(minutes=5)).rejected
+    assert not decide(call(ext="202"), rules, NOW).rejected
+
+
+def test_manual_dnd_without_end_holds_and_allow_still_bypasses_it() -> None:
+    rules = Rules(manual_dnd=[ManualDnd(4, "201")], allow=[allow()])
+    assert decide(call("+15550000000"), rules, NOW + timedelta(days=400)).rejected
+    assert not decide(call(), rules, NOW).rejected

@@ -1,0 +1,271 @@
+"""Rules to and from CSV: our own format (header row, documented columns) and FreePBX's
+blacklist export (one number per line, optional description).
+
+Import is all or nothing: every row is checked first; the first bad one aborts with its line
+number, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, TextIO, cast
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from screening import admin, store
+from screening.db import GLOBAL, AllowEntry, BlockEntry, DndSchedule
+from screening.errors import InvalidInput
+from screening.numbers import parse_entry
+from screening.policy import WEEKDAYS
+
+Kind = Literal["block", "allow", "dnd"]
+KINDS: tuple[Kind, ...] = ("block", "allow", "dnd")
+
+#: Columns of our CSV format; import takes any subset that has what each row needs.
+COLUMNS = (
+    "kind",
+    "number",
+    "extension",
+    "code",
+    "reason",
+    "source",
+    "expires",
+    "days",
+    "from",
+    "to",
+    "tz",
+)
+_HEADERS: dict[Kind, tuple[str, ...]] = {
+    "block": ("kind", "number", "extension", "code", "reason", "source", "expires"),
+    "allow": ("kind", "number", "extension", "reason", "source", "expires"),
+    "dnd": ("kind", "extension", "days", "from", "to", "tz"),
+}
+_ALIASES = {"description": "reason"}  # FreePBX's blacklist export calls it description
+
+
+@dataclass
+class ImportPlan:
+    format: Literal["csv", "freepbx"]
+    block: list[store.NewEntry] = field(default_factory=list)
+    allow: list[store.NewEntry] = field(default_factory=list)
+    dnd: list[store.NewDnd] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.block) + len(self.allow) + len(self.dnd)
+
+
+def _header(line: str) -> list[str] | None:
+    names = [_ALIASES.get(n.strip().lower(), n.strip().lower()) for n in next(csv.reader([line]))]
+    if names and all(n in COLUMNS for n in names) and ({"number", "extension"} & set(names)):
+        return names
+    return None
+
+
+def parse(
+    lines: Sequence[str],
+    region: str,
+    now: datetime,
+    progress: Callable[[int], None] | None = None,
+) -> ImportPlan:
+    """Check every row and turn it into what will be written. Raises InvalidInput naming the
+    line and column of the first bad row."""
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        raise InvalidInput(
+            "FILE", "is empty: expected a CSV with a header row, or one number per line"
+        )
+    names = _header(lines[first])
+    plan = ImportPlan("csv" if names else "freepbx")
+    if names is None:
+        _parse_freepbx(lines, region, now, plan, progress)
+    else:
+        _parse_csv(lines, first, names, region, now, plan, progress)
+    return plan
+
+
+def _row_error(line: int, column: str, e: InvalidInput) -> InvalidInput:
+    return InvalidInput(f"line {line}", f"{column}: {e.detail}")
+
+
+def _parse_csv(
+    lines: Sequence[str],
+    first: int,
+    names: list[str],
+    region: str,
+    now: datetime,
+    plan: ImportPlan,
+    progress: Callable[[int], None] | None,
+) -> None:
+    reader = csv.reader(lines[first + 1 :])
+    tick = 0
+    for offset, values in enumerate(reader):
+        lineno = first + 2 + offset
+        tick += 1
+        if progress is not None and tick == 10_000:
+            progress(tick)
+            tick = 0
+        if not values or not any(v.strip() for v in values):
+            continue
+        if len(values) > len(names):
+            raise InvalidInput(
+                f"line {lineno}", f"has {len(values)} fields but the header has {len(names)}"
+            )
+        row = dict(zip(names, (v.strip() for v in values), strict=False))
+        kind = (row.get("kind") or "block").lower()
+        if kind not in KINDS:
+            raise InvalidInput(
+                f"line {lineno}", f"kind: expected block, allow or dnd, got {kind!r}"
+            )
+        column = "kind"
+        try:
+            if kind == "dnd":
+                column = "extension"
+                ext = admin.parse_extension(row.get("extension", ""), "extension")
+                column = "days"
+                days = admin.parse_days(row.get("days") or "all")
+                column = "from"
+                start = admin.parse_hhmm(row.get("from", ""), "from")
+                column = "to"
+                end = admin.parse_hhmm(row.get("to", ""), "to")
+                column = "tz"
+                tz = admin.parse_tz(row["tz"]) if row.get("tz") else admin.local_zone()
+                plan.dnd.append(store.NewDnd(ext, days, start, end, tz))
+                continue
+            column = "number"
+            number = row.get("number", "")
+            value, is_prefix = parse_entry(number, region)
+            column = "extension"
+            extension = admin.parse_extension(row["extension"]) if row.get("extension") else None
+            column = "code"
+            code = admin.parse_code(row.get("code") or 607) if kind == "block" else None
+            column = "reason"
+            reason = admin.parse_reason(row.get("reason") or None)
+            column = "source"
+            source = row.get("source") or "import"
+            if len(source) > 32:
+                raise InvalidInput("source", "expected at most 32 characters")
+            column = "expires"
+            expires = (
+                admin.parse_expires(row["expires"], now, "UTC") if row.get("expires") else None
+            )
+        except InvalidInput as e:
+            raise _row_error(lineno, column, e) from None
+        entry = store.NewEntry(
+            number[:64], value, is_prefix, extension, reason, source, expires, code
+        )
+        (plan.block if kind == "block" else plan.allow).append(entry)
+    if progress is not None and tick:
+        progress(tick)
+
+
+def _parse_freepbx(
+    lines: Sequence[str],
+    region: str,
+    now: datetime,
+    plan: ImportPlan,
+    progress: Callable[[int], None] | None,
+) -> None:
+    for lineno, line in enumerate(lines, start=1):
+        if progress is not None and lineno % 10_000 == 0:
+            progress(10_000)
+        text = line.strip()
+        if not text:
+            continue
+        # number, then an optional description after a comma, semicolon or tab
+        for sep in (",", ";", "\t"):
+            if sep in text:
+                number, _, description = text.partition(sep)
+                break
+        else:
+            number, description = text, ""
+        number = number.strip().strip('"')
+        try:
+            value, is_prefix = parse_entry(number, region)
+            reason = admin.parse_reason(description.strip().strip('"') or None)
+        except InvalidInput as e:
+            column = "description" if e.field == "--reason" else "number"
+            raise _row_error(lineno, column, e) from None
+        plan.block.append(
+            store.NewEntry(number[:64], value, is_prefix, None, reason, "freepbx import", None, 607)
+        )
+    if progress is not None:
+        progress(len(lines) % 10_000)
+
+
+def write(
+    engine: Engine,
+    plan: ImportPlan,
+    now: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Everything in one transaction: a failure part-way leaves the database as it was."""
+    now = now or datetime.now(UTC)
+    with Session(engine) as session, session.begin():
+        store.bulk_upsert_entries(session, "block", plan.block, now, progress)
+        store.bulk_upsert_entries(session, "allow", plan.allow, now, progress)
+        store.bulk_add_dnd(session, plan.dnd, now)
+        if progress is not None:
+            progress(len(plan.dnd))
+
+
+# -- export ---------------------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
+
+
+def export(engine: Engine, out: TextIO, kinds: Iterable[Kind] = KINDS) -> dict[str, int]:
+    """Write rules as CSV that `screening import` reads back unchanged. Numbers are written
+    normalised (prefixes with their *), so the file does not depend on the region."""
+    wanted = list(kinds)
+    header = _HEADERS[wanted[0]] if len(wanted) == 1 else COLUMNS
+    writer = csv.DictWriter(out, fieldnames=header, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    counts: dict[str, int] = dict.fromkeys(wanted, 0)
+    with Session(engine) as session:
+        for kind in wanted:
+            if kind == "dnd":
+                for d in session.scalars(select(DndSchedule).order_by(DndSchedule.id)):
+                    days = ",".join(WEEKDAYS[i] for i in range(7) if d.days >> i & 1)
+                    writer.writerow(
+                        {
+                            "kind": "dnd",
+                            "extension": d.extension,
+                            "days": days,
+                            "from": f"{d.start_time:%H:%M}",
+                            "to": f"{d.end_time:%H:%M}",
+                            "tz": d.tz,
+                        }
+                    )
+                    counts[kind] += 1
+                continue
+            model: type[BlockEntry | AllowEntry] = BlockEntry if kind == "block" else AllowEntry
+            query = select(model).order_by(model.id).execution_options(yield_per=10_000)
+            rows = cast("Iterable[BlockEntry | AllowEntry]", session.scalars(query))
+            for e in rows:
+                writer.writerow(
+                    {
+                        "kind": kind,
+                        "number": e.value + ("*" if e.is_prefix else ""),
+                        "extension": "" if e.scope == GLOBAL else e.scope,
+                        "code": getattr(e, "sip_code", ""),
+                        "reason": e.reason or "",
+                        "source": e.source,
+                        "expires": _iso(e.expires_at),
+                    }
+                )
+                counts[kind] += 1
+    return counts
+
+
+def read_text(stream: TextIO) -> list[str]:
+    data = stream.read()
+    if data.startswith("\ufeff"):  # spreadsheets like to add a byte-order mark
+        data = data[1:]
+    return data.splitlines()
