@@ -617,13 +617,11 @@ def import_(ctx: Context, file: TextIO) -> None:
     """Import rules from FILE (or - for standard input). All or nothing."""
     t0 = time.perf_counter()
     lines = csvfile.read_text(file)
-    now = datetime.now(UTC)
-    with _progress("checking", len(lines)) as tick:
-        plan = csvfile.parse(lines, ctx.region, now, tick)
     engine = ctx.engine()
-    with _progress("writing ", plan.total) as tick:
-        csvfile.write(engine, plan, now, tick)
+    with _progress("importing", len(lines)) as tick:
+        plan = csvfile.import_lines(engine, lines, ctx.region, progress=tick)
     name = getattr(file, "name", "-")
+    name = "standard input" if name in ("-", "<stdin>") else name
     click.echo(
         f"imported {len(plan.block)} block, {len(plan.allow)} allow, {len(plan.dnd)} dnd rows "
         f"from {name} ({plan.format} format) in {time.perf_counter() - t0:.1f}s"

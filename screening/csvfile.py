@@ -8,7 +8,10 @@ number, and nothing is written.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable, Sequence
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, TextIO, cast
@@ -66,26 +69,63 @@ def _header(line: str) -> list[str] | None:
     return None
 
 
-def parse(
-    lines: Sequence[str],
-    region: str,
-    now: datetime,
-    progress: Callable[[int], None] | None = None,
-) -> ImportPlan:
-    """Check every row and turn it into what will be written. Raises InvalidInput naming the
-    line and column of the first bad row."""
+_CHUNK = 25_000  # lines per unit of work; big enough to amortise a worker round trip
+_PARALLEL_FROM = 100_000  # below this, starting worker processes costs more than it saves
+
+
+def iter_plans(
+    lines: Sequence[str], region: str, now: datetime
+) -> Iterator[tuple[ImportPlan, int]]:
+    """(plan, lines covered) chunk by chunk, in file order. Large files are parsed in worker
+    processes (number parsing is CPU-bound), so the caller can write one chunk while the
+    next ones are parsed. Raises InvalidInput at the first bad row in file order."""
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:
         raise InvalidInput(
             "FILE", "is empty: expected a CSV with a header row, or one number per line"
         )
     names = _header(lines[first])
-    plan = ImportPlan("csv" if names else "freepbx")
-    if names is None:
-        _parse_freepbx(lines, region, now, plan, progress)
-    else:
-        _parse_csv(lines, first, names, region, now, plan, progress)
-    return plan
+    body_start = first + 1 if names is not None else 0
+    jobs = [
+        (names, list(lines[i : i + _CHUNK]), i + 1, region, now)
+        for i in range(body_start, len(lines), _CHUNK)
+    ] or [(names, [], body_start + 1, region, now)]
+    if len(lines) < _PARALLEL_FROM:
+        results: Iterator[_Outcome] = map(_parse_job, jobs)
+        yield from _unwrap(results, jobs, body_start)
+        return
+    # fork: workers inherit the loaded modules instead of importing them again.
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 2, mp_context=context) as pool:
+        yield from _unwrap(pool.map(_parse_job, jobs), jobs, body_start)
+
+
+_Outcome = tuple[ImportPlan | None, tuple[str, str] | None]
+
+
+def _unwrap(
+    results: Iterable[_Outcome], jobs: Sequence[tuple[object, ...]], body_start: int
+) -> Iterator[tuple[ImportPlan, int]]:
+    for i, (plan, error) in enumerate(results):
+        if error is not None:
+            raise InvalidInput(*error)
+        assert plan is not None
+        size = len(jobs[i][1])  # type: ignore[arg-type]
+        yield plan, size + (body_start if i == 0 else 0)
+
+
+def _parse_job(job: tuple[list[str] | None, list[str], int, str, datetime]) -> _Outcome:
+    """One chunk, in a worker: errors travel back as (field, detail), which pickles."""
+    names, lines, first_lineno, region, now = job
+    plan = ImportPlan("csv" if names is not None else "freepbx")
+    try:
+        if names is None:
+            _parse_freepbx(lines, first_lineno, region, now, plan)
+        else:
+            _parse_csv(lines, first_lineno, names, region, now, plan)
+    except InvalidInput as e:
+        return None, (e.field, e.detail)
+    return plan, None
 
 
 def _row_error(line: int, column: str, e: InvalidInput) -> InvalidInput:
@@ -94,21 +134,16 @@ def _row_error(line: int, column: str, e: InvalidInput) -> InvalidInput:
 
 def _parse_csv(
     lines: Sequence[str],
-    first: int,
+    first_lineno: int,
     names: list[str],
     region: str,
     now: datetime,
     plan: ImportPlan,
-    progress: Callable[[int], None] | None,
 ) -> None:
-    reader = csv.reader(lines[first + 1 :])
-    tick = 0
-    for offset, values in enumerate(reader):
-        lineno = first + 2 + offset
-        tick += 1
-        if progress is not None and tick == 10_000:
-            progress(tick)
-            tick = 0
+    # One csv.reader per line keeps line numbers exact (a quoted newline would shift them).
+    for offset, line in enumerate(lines):
+        lineno = first_lineno + offset
+        values = next(csv.reader([line]), [])
         if not values or not any(v.strip() for v in values):
             continue
         if len(values) > len(names):
@@ -159,20 +194,12 @@ def _parse_csv(
             number[:64], value, is_prefix, extension, reason, source, expires, code
         )
         (plan.block if kind == "block" else plan.allow).append(entry)
-    if progress is not None and tick:
-        progress(tick)
 
 
 def _parse_freepbx(
-    lines: Sequence[str],
-    region: str,
-    now: datetime,
-    plan: ImportPlan,
-    progress: Callable[[int], None] | None,
+    lines: Sequence[str], first_lineno: int, region: str, now: datetime, plan: ImportPlan
 ) -> None:
-    for lineno, line in enumerate(lines, start=1):
-        if progress is not None and lineno % 10_000 == 0:
-            progress(10_000)
+    for lineno, line in enumerate(lines, start=first_lineno):
         text = line.strip()
         if not text:
             continue
@@ -193,24 +220,32 @@ def _parse_freepbx(
         plan.block.append(
             store.NewEntry(number[:64], value, is_prefix, None, reason, "freepbx import", None, 607)
         )
-    if progress is not None:
-        progress(len(lines) % 10_000)
 
 
-def write(
+def import_lines(
     engine: Engine,
-    plan: ImportPlan,
+    lines: Sequence[str],
+    region: str,
     now: datetime | None = None,
     progress: Callable[[int], None] | None = None,
-) -> None:
-    """Everything in one transaction: a failure part-way leaves the database as it was."""
+) -> ImportPlan:
+    """Parse and write in one transaction, chunk by chunk: a bad row anywhere, or a failure
+    part-way, rolls everything back. Returns what was imported (counts and format)."""
     now = now or datetime.now(UTC)
+    total = ImportPlan("csv")
     with Session(engine) as session, session.begin():
-        store.bulk_upsert_entries(session, "block", plan.block, now, progress)
-        store.bulk_upsert_entries(session, "allow", plan.allow, now, progress)
-        store.bulk_add_dnd(session, plan.dnd, now)
-        if progress is not None:
-            progress(len(plan.dnd))
+        for i, (plan, size) in enumerate(iter_plans(lines, region, now)):
+            if i == 0:
+                total.format = plan.format
+            store.bulk_upsert_entries(session, "block", plan.block, now)
+            store.bulk_upsert_entries(session, "allow", plan.allow, now)
+            store.bulk_add_dnd(session, plan.dnd, now)
+            total.block += plan.block
+            total.allow += plan.allow
+            total.dnd += plan.dnd
+            if progress is not None:
+                progress(size)
+    return total
 
 
 # -- export ---------------------------------------------------------------------------------

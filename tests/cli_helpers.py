@@ -26,3 +26,29 @@ def screening(*args: str, env: dict[str, str] | None = None, timeout: float = 60
         check=False,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> Result:
+    """`screening ARGS` in this process: the same entry point, argv parsing and exit codes as
+    the installed command, without the cost of starting Python for each call."""
+    import contextlib
+    import io
+
+    from screening.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_stdin = dict(os.environ), sys.stdin
+    os.environ.update(env or {})
+    sys.stdin = io.StringIO(stdin)
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.stdin = saved_stdin
+    return Result(code, out.getvalue(), err.getvalue())
