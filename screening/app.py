@@ -13,7 +13,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from screening import store
+from screening import features, store
 from screening.ari import AriClient, StasisStart, parse_stasis_start
 from screening.config import Config
 from screening.numbers import normalise
@@ -21,10 +21,25 @@ from screening.policy import Action, Decision, IncomingCall, Rules, decide
 
 log = logging.getLogger(__name__)
 
-#: Dialplan context whose extensions 607/608 run PJSIPHangup (asterisk-conf/extensions.conf).
+#: Dialplan contexts (asterisk-conf/extensions.conf): where 607/608 are sent, where feature
+#: codes enter Stasis, and where their outcome is played.
 REJECT_CONTEXT = "screening-reject"
+FEATURE_CONTEXT = "screening-feature"
+FEATURE_RESULT_CONTEXT = "screening-feature-result"
+#: Feature codes write to the database; give them longer than a call decision.
+FEATURE_TIMEOUT = 3.0
+
+FeatureRunner = Callable[[str, str, datetime], features.Result]
 
 RulesLookup = Callable[[str | None, str, datetime], Rules]
+
+
+def sql_feature_runner(engine: Engine, reputation: features.Reputation) -> FeatureRunner:
+    def run(feature: str, extension: str, now: datetime) -> features.Result:
+        with Session(engine) as session, session.begin():
+            return features.run(session, feature, extension, now, reputation)
+
+    return run
 
 
 def sql_rules_lookup(engine: Engine) -> RulesLookup:
@@ -97,8 +112,10 @@ class ScreeningApp:
         lookup: RulesLookup,
         call_log: CallLogWriter,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        feature_runner: FeatureRunner | None = None,
     ) -> None:
         self._config = config
+        self._features = feature_runner
         self._ari = ari
         self._lookup = lookup
         self._call_log = call_log
@@ -125,7 +142,8 @@ class ScreeningApp:
             start = parse_stasis_start(event)
             if start is None:
                 continue
-            task = asyncio.create_task(self.screen(start))
+            handler = self.feature if start.args[:1] == ("feature",) else self.screen
+            task = asyncio.create_task(handler(start))
             self._calls.add(task)
             task.add_done_callback(self._calls.discard)
 
@@ -185,6 +203,34 @@ class ScreeningApp:
             )
         )
 
+    async def feature(self, start: StasisStart) -> None:
+        """A feature code from a phone. The extension comes from the dialplan of the feature
+        context (the PJSIP endpoint), never from anything the far end of a call controls."""
+        outcome, detail = features.Outcome.NOT_POSSIBLE, ""
+        try:
+            if start.dialplan_context != FEATURE_CONTEXT or len(start.args) != 3:
+                detail = f"refused: feature request from context {start.dialplan_context!r}"
+            elif self._features is None:
+                detail = "feature codes are not enabled"
+            else:
+                _, name, extension = start.args
+                result = await asyncio.wait_for(
+                    asyncio.to_thread(self._features, name, extension, self._clock()),
+                    FEATURE_TIMEOUT,
+                )
+                outcome, detail = result.outcome, result.detail
+        except Exception as e:
+            detail = f"failed ({'timed out' if isinstance(e, TimeoutError) else e})"
+        name = start.args[1] if len(start.args) > 1 else "?"
+        who = start.args[2] if len(start.args) > 2 else "?"
+        log.info("feature %s from %s: %s (%s)", name, who, outcome, detail)
+        try:
+            await self._ari.continue_in_dialplan(
+                start.channel_id, FEATURE_RESULT_CONTEXT, outcome.value
+            )
+        except Exception as e:
+            log.error("could not continue channel %s: %s", start.channel_id, e)
+
     async def _act(self, channel_id: str, decision: Decision) -> Decision:
         """One REST round trip: continue to the next priority, or to the extension that is
         the SIP code in the reject context. Returns the decision that actually happened."""
@@ -220,7 +266,14 @@ async def serve(config: Config, engine: Engine) -> None:
     ari = AriClient(config)
     writer = CallLogWriter(engine)
     writer.start()
-    app = ScreeningApp(config, ari, sql_rules_lookup(engine), writer)
+    reputation = features.Reputation(config.reputation_reports, config.reputation_days)
+    app = ScreeningApp(
+        config,
+        ari,
+        sql_rules_lookup(engine),
+        writer,
+        feature_runner=sql_feature_runner(engine, reputation),
+    )
     try:
         await app.run(stop)
     finally:

@@ -41,6 +41,7 @@ class StasisStart:
     caller_name: str
     dialplan_exten: str
     args: tuple[str, ...]
+    dialplan_context: str = ""
 
 
 def parse_stasis_start(event: dict[str, Any]) -> StasisStart | None:
@@ -56,6 +57,7 @@ def parse_stasis_start(event: dict[str, Any]) -> StasisStart | None:
         caller_name=str(caller.get("name", "")),
         dialplan_exten=str(dialplan.get("exten", "")),
         args=tuple(str(a) for a in event.get("args") or ()),
+        dialplan_context=str(dialplan.get("context", "")),
     )
 
 

@@ -571,12 +571,13 @@ def stats(ctx: Context, since: str, top: int, as_json: bool) -> None:
         return
     click.echo(f"since {_local(s.since)}")
     _table(
-        ["", ""],
+        None,
         [
             ["calls screened", s.calls],
             ["allowed", s.allowed],
             ["rejected 607", s.rejected_607],
             ["rejected 608", s.rejected_608],
+            ["by reputation", s.rejected_by_reputation],
             ["failed open", s.failed_open],
         ],
     )

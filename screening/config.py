@@ -31,6 +31,10 @@ class Config:
     default_region: str = "US"
     # Longest a call may wait for a decision before it is continued unscreened.
     decision_timeout: float = 0.3
+    # Reputation: this many distinct extensions marking a caller as spam within this many
+    # days block it for everyone.
+    reputation_reports: int = 3
+    reputation_days: int = 30
 
     @property
     def events_url(self) -> str:
@@ -82,6 +86,8 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
     app = env.get("SCREENING_ARI_APP", "screening")
     if not app or not all(c.isalnum() or c in "-_" for c in app):
         raise ConfigError("SCREENING_ARI_APP", f"expected letters, digits, - or _, got {app!r}")
+    reports = _int(env, "SCREENING_REPUTATION_REPORTS", 3, 1, 1000)
+    days = _int(env, "SCREENING_REPUTATION_DAYS", 30, 1, 3650)
     return Config(
         database_url=normalise_database_url(
             env.get("SCREENING_DATABASE_URL", "sqlite:///screening.db")
@@ -92,4 +98,13 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         ari_app=app,
         default_region=region,
         decision_timeout=timeout,
+        reputation_reports=reports,
+        reputation_days=days,
     )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, str(default))
+    if not raw.strip().isdigit() or not low <= int(raw) <= high:
+        raise ConfigError(name, f"expected a whole number from {low} to {high}, got {raw!r}")
+    return int(raw)

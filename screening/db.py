@@ -113,6 +113,21 @@ class ManualDnd(Base):
     source: Mapped[str] = mapped_column(String(32))
 
 
+class SpamReport(Base):
+    """An extension said "this caller is spam" (feature code). One row per caller and
+    extension: marking twice only refreshes the time."""
+
+    __tablename__ = "spam_reports"
+    __table_args__ = (
+        UniqueConstraint("caller", "extension", name="uq_spam_reports_caller_extension"),
+        Index("ix_spam_reports_caller_at", "caller", "reported_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    caller: Mapped[str] = mapped_column(String(32))
+    extension: Mapped[str] = mapped_column(String(32))
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class CallLog(Base):
     __tablename__ = "call_log"
     __table_args__ = (

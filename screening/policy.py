@@ -10,6 +10,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+REPUTATION = "reputation"  # source of the global blocks that spam reports add
 
 
 class Action(StrEnum):
@@ -36,6 +37,7 @@ class Entry:
     sip_code: int | None = None  # blocks only: 607 or 608
     reason: str | None = None
     expires_at: datetime | None = None
+    source: str | None = None  # cli, import, feature code, reputation, ...
 
     def matches(self, number: str) -> bool:
         return number.startswith(self.value) if self.is_prefix else number == self.value
@@ -113,7 +115,8 @@ class Rules:
 class Decision:
     action: Action
     sip_code: int | None
-    rule_kind: str | None  # allow, block, dnd, manual-dnd, error, or None: no rule applied
+    # allow, block, reputation, dnd, manual-dnd, error; None when no rule applied
+    rule_kind: str | None
     rule_id: int | None
     reason: str
 
@@ -146,8 +149,10 @@ def decide(call: IncomingCall, rules: Rules, now: datetime) -> Decision:
             return Decision(Action.CONTINUE, None, "allow", allowed.id, allowed.describe())
         blocked = _best(rules.block, call, now)
         if blocked is not None:
+            # A block that reputation added is told apart in the log and in stats.
+            kind = "reputation" if blocked.source == REPUTATION else "block"
             return Decision(
-                Action.REJECT, blocked.sip_code or 607, "block", blocked.id, blocked.describe()
+                Action.REJECT, blocked.sip_code or 607, kind, blocked.id, blocked.describe()
             )
     for manual in rules.manual_dnd:
         if manual.extension == call.extension and manual.active_at(now):

@@ -33,6 +33,7 @@ def _to_entry(row: BlockEntry | AllowEntry) -> Entry:
         sip_code=row.sip_code if isinstance(row, BlockEntry) else None,
         reason=row.reason,
         expires_at=row.expires_at,
+        source=row.source,
     )
 
 
@@ -240,7 +241,7 @@ def _list(
 ) -> list[ListedEntry]:
     hits = (
         select(CallLog.rule_id, func.count().label("n"), func.max(CallLog.at).label("last"))
-        .where(CallLog.rule_kind == kind)
+        .where(CallLog.rule_kind.in_(("block", "reputation") if kind == "block" else (kind,)))
         .group_by(CallLog.rule_id)
         .subquery()
     )
@@ -381,6 +382,7 @@ class Stats:
     allowed: int
     rejected_607: int
     rejected_608: int
+    rejected_by_reputation: int
     failed_open: int  # continued unscreened because screening failed
     top_callers: list[tuple[str, int]]  # rejected callers, most first
     top_rules: list[tuple[str, int]]  # rule descriptions that rejected, most first
@@ -413,6 +415,7 @@ def stats(session: Session, since: datetime | None = None, top: int = 10) -> Sta
         allowed=count(CallLog.decision == "allowed"),
         rejected_607=count(CallLog.decision == "rejected", CallLog.sip_code == 607),
         rejected_608=count(CallLog.decision == "rejected", CallLog.sip_code == 608),
+        rejected_by_reputation=count(CallLog.rule_kind == "reputation"),
         failed_open=count(CallLog.rule_kind == "error"),
         top_callers=[(str(c), n) for c, n in top_callers],
         top_rules=[(reason, n) for _kind, _id, reason, n in top_rules],

@@ -122,6 +122,19 @@ class App:
                 pytest.fail(f"{text!r} not in the app's log within {within}s:\n{self.log()}")
             time.sleep(0.05)
 
+    def rows(self, sql: str, at_least: int = 0, within: float = 5) -> list[tuple[object, ...]]:
+        """Query the app's SQLite database, waiting for rows the app writes just after a call."""
+        import sqlite3
+
+        db = self.env["SCREENING_DATABASE_URL"].removeprefix("sqlite:///")
+        t0 = time.monotonic()
+        while True:
+            with sqlite3.connect(db) as conn:
+                found = conn.execute(sql).fetchall()
+            if len(found) >= at_least or time.monotonic() - t0 > within:
+                return found
+            time.sleep(0.05)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

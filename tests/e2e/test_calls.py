@@ -84,19 +84,11 @@ def test_every_call_is_logged_with_why(app: App) -> None:
     assert app.cli("block", "add", "+15550100008", "--reason", "debt collector").code == 0
     assert app.call("+15550100008", "209").status_line == "607 Unwanted"
     assert app.call("+15550100009", "209").status_line == "200 OK"
-    db = app.env["SCREENING_DATABASE_URL"].removeprefix("sqlite:///")
-    rows = []
-    for _ in range(50):  # the log is written just after the call moves on
-        with sqlite3.connect(db) as conn:
-            rows = conn.execute(
-                "SELECT caller_raw, caller, extension, decision, sip_code, rule_kind, reason, "
-                "decision_us FROM call_log WHERE extension = '209' ORDER BY id"
-            ).fetchall()
-        if len(rows) == 2:
-            break
-        import time
-
-        time.sleep(0.1)
+    rows = app.rows(
+        "SELECT caller_raw, caller, extension, decision, sip_code, rule_kind, reason, "
+        "decision_us FROM call_log WHERE extension = '209' ORDER BY id",
+        at_least=2,
+    )
     assert [r[:6] for r in rows] == [
         ("+15550100008", "+15550100008", "209", "rejected", 607, "block"),
         ("+15550100009", "+15550100009", "209", "allowed", None, None),

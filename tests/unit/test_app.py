@@ -120,3 +120,70 @@ def test_stasis_start_parsing_tolerates_missing_fields() -> None:
     parsed = parse_stasis_start({"type": "StasisStart", "channel": {"id": "c1"}})
     assert parsed == StasisStart("c1", "", "", "", "", ())
     assert parse_stasis_start({"type": "StasisEnd"}) is None
+
+
+def feature_start(
+    context: str = "screening-feature", args: tuple[str, ...] = ("feature", "mark-spam", "201")
+) -> StasisStart:
+    return StasisStart("chan-9", "PJSIP/201-1", "201", "", "s", args, context)
+
+
+def test_feature_outcome_decides_where_the_call_continues() -> None:
+    from screening import features
+
+    seen: list[tuple[str, str]] = []
+
+    def runner(name: str, ext: str, now: datetime) -> features.Result:
+        seen.append((name, ext))
+        return features.Result(features.Outcome.MARKED, "ok")
+
+    ari = RecordingAri()
+    app = ScreeningApp(
+        Config(),
+        ari,
+        lambda *a: Rules(),
+        RecordingLog(),
+        clock=lambda: NOW,  # type: ignore[arg-type]
+        feature_runner=runner,
+    )
+    asyncio.run(app.feature(feature_start()))
+    assert seen == [("mark-spam", "201")]
+    assert ari.calls == [("chan-9", "screening-feature-result", "marked")]
+
+
+@pytest.mark.parametrize(
+    "start",
+    [feature_start(context="screening-inbound"), feature_start(args=("feature", "mark-spam"))],
+)
+def test_feature_requests_from_elsewhere_are_refused(start: StasisStart) -> None:
+    def runner(*_: Any) -> Any:
+        raise AssertionError("must not run")
+
+    ari = RecordingAri()
+    app = ScreeningApp(
+        Config(),
+        ari,
+        lambda *a: Rules(),
+        RecordingLog(),
+        clock=lambda: NOW,  # type: ignore[arg-type]
+        feature_runner=runner,
+    )
+    asyncio.run(app.feature(start))
+    assert ari.calls == [("chan-9", "screening-feature-result", "not-possible")]
+
+
+def test_feature_failure_still_ends_the_call_with_a_prompt() -> None:
+    def broken(*_: Any) -> Any:
+        raise ConnectionError("database is down")
+
+    ari = RecordingAri()
+    app = ScreeningApp(
+        Config(),
+        ari,
+        lambda *a: Rules(),
+        RecordingLog(),
+        clock=lambda: NOW,  # type: ignore[arg-type]
+        feature_runner=broken,
+    )
+    asyncio.run(app.feature(feature_start()))
+    assert ari.calls == [("chan-9", "screening-feature-result", "not-possible")]

@@ -1,0 +1,171 @@
+"""Feature codes dialled from the phones: mark the last caller as spam, undo that, DND on/off.
+Spam reports from several extensions add a global block (reputation).
+
+The outcome names are extensions of [screening-feature-result] in the dialplan, which
+answers and plays the matching prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from screening import store
+from screening.db import GLOBAL, BlockEntry, CallLog, SpamReport
+from screening.policy import REPUTATION
+
+FEATURE_SOURCE = "feature code"
+FEATURES = ("mark-spam", "undo-spam", "dnd-on", "dnd-off")
+
+
+class Outcome(StrEnum):
+    MARKED = "marked"
+    UNMARKED = "unmarked"
+    DND_ON = "dnd-on"
+    DND_OFF = "dnd-off"
+    NOT_POSSIBLE = "not-possible"
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    detail: str  # for the log line
+
+
+@dataclass(frozen=True)
+class Reputation:
+    reports: int = 3  # distinct extensions ...
+    days: int = 30  # ... within this many days
+
+
+def run(
+    session: Session, feature: str, extension: str, now: datetime, reputation: Reputation
+) -> Result:
+    if feature == "mark-spam":
+        return mark_last_caller(session, extension, now, reputation)
+    if feature == "undo-spam":
+        return undo_last_mark(session, extension, now, reputation)
+    if feature == "dnd-on":
+        store.set_manual_dnd(session, extension, None, FEATURE_SOURCE, now)
+        return Result(Outcome.DND_ON, f"DND on for {extension}")
+    if feature == "dnd-off":
+        was_on = store.clear_manual_dnd(session, extension)
+        return Result(
+            Outcome.DND_OFF, f"DND off for {extension}" + ("" if was_on else " (was off)")
+        )
+    return Result(Outcome.NOT_POSSIBLE, f"unknown feature {feature!r}")
+
+
+def mark_last_caller(
+    session: Session, extension: str, now: datetime, reputation: Reputation
+) -> Result:
+    # The last call that rang the phone: a call screening rejected never reached the user,
+    # so it cannot be the one they are reporting.
+    last = session.scalars(
+        select(CallLog)
+        .where(CallLog.extension == extension, CallLog.decision == "allowed")
+        .order_by(CallLog.at.desc(), CallLog.id.desc())
+        .limit(1)
+    ).first()
+    if last is None:
+        return Result(Outcome.NOT_POSSIBLE, f"no call to {extension} in the log")
+    if last.caller is None:
+        return Result(
+            Outcome.NOT_POSSIBLE, f"the last caller to {extension} had no usable caller ID"
+        )
+    caller = last.caller
+    store.upsert_entry(
+        session,
+        "block",
+        store.NewEntry(
+            entered=caller,
+            value=caller,
+            is_prefix=False,
+            extension=extension,
+            reason=f"marked as spam from {extension}",
+            source=FEATURE_SOURCE,
+            sip_code=607,
+        ),
+        now,
+    )
+    report = session.scalars(
+        select(SpamReport).where(SpamReport.caller == caller, SpamReport.extension == extension)
+    ).one_or_none()
+    if report is None:
+        session.add(SpamReport(caller=caller, extension=extension, reported_at=now))
+    else:
+        report.reported_at = now
+    session.flush()
+    return Result(
+        Outcome.MARKED,
+        f"{caller} blocked for {extension}; " + _reputation(session, caller, now, reputation),
+    )
+
+
+def undo_last_mark(
+    session: Session, extension: str, now: datetime, reputation: Reputation
+) -> Result:
+    entry = session.scalars(
+        select(BlockEntry)
+        .where(BlockEntry.scope == extension, BlockEntry.source == FEATURE_SOURCE)
+        .order_by(BlockEntry.created_at.desc(), BlockEntry.id.desc())
+        .limit(1)
+    ).first()
+    if entry is None:
+        return Result(Outcome.NOT_POSSIBLE, f"{extension} has no mark to undo")
+    caller = entry.value
+    session.delete(entry)
+    session.execute(
+        delete(SpamReport).where(SpamReport.caller == caller, SpamReport.extension == extension)
+    )
+    session.flush()
+    return Result(
+        Outcome.UNMARKED,
+        f"{caller} unblocked for {extension}; " + _reputation(session, caller, now, reputation),
+    )
+
+
+def _reputation(session: Session, caller: str, now: datetime, reputation: Reputation) -> str:
+    """Add, refresh or withdraw the global reputation block for this caller. An admin's own
+    global entry for the number is never touched."""
+    reporters = (
+        session.scalar(
+            select(func.count(func.distinct(SpamReport.extension))).where(
+                SpamReport.caller == caller,
+                SpamReport.reported_at >= now - timedelta(days=reputation.days),
+            )
+        )
+        or 0
+    )
+    existing = session.scalars(
+        select(BlockEntry).where(
+            BlockEntry.value == caller, BlockEntry.is_prefix.is_(False), BlockEntry.scope == GLOBAL
+        )
+    ).one_or_none()
+    status = f"{reporters} of {reputation.reports} reports for reputation"
+    if reporters >= reputation.reports:
+        if existing is None:
+            session.add(
+                BlockEntry(
+                    value=caller,
+                    is_prefix=False,
+                    entered=caller,
+                    scope=GLOBAL,
+                    reason=f"marked as spam by {reporters} extensions",
+                    source=REPUTATION,
+                    created_at=now,
+                    sip_code=607,
+                )
+            )
+            return status + ": blocked for everyone"
+        if existing.source == REPUTATION:
+            existing.reason = f"marked as spam by {reporters} extensions"
+        return status
+    if existing is not None and existing.source == REPUTATION:
+        session.delete(existing)
+        return status + ": reputation block withdrawn"
+    return status
