@@ -44,8 +44,8 @@ def sql_feature_runner(engine: Engine, reputation: features.Reputation) -> Featu
 
 def sql_rules_lookup(engine: Engine) -> RulesLookup:
     def lookup(caller: str | None, extension: str, now: datetime) -> Rules:
-        with Session(engine) as session:
-            return store.rules_for(session, caller, extension, now)
+        with engine.connect() as conn:
+            return store.rules_for(conn, caller, extension, now)
 
     return lookup
 

@@ -4,14 +4,36 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Table, delete, func, insert, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from screening.db import GLOBAL, AllowEntry, BlockEntry, CallLog, DndSchedule, ManualDnd
+from screening.db import (
+    GLOBAL,
+    AllowEntry,
+    BlockEntry,
+    CallLog,
+    DndSchedule,
+    ManualDnd,
+    UTCDateTime,
+)
 from screening.policy import DndWindow, Entry, Rules
 from screening.policy import ManualDnd as ManualDndRule
 
@@ -52,41 +74,103 @@ def _to_manual(row: ManualDnd) -> ManualDndRule:
     return ManualDndRule(id=row.id, extension=row.extension, until=row.until)
 
 
-def rules_for(session: Session, caller: str | None, extension: str, now: datetime) -> Rules:
+def rules_for(
+    session: Session | Connection, caller: str | None, extension: str, now: datetime
+) -> Rules:
     """Only the rows that could decide this call: entries equal to the caller or to one of its
-    prefixes (an indexed IN look-up, flat in list size), in its scope, not expired."""
-    dnd = [
-        _to_window(r)
-        for r in session.scalars(select(DndSchedule).where(DndSchedule.extension == extension))
-    ]
-    manual = [
-        _to_manual(r)
-        for r in session.scalars(select(ManualDnd).where(ManualDnd.extension == extension))
-    ]
+    prefixes (an indexed IN look-up, flat in list size), in its scope, not expired; and the
+    extension's DND. Two Core queries: this runs for every call."""
+    conn = session.connection() if isinstance(session, Session) else session
+    windows: list[DndWindow] = []
+    manual: list[ManualDndRule] = []
+    dnd_rows = cast(
+        "list[tuple[str, int, int, Any, Any, str, datetime | str | None]]",
+        conn.execute(_DND_QUERY, {"ext": extension}).all(),
+    )
+    for kind, id_, days, start, end, tz, until in dnd_rows:
+        if kind == "s":
+            windows.append(
+                DndWindow(
+                    id_,
+                    extension,
+                    frozenset(d for d in range(7) if days >> d & 1),
+                    _time(start),
+                    _time(end),
+                    tz,
+                )
+            )
+        else:
+            manual.append(ManualDndRule(id_, extension, _utc(until)))
     if caller is None:
-        return Rules(dnd=dnd, manual_dnd=manual)
-    candidates = [caller[:i] for i in range(1, len(caller) + 1)]
-    return Rules(
-        allow=_matching(session, AllowEntry, candidates, extension, now),
-        block=_matching(session, BlockEntry, candidates, extension, now),
-        dnd=dnd,
-        manual_dnd=manual,
+        return Rules(dnd=windows, manual_dnd=manual)
+    params = {
+        "values": [caller[:i] for i in range(1, len(caller) + 1)],
+        "scopes": [GLOBAL, extension],
+        "now": now,
+    }
+    allow: list[Entry] = []
+    block: list[Entry] = []
+    entry_rows = cast(
+        "list[tuple[Literal['block', 'allow'], int, str, bool, str, int | None, str | None,"
+        " datetime | str | None, str]]",
+        conn.execute(_ENTRY_QUERY, params).all(),
+    )
+    for kind, id_, value, is_prefix, scope, code, reason, expires, source in entry_rows:
+        entry = Entry(
+            id_, kind, value, bool(is_prefix), scope or None, code, reason, _utc(expires), source
+        )
+        (allow if kind == "allow" else block).append(entry)
+    return Rules(allow=allow, block=block, dnd=windows, manual_dnd=manual)
+
+
+def _entry_select(model: type[BlockEntry] | type[AllowEntry], kind: str) -> Select[Any]:
+    table = cast(Table, model.__table__)
+    code = table.c.sip_code if kind == "block" else null().label("sip_code")
+    return select(
+        literal(kind).label("kind"),
+        table.c.id,
+        table.c.value,
+        table.c.is_prefix,
+        table.c.scope,
+        code,
+        table.c.reason,
+        table.c.expires_at,
+        table.c.source,
+    ).where(
+        table.c.value.in_(bindparam("values", expanding=True)),
+        table.c.scope.in_(bindparam("scopes", expanding=True)),
+        or_(
+            table.c.expires_at.is_(None), table.c.expires_at > bindparam("now", type_=UTCDateTime())
+        ),
     )
 
 
-def _matching(
-    session: Session,
-    model: type[_Row],
-    candidates: list[str],
-    extension: str,
-    now: datetime,
-) -> list[Entry]:
-    query = select(model).where(
-        model.value.in_(candidates),
-        model.scope.in_((GLOBAL, extension)),
-        or_(model.expires_at.is_(None), model.expires_at > now),
-    )
-    return [_to_entry(r) for r in session.scalars(query)]
+_ENTRY_QUERY = union_all(_entry_select(AllowEntry, "allow"), _entry_select(BlockEntry, "block"))
+_dnd = cast(Table, DndSchedule.__table__)
+_manual = cast(Table, ManualDnd.__table__)
+_DND_QUERY = union_all(
+    select(
+        literal("s").label("kind"),
+        _dnd.c.id,
+        _dnd.c.days,
+        _dnd.c.start_time,
+        _dnd.c.end_time,
+        _dnd.c.tz,
+        null().label("until"),
+    ).where(_dnd.c.extension == bindparam("ext")),
+    select(literal("m"), _manual.c.id, null(), null(), null(), null(), _manual.c.until).where(
+        _manual.c.extension == bindparam("ext")
+    ),
+)
+
+
+def _time(value: time | str | timedelta) -> time:
+    # Inside a UNION the backends hand back TIME in their own ways.
+    if isinstance(value, time):
+        return value
+    if isinstance(value, timedelta):  # PyMySQL
+        return (datetime.min + value).time()
+    return time.fromisoformat(value)
 
 
 @dataclass(frozen=True)
