@@ -211,13 +211,15 @@ def parse_when_at(raw: str, zone: str) -> datetime:
     return parsed[0].astimezone(UTC)
 
 
-def parse_since(raw: str, now: datetime, zone: str | None = None) -> datetime:
+def parse_since(
+    raw: str, now: datetime, zone: str | None = None, field: str = "--since"
+) -> datetime:
     delta = _duration(raw)
     if delta is not None:
         return now - delta
     parsed = _date_or_datetime(raw, zone or local_zone())
     if parsed is None:
-        raise InvalidInput("--since", f"expected {_WHEN_HELP}, got {raw!r}")
+        raise InvalidInput(field, f"expected {_WHEN_HELP}, got {raw!r}")
     return parsed[0].astimezone(UTC)
 
 
@@ -311,3 +313,30 @@ def check(
     with Session(engine) as session:
         rules = store.rules_for(session, call.caller, ext, at)
     return call, decide(call, rules, at)
+
+
+def backup_sqlite(engine: Engine, target: str) -> int:
+    """SQLite's online backup: a consistent copy while the app keeps writing. The copy goes
+    to a temporary name first, so a failure never leaves a half-written FILE."""
+    import sqlite3
+
+    if engine.dialect.name != "sqlite":
+        raise InvalidInput(
+            "db backup", f"is for SQLite; back up {engine.dialect.name} with its own dump tool"
+        )
+    path = Path(target)
+    partial = path.with_name(path.name + ".partial")
+    raw = engine.raw_connection()
+    try:
+        source = raw.driver_connection
+        assert isinstance(source, sqlite3.Connection)
+        copy = sqlite3.connect(partial)
+        try:
+            source.backup(copy)
+        finally:
+            copy.close()
+        partial.replace(path)
+    finally:
+        raw.close()
+        partial.unlink(missing_ok=True)
+    return path.stat().st_size

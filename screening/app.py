@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -121,9 +121,11 @@ class ScreeningApp:
         self._call_log = call_log
         self._clock = clock
         self._calls: set[asyncio.Task[None]] = set()
+        self._in_hand: set[str] = set()  # channel ids being decided right now
+        self._lookup_failing = False  # one warning per outage, not one per call
 
     async def run(self, stop: asyncio.Event) -> None:
-        events = self._ari.events()
+        events = self._ari.events(on_connect=self._recover_parked)
         reader = asyncio.create_task(self._read(events))
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -137,15 +139,51 @@ class ScreeningApp:
         if reader in done and (error := reader.exception()) is not None:
             raise error
 
+    async def _recover_parked(self) -> None:
+        """After a (re)connect, decide any call that was left waiting in our app: a previous
+        run may have died holding it. Never fatal: the events must keep flowing."""
+        try:
+            parked = await self._ari.parked_channels()
+        except Exception as e:
+            log.warning("could not list channels waiting in the app: %s", e)
+            return
+        for start in parked:
+            if start.channel_id in self._in_hand:
+                continue
+            log.warning("channel %s was waiting in the app; deciding it now", start.channel_id)
+            if start.dialplan_context == FEATURE_CONTEXT:
+                # The feature name was a Stasis argument we no longer have: ask to redial.
+                start = StasisStart(
+                    start.channel_id,
+                    start.channel_name,
+                    start.caller_number,
+                    start.caller_name,
+                    start.dialplan_exten,
+                    ("feature", "?", "?"),
+                    "",
+                )
+                self._spawn(self.feature(start), start.channel_id)
+            else:
+                self._spawn(self.screen(start), start.channel_id)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], channel_id: str) -> None:
+        self._in_hand.add(channel_id)
+        task = asyncio.create_task(coro)
+        self._calls.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._calls.discard(t)
+            self._in_hand.discard(channel_id)
+
+        task.add_done_callback(done)
+
     async def _read(self, events: AsyncGenerator[dict[str, Any], None]) -> None:
         async for event in events:
             start = parse_stasis_start(event)
             if start is None:
                 continue
             handler = self.feature if start.args[:1] == ("feature",) else self.screen
-            task = asyncio.create_task(handler(start))
-            self._calls.add(task)
-            task.add_done_callback(self._calls.discard)
+            self._spawn(handler(start), start.channel_id)
 
     async def screen(self, start: StasisStart) -> None:
         """Decide one call and move it on. Every path ends with the call continued or
@@ -162,9 +200,14 @@ class ScreeningApp:
                 self._config.decision_timeout,
             )
             decision = decide(call, rules, now)
+            if self._lookup_failing:
+                log.warning("rule look-ups work again; calls are screened")
+                self._lookup_failing = False
         except Exception as e:
             kind = "timed out" if isinstance(e, TimeoutError) else f"{type(e).__name__}: {e}"
-            log.error("screening failed for channel %s (%s)", start.channel_id, kind)
+            if not self._lookup_failing:
+                log.warning("rule look-up failed (%s); calls pass unscreened until it works", kind)
+                self._lookup_failing = True
             decision = Decision(
                 Action.CONTINUE,
                 None,

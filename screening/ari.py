@@ -89,8 +89,21 @@ class AriClient:
             raise AriError(f"continue {channel_id}: HTTP {response.status_code} {response.text}")
         return True
 
-    async def hangup(self, channel_id: str) -> None:
-        await self._http.delete(f"/channels/{channel_id}")
+    async def parked_channels(self) -> list[StasisStart]:
+        """Channels already in our app, e.g. left there when a previous run of the app died.
+        Their Stasis arguments are not available, so args is empty."""
+        response = await self._http.get(f"/applications/{self._config.ari_app}")
+        if response.status_code == 404:
+            return []
+        response.raise_for_status()
+        parked = []
+        for channel_id in response.json().get("channel_ids", []):
+            r = await self._http.get(f"/channels/{channel_id}")
+            if r.status_code == 200:
+                start = parse_stasis_start({"type": "StasisStart", "channel": r.json()})
+                if start is not None:
+                    parked.append(start)
+        return parked
 
     async def events(
         self, on_connect: Callable[[], Awaitable[None]] | None = None

@@ -141,6 +141,19 @@ def db_current(ctx: Context) -> None:
     click.echo(f"{have or 'empty'} ({state})")
 
 
+@db.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True))
+@pass_ctx
+def db_backup(ctx: Context, file: str) -> None:
+    """Copy a SQLite database to FILE while it is in use (a consistent snapshot).
+
+    For PostgreSQL or MariaDB use pg_dump or mariadb-dump.
+    """
+    engine = ctx.engine()
+    written = admin.backup_sqlite(engine, file)
+    click.echo(f"backed up {ctx.where()} to {file} ({written / 1e6:.1f} MB)")
+
+
 @db.command("history")
 @pass_ctx
 def db_history(ctx: Context) -> None:
@@ -548,6 +561,23 @@ def log_(
             for r in rows
         ],
     )
+
+
+@log_.command("purge")
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    metavar="AGE",
+    help="Delete calls older than this: 90d, 12w, or a date YYYY-MM-DD.",
+)
+@pass_ctx
+def log_purge(ctx: Context, older_than: str) -> None:
+    """Delete old call-log rows (retention). Rules are not touched."""
+    before = admin.parse_since(older_than, datetime.now(UTC), field="--older-than")
+    with Session(ctx.engine()) as session, session.begin():
+        removed = store.purge_log(session, before)
+    click.echo(f"deleted {removed} call-log rows from before {_local(before)}")
 
 
 @cli.command()

@@ -459,6 +459,12 @@ def query_log(
     return rows
 
 
+def purge_log(session: Session, before: datetime) -> int:
+    """Delete call-log rows older than `before`; returns how many."""
+    result = session.execute(delete(CallLog).where(CallLog.at < before))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class Stats:
     since: datetime | None

@@ -83,3 +83,35 @@ def test_wrong_ari_password_exits_with_a_clear_error(app: App) -> None:
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("screening: error: ARI at http://127.0.0.1:8088 refused user")
     assert "not-the-password-123" not in proc.stderr
+
+
+def test_call_left_waiting_by_a_killed_app_is_decided_when_it_restarts(app: App) -> None:
+    import asyncio
+    import signal
+    import threading
+    import time
+
+    from screening.sipprobe import CallResult, place_call
+
+    assert app.cli("block", "add", "+15550200009").code == 0
+    assert app.proc is not None
+    app.proc.send_signal(signal.SIGSTOP)  # frozen: Asterisk still sees the app connected
+    results: list[CallResult] = []
+    caller = threading.Thread(
+        target=lambda: results.append(
+            asyncio.run(place_call("201", "+15550200009", port=app.sip_port, final_within=20))
+        )
+    )
+    caller.start()
+    try:
+        time.sleep(1.0)  # the INVITE is now waiting in Stasis for an app that cannot answer
+        app.proc.send_signal(signal.SIGKILL)
+        app.proc.wait(timeout=10)
+        app.proc = None
+        app.start()
+    finally:
+        caller.join(timeout=30)
+    [result] = results
+    assert result.status_line == "607 Unwanted"
+    assert result.elapsed_ms < 15_000
+    app.wait_log("was waiting in the app; deciding it now")

@@ -187,3 +187,28 @@ def test_feature_failure_still_ends_the_call_with_a_prompt() -> None:
     )
     asyncio.run(app.feature(feature_start()))
     assert ari.calls == [("chan-9", "screening-feature-result", "not-possible")]
+
+
+def test_one_warning_per_outage_and_one_when_it_recovers(caplog: pytest.LogCaptureFixture) -> None:
+    state = {"down": True}
+
+    def flaky(*_: Any) -> Rules:
+        if state["down"]:
+            raise ConnectionError("database is down")
+        return Rules()
+
+    ari, log = RecordingAri(), RecordingLog()
+    app = make_app(flaky, ari, log)
+
+    async def calls(n: int) -> None:
+        for _ in range(n):
+            await app.screen(start())
+
+    caplog.set_level("WARNING")
+    asyncio.run(calls(5))
+    state["down"] = False
+    asyncio.run(calls(3))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2
+    assert "calls pass unscreened" in warnings[0] and "work again" in warnings[1]
+    assert len(ari.calls) == 8  # every call was continued
