@@ -72,6 +72,7 @@ async def place_call(
     hold: float = 0.0,
     final_within: float = 5.0,
     extra_headers: dict[str, str] | None = None,
+    from_uri: str | None = None,
 ) -> CallResult:
     """INVITE sip:TO@host:port from CALLER (the From user; "" sends a From with no user).
     Non-2xx finals are ACKed; a 200 OK is ACKed, held for `hold` seconds (or until the far
@@ -81,37 +82,29 @@ async def place_call(
     rtp_transport, rtp = await loop.create_datagram_endpoint(_Rtp, local_addr=("127.0.0.1", 0))
     try:
         rtp_port = rtp_transport.get_extra_info("sockname")[1]
-        return await _call(
-            sip,
-            rtp,
-            rtp_port,
-            to,
-            caller,
-            host,
-            port,
-            display_name,
-            hold,
-            final_within,
-            extra_headers or {},
-        )
+        request = _Request(to, caller, host, port, display_name, extra_headers or {}, from_uri)
+        return await _call(sip, rtp, rtp_port, request, hold, final_within)
     finally:
         sip_transport.close()
         rtp_transport.close()
 
 
+@dataclass(frozen=True)
+class _Request:
+    to: str
+    caller: str
+    host: str
+    port: int
+    display_name: str
+    extra: dict[str, str]
+    from_uri: str | None
+
+
 async def _call(
-    sip: _Sip,
-    rtp: _Rtp,
-    rtp_port: int,
-    to: str,
-    caller: str,
-    host: str,
-    port: int,
-    display_name: str,
-    hold: float,
-    final_within: float,
-    extra: dict[str, str],
+    sip: _Sip, rtp: _Rtp, rtp_port: int, req: _Request, hold: float, final_within: float
 ) -> CallResult:
+    to, caller, host, port = req.to, req.caller, req.host, req.port
+    display_name, extra, from_uri = req.display_name, req.extra, req.from_uri
     assert sip.transport is not None
     lhost, lport = sip.transport.get_extra_info("sockname")[:2]
     call_id = f"{secrets.token_hex(8)}@{lhost}"
@@ -120,7 +113,7 @@ async def _call(
     ruri = f"sip:{to}@{host}:{port}"
     user = f"{caller}@" if caller else ""
     name = f'"{display_name}" ' if display_name else ""
-    from_hdr = f"{name}<sip:{user}{lhost}>;tag={tag}"
+    from_hdr = f"{name}<{from_uri or f'sip:{user}{lhost}'}>;tag={tag}"
     sdp = (
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
         f"m=audio {rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"

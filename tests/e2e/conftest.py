@@ -7,12 +7,15 @@ fail and say why. SCREENING_TEST_NO_E2E=1 leaves them out on purpose.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -58,10 +61,17 @@ def sandbox() -> dict[str, str]:
 class App:
     """One `screening serve` process against the sandbox, with its own SQLite database."""
 
-    def __init__(self, sandbox: dict[str, str], workdir: Path) -> None:
+    def __init__(
+        self,
+        sandbox: dict[str, str],
+        workdir: Path,
+        database_url: str | None = None,
+        **settings: str,
+    ) -> None:
         self.env = {
             **{k: v for k, v in sandbox.items() if k.startswith("SCREENING_")},
-            "SCREENING_DATABASE_URL": f"sqlite:///{workdir / 'screening.db'}",
+            "SCREENING_DATABASE_URL": database_url or f"sqlite:///{workdir / 'screening.db'}",
+            **settings,
         }
         self.sip_port = int(sandbox.get("SANDBOX_SIP_PORT", "5060"))
         self.log_path = workdir / "serve.log"
@@ -138,7 +148,7 @@ class App:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def call(self, caller: str, to: str, **kwargs: object) -> CallResult:
+    def call(self, caller: str, to: str = "201", **kwargs: object) -> CallResult:
         return asyncio.run(place_call(to, caller, port=self.sip_port, **kwargs))  # type: ignore[arg-type]
 
 
@@ -150,3 +160,91 @@ def app(sandbox: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> It
     if instance.proc is not None:
         code = instance.stop()
         assert code == 0, f"screening serve exited {code} on SIGTERM:\n{instance.log()}"
+
+
+@pytest.fixture
+def own_app(app: App, sandbox: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., App]]:
+    """Stop the shared app and start one with other settings; the shared one comes back after.
+    (Two apps with one ARI name would both receive every call.)"""
+    started: list[App] = []
+    app.stop()
+
+    def make(database_url: str | None = None, **settings: str) -> App:
+        other = App(sandbox, tmp_path, database_url, **settings)
+        other.start()
+        started.append(other)
+        return other
+
+    try:
+        yield make
+    finally:
+        for other in started:
+            if other.proc is not None:
+                other.stop()
+        app.start()
+
+
+class TcpProxy:
+    """A TCP relay to a real server that a test can cut and restore: a database outage on
+    the real connection path, without stopping the machine's shared server."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._up = False
+        self.restore()
+
+    def restore(self) -> None:
+        if self._up:
+            return
+        if self._listener.fileno() == -1:
+            self._listener = socket.socket()
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._listener.bind(("127.0.0.1", self.port))
+        self._listener.listen(64)
+        self._up = True
+        threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        """Refuse new connections and drop every open one."""
+        self._up = False
+        self._listener.close()
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._open.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)

@@ -1,0 +1,145 @@
+"""Faults injected into the real sandbox: the database goes away or is locked, the app is
+stopped with calls in hand, callers send hostile SIP. Calls are never lost."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from screening import migrate
+from screening.db import make_engine
+from screening.sipprobe import place_call
+from tests.conftest import ThrowawayDatabases
+from tests.e2e.conftest import App, TcpProxy
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def postgresql_via_proxy() -> Iterator[tuple[str, TcpProxy, str]]:
+    """(URL through a proxy we can cut, the proxy, direct URL) for a throwaway database."""
+    servers = ThrowawayDatabases("postgresql")
+    direct = servers.new()
+    engine = make_engine(direct)
+    migrate.upgrade(engine)
+    engine.dispose()
+    proxy = TcpProxy(("127.0.0.1", 5432))
+    through = direct.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    try:
+        yield through, proxy, direct
+    finally:
+        proxy.cut()
+        servers.drop_all()
+
+
+def test_postgresql_outage_calls_pass_unscreened_then_screening_resumes(
+    own_app: Callable[..., App], postgresql_via_proxy: tuple[str, TcpProxy, str]
+) -> None:
+    url, proxy, direct = postgresql_via_proxy
+    app = own_app(url)
+    assert app.cli("block", "add", "+15550700001").code == 0
+    assert app.call("+15550700001", "201").status_line == "607 Unwanted"
+
+    proxy.cut()
+    during = [app.call("+15550700001", "201") for _ in range(5)]
+    assert [r.status_line for r in during] == ["200 OK"] * 5
+    # Bounded: the default decision time-out is 300 ms; the call is not held longer.
+    assert max(r.elapsed_ms for r in during) < 1000
+    assert app.log().count("calls pass unscreened until it works") == 1
+
+    proxy.restore()
+    deadline = time.monotonic() + 10
+    while app.call("+15550700001", "201").status_line != "607 Unwanted":
+        assert time.monotonic() < deadline, "screening did not resume after the database came back"
+        time.sleep(0.2)
+    app.wait_log("rule look-ups work again")
+
+    # Every decided call is in the log, including those decided during the outage.
+    engine = make_engine(direct)
+    deadline = time.monotonic() + 15
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT decision, rule_kind FROM call_log ORDER BY id")).all()
+        if len(rows) >= 7 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    engine.dispose()
+    assert rows[0] == ("rejected", "block")
+    assert rows[1:6] == [("allowed", "error")] * 5
+    assert rows[-1] == ("rejected", "block")
+
+
+def test_sqlite_locked_by_another_writer_calls_are_still_screened(app: App) -> None:
+    assert app.cli("block", "add", "+15550700002").code == 0
+    db = app.env["SCREENING_DATABASE_URL"].removeprefix("sqlite:///")
+    before = len(app.rows("SELECT id FROM call_log"))
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    locker.execute(
+        "INSERT INTO spam_reports (caller, extension, reported_at) VALUES ('x', 'y', '2026-01-01')"
+    )
+    try:
+        # WAL readers are not blocked by a writer: rules are still read and applied.
+        results = [app.call("+15550700002", "201") for _ in range(3)]
+        assert [r.status_line for r in results] == ["607 Unwanted"] * 3
+        assert max(r.elapsed_ms for r in results) < 1000
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    # Call-log rows waited for the lock and were written once it was released.
+    assert len(app.rows("SELECT id FROM call_log", at_least=before + 3, within=15)) >= before + 3
+
+
+def test_sigterm_finishes_calls_in_hand_and_writes_every_log_row(
+    own_app: Callable[..., App], tmp_path: Path
+) -> None:
+    app = own_app()
+    assert app.cli("block", "add", "+15550700003").code == 0
+
+    async def burst() -> list[str]:
+        calls = [place_call("201", f"+1555070{i:04d}", port=app.sip_port) for i in range(30)]
+        return [r.status_line for r in await asyncio.gather(*calls)]
+
+    statuses = asyncio.run(burst())
+    assert statuses.count("607 Unwanted") == 1 and statuses.count("200 OK") == 29
+    assert app.stop() == 0  # straight after the burst: rows may still be queued
+    assert len(app.rows("SELECT id FROM call_log")) == 30
+
+
+HOSTILE = {
+    "300-character user": {"caller": "5" * 300},
+    "non-ASCII display name": {"caller": "+15550700010", "display_name": "Jürgen Müller 北京"},
+    "SQL metacharacters": {"caller": "%27%3B%20DROP%20TABLE%20block_entries%3B--"},
+    "anonymous": {"caller": "anonymous"},
+    "empty user": {"caller": ""},
+    "tel: URI": {"caller": "", "from_uri": "tel:+15550700011"},
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE.values(), ids=list(HOSTILE))
+def test_hostile_caller_ids_get_a_sensible_answer(app: App, case: dict[str, str]) -> None:
+    result = app.call(**case)  # type: ignore[arg-type]
+    assert result.status_line == "200 OK", result.status_line
+    assert app.proc is not None and app.proc.poll() is None  # still running
+    assert app.rows("SELECT count(*) FROM block_entries")[0][0] >= 0  # tables intact
+
+
+def test_from_is_trusted_not_p_asserted_identity(app: App) -> None:
+    # The trunk does not set trust_id_inbound, so Asterisk (and screening) use From.
+    assert app.cli("block", "add", "+15550700012").code == 0
+    pai = {"P-Asserted-Identity": "<sip:+15550700012@127.0.0.1>"}
+    assert app.call("+15550700013", "201", extra_headers=pai).status_line == "200 OK"
+    assert (
+        app.call(
+            "+15550700012",
+            "201",
+            extra_headers={"P-Asserted-Identity": "<sip:+15550700013@127.0.0.1>"},
+        ).status_line
+        == "607 Unwanted"
+    )
