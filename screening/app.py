@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -60,18 +62,27 @@ class CallLogWriter:
         self._queue: asyncio.Queue[store.CallRecord] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._unwritten = 0  # queued or in a batch, not yet committed
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="call-log-writer")
 
     def add(self, record: store.CallRecord) -> None:
+        self._unwritten += 1
         self._queue.put_nowait(record)
 
-    async def close(self) -> None:
-        """Write every pending row, then stop."""
+    async def flush(self) -> None:
+        """Wait until every row queued so far is written."""
         await self._queue.join()
+
+    async def close(self, within: float = 10.0) -> int:
+        """Write every pending row, then stop. Returns how many rows could not be written
+        because the database stayed away for `within` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), within)
         if self._task is not None:
             self._task.cancel()
+        return self._unwritten
 
     def _write(self, rows: list[store.CallRecord]) -> None:
         with Session(self._engine) as session, session.begin():
@@ -86,6 +97,7 @@ class CallLogWriter:
             while True:
                 try:
                     await asyncio.to_thread(self._write, rows)
+                    self._unwritten -= len(rows)
                     break
                 except Exception as e:
                     if not self._failing:
@@ -122,6 +134,7 @@ class ScreeningApp:
         self._clock = clock
         self._calls: set[asyncio.Task[None]] = set()
         self._in_hand: set[str] = set()  # channel ids being decided right now
+        self._decided: OrderedDict[str, float] = OrderedDict()  # id -> when, last 5 minutes
         self._lookup_failing = False  # one warning per outage, not one per call
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -167,6 +180,11 @@ class ScreeningApp:
                 self._spawn(self.screen(start), start.channel_id)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], channel_id: str) -> None:
+        """Handle a channel once. The same channel can be announced twice: by its
+        StasisStart and by the recovery scan at connect, which races with it."""
+        if channel_id in self._in_hand or channel_id in self._decided:
+            coro.close()
+            return
         self._in_hand.add(channel_id)
         task = asyncio.create_task(coro)
         self._calls.add(task)
@@ -174,6 +192,10 @@ class ScreeningApp:
         def done(t: asyncio.Task[None]) -> None:
             self._calls.discard(t)
             self._in_hand.discard(channel_id)
+            now = time.monotonic()
+            self._decided[channel_id] = now
+            while self._decided and next(iter(self._decided.values())) < now - 300:
+                self._decided.popitem(last=False)
 
         task.add_done_callback(done)
 
@@ -257,6 +279,9 @@ class ScreeningApp:
                 detail = "feature codes are not enabled"
             else:
                 _, name, extension = start.args
+                # "The last caller" must include a call that ended a moment ago.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._call_log.flush(), 1.0)
                 result = await asyncio.wait_for(
                     asyncio.to_thread(self._features, name, extension, self._clock()),
                     FEATURE_TIMEOUT,
@@ -320,6 +345,9 @@ async def serve(config: Config, engine: Engine) -> None:
     try:
         await app.run(stop)
     finally:
-        await writer.close()
+        lost = await writer.close()
         await ari.aclose()
+        if lost:
+            log.error("stopped with %d call-log rows unwritten: the database is unavailable", lost)
+            raise SystemExit(1)
         log.info("stopped")

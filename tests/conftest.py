@@ -7,6 +7,7 @@ variable is the only way to leave one out.
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ BACKENDS = [
     if b.strip()
 ]
 RUN_ID = uuid.uuid4().hex[:8]
+_NAMES = itertools.count()  # shared by every server, so no two databases share a name
 
 
 class ThrowawayDatabases:
@@ -53,7 +55,7 @@ class ThrowawayDatabases:
             )
 
     def new(self) -> str:
-        name = f"screening_test_{RUN_ID}_{len(self.created)}"
+        name = f"screening_test_{RUN_ID}_{next(_NAMES)}"
         with self.admin.connect() as conn:
             conn.execute(text(f"CREATE DATABASE {name}"))
         self.created.append(name)

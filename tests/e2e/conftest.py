@@ -213,6 +213,9 @@ class TcpProxy:
     def cut(self) -> None:
         """Refuse new connections and drop every open one."""
         self._up = False
+        # close() alone does not wake a thread blocked in accept(); shutdown() does.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         with self._lock:
             for sock in self._open:

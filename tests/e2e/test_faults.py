@@ -39,7 +39,9 @@ def postgresql_via_proxy() -> Iterator[tuple[str, TcpProxy, str]]:
 
 
 def test_postgresql_outage_calls_pass_unscreened_then_screening_resumes(
-    own_app: Callable[..., App], postgresql_via_proxy: tuple[str, TcpProxy, str]
+    # The proxy first, so that it is torn down last, after the app has stopped.
+    postgresql_via_proxy: tuple[str, TcpProxy, str],
+    own_app: Callable[..., App],
 ) -> None:
     url, proxy, direct = postgresql_via_proxy
     app = own_app(url)
@@ -143,3 +145,19 @@ def test_from_is_trusted_not_p_asserted_identity(app: App) -> None:
         ).status_line
         == "607 Unwanted"
     )
+
+
+def test_stop_with_the_database_gone_does_not_hang(
+    postgresql_via_proxy: tuple[str, TcpProxy, str], own_app: Callable[..., App]
+) -> None:
+    url, proxy, _ = postgresql_via_proxy
+    app = own_app(url)
+    proxy.cut()
+    assert app.call("+15550700020", "201").status_line == "200 OK"
+    assert app.proc is not None
+    t0 = time.monotonic()
+    app.proc.send_signal(__import__("signal").SIGTERM)
+    code = app.proc.wait(timeout=30)
+    app.proc = None
+    assert code == 1 and time.monotonic() - t0 < 20
+    assert "stopped with 1 call-log rows unwritten" in app.log(), app.log()

@@ -39,6 +39,9 @@ class RecordingLog:
     def add(self, record: CallRecord) -> None:
         self.rows.append(record)
 
+    async def flush(self) -> None:
+        pass
+
 
 def start(caller: str = "5551234567", args: tuple[str, ...] = ("201",)) -> StasisStart:
     return StasisStart("chan-1", "PJSIP/trunk-1", caller, "", "201", args)
@@ -212,3 +215,27 @@ def test_one_warning_per_outage_and_one_when_it_recovers(caplog: pytest.LogCaptu
     assert len(warnings) == 2
     assert "calls pass unscreened" in warnings[0] and "work again" in warnings[1]
     assert len(ari.calls) == 8  # every call was continued
+
+
+def test_a_channel_announced_twice_is_decided_once() -> None:
+    ari, log = RecordingAri(), RecordingLog()
+    app = make_app(lambda *a: BLOCKED, ari, log)
+    event = {
+        "type": "StasisStart",
+        "args": ["201"],
+        "channel": {"id": "chan-1", "caller": {"number": "5551234567"}},
+    }
+
+    async def scenario() -> None:
+        async def events() -> Any:
+            yield event
+            yield event  # e.g. the recovery scan at connect raced with the StasisStart
+
+        await app._read(events())
+        await asyncio.gather(*app._calls)
+        await app._read(events())  # and once more after it was decided
+        await asyncio.gather(*app._calls)
+
+    asyncio.run(scenario())
+    assert ari.calls == [("chan-1", REJECT_CONTEXT, "608")]
+    assert len(log.rows) == 1
