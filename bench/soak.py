@@ -1,0 +1,145 @@
+"""Soak: real calls at a fixed rate for a long time; does anything leak or fail?
+
+    .venv/bin/python bench/soak.py [--rate 50] [--minutes 30]
+
+Starts the sandbox and a `screening serve` on a fresh SQLite database, then places calls
+open-loop at --rate per second, mixing callers whose right answer is known (blocked -> 607,
+prefix -> 608, DND -> 608, allowed through DND -> 200, unknown -> 200). Reports calls, wrong
+answers, time-outs, latency percentiles, and the app's resident memory, open file
+descriptors and CPU time per call at the start and end. Not part of CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from screening.sipprobe import place_call  # noqa: E402
+
+# (caller, extension, expected status line)
+MIX = [
+    ("+15550800001", "201", "607 Unwanted"),  # blocked
+    ("+19005550000", "201", "608 Rejected"),  # premium-rate prefix, 608
+    ("+15550800002", "202", "608 Rejected"),  # 202 is in DND
+    ("+15550800003", "202", "200 OK"),  # allowed: through DND
+    ("+15550800004", "201", "200 OK"),  # nobody special
+]
+
+
+def proc_stats(pid: int) -> dict[str, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return {"rss_mb": rss_kb / 1024, "fds": fds, "cpu_s": cpu_s}
+
+
+async def drive(rate: float, seconds: float, port: int) -> tuple[Counter[str], list[float], int]:
+    results: Counter[str] = Counter()
+    latencies: list[float] = []
+    wrong = 0
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(i: int) -> None:
+        nonlocal wrong
+        caller, ext, expected = MIX[i % len(MIX)]
+        r = await place_call(ext, caller, port=port, final_within=10)
+        results[r.status_line] += 1
+        if r.status:
+            latencies.append(r.elapsed_ms)
+        if r.status_line != expected:
+            wrong += 1
+
+    t0 = time.monotonic()
+    i = 0
+    while (elapsed := time.monotonic() - t0) < seconds:
+        due = int(elapsed * rate) + 1
+        while i < due:
+            task = asyncio.create_task(one(i))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            i += 1
+        await asyncio.sleep(0.005)
+    await asyncio.gather(*tasks)
+    return results, latencies, wrong
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--minutes", type=float, default=30)
+    args = parser.parse_args()
+    subprocess.run([str(REPO / "scripts" / "sandbox"), "up"], check=True)
+    env = dict(os.environ)
+    for line in (REPO / ".sandbox.env").read_text().splitlines():
+        if line.startswith("export "):
+            k, _, v = line[7:].partition("=")
+            env[k] = v
+    port = int(env["SANDBOX_SIP_PORT"])
+    with tempfile.TemporaryDirectory() as work:
+        env["SCREENING_DATABASE_URL"] = f"sqlite:///{work}/soak.db"
+        cli = [sys.executable, "-m", "screening"]
+        for cmd in (
+            ["db", "upgrade"],
+            ["block", "add", "+15550800001"],
+            ["block", "add", "+1900*", "--code", "608"],
+            ["dnd", "add", "202", "--days", "all", "--from", "00:00", "--to", "00:00"],
+            ["allow", "add", "+15550800003", "--for", "202"],
+        ):
+            subprocess.run([*cli, *cmd], env=env, check=True, capture_output=True)
+        log = open(Path(work) / "serve.log", "w")  # noqa: SIM115
+        serve = subprocess.Popen([*cli, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(100):
+                if "connected to ARI" in (Path(work) / "serve.log").read_text():
+                    break
+                time.sleep(0.1)
+            asyncio.run(drive(args.rate, 3, port))  # warm-up
+            start = proc_stats(serve.pid)
+            results, latencies, wrong = asyncio.run(drive(args.rate, args.minutes * 60, port))
+            end = proc_stats(serve.pid)
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            code = serve.wait(timeout=30)
+        calls = sum(results.values())
+        print(
+            f"{args.minutes:g} min at {args.rate:g} calls/s: {calls} calls, "
+            f"{', '.join(f'{k} x{v}' for k, v in sorted(results.items()))}"
+        )
+        print(
+            f"wrong answers: {wrong}, time-outs: {results.get('timeout', 0)}, "
+            f"app exit code on SIGTERM: {code}"
+        )
+        print(
+            f"latency ms: p50 {statistics.median(latencies):.2f}, p95 {pct(latencies, 95):.2f}, "
+            f"p99 {pct(latencies, 99):.2f}, max {max(latencies):.2f}"
+        )
+        growth = (end["rss_mb"] - start["rss_mb"]) / start["rss_mb"] * 100
+        print(
+            f"app memory {start['rss_mb']:.1f} -> {end['rss_mb']:.1f} MB ({growth:+.1f}%), "
+            f"open fds {start['fds']:.0f} -> {end['fds']:.0f}, "
+            f"CPU {(end['cpu_s'] - start['cpu_s']) / max(calls, 1) * 1000:.2f} ms per call"
+        )
+        return 0 if wrong == 0 and code == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
