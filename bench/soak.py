@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from screening.sipprobe import place_call  # noqa: E402
+from screening.sipprobe import load  # noqa: E402
 
 # (caller, extension, expected status line)
 MIX = [
@@ -48,32 +48,12 @@ def proc_stats(pid: int) -> dict[str, float]:
 
 
 async def drive(rate: float, seconds: float, port: int) -> tuple[Counter[str], list[float], int]:
-    results: Counter[str] = Counter()
-    latencies: list[float] = []
-    wrong = 0
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def one(i: int) -> None:
-        nonlocal wrong
-        caller, ext, expected = MIX[i % len(MIX)]
-        r = await place_call(ext, caller, port=port, final_within=10)
-        results[r.status_line] += 1
-        if r.status:
-            latencies.append(r.elapsed_ms)
-        if r.status_line != expected:
-            wrong += 1
-
-    t0 = time.monotonic()
-    i = 0
-    while (elapsed := time.monotonic() - t0) < seconds:
-        due = int(elapsed * rate) + 1
-        while i < due:
-            task = asyncio.create_task(one(i))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            i += 1
-        await asyncio.sleep(0.005)
-    await asyncio.gather(*tasks)
+    mix = [(caller, ext) for caller, ext, _ in MIX]
+    expected = {(caller, ext): want for caller, ext, want in MIX}
+    done = await load(mix, rate, seconds, port=port)
+    results = Counter(r.status_line for _, _, _, r in done)
+    latencies = [r.elapsed_ms for _, _, _, r in done if r.status]
+    wrong = sum(1 for _, c, e, r in done if r.status_line != expected[(c, e)])
     return results, latencies, wrong
 
 

@@ -239,3 +239,33 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+async def load(
+    calls: list[tuple[str, str]],
+    rate: float,
+    seconds: float,
+    *,
+    port: int = 5060,
+    final_within: float = 10.0,
+) -> list[tuple[float, str, str, CallResult]]:
+    """Open-loop load: start a call every 1/rate seconds for `seconds`, cycling through
+    (caller, extension) pairs, whatever the earlier calls are doing. Returns
+    (start offset s, caller, extension, result) per call, in start order."""
+    out: list[tuple[float, str, str, CallResult]] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def one(offset: float, caller: str, ext: str) -> None:
+        result = await place_call(ext, caller, port=port, final_within=final_within)
+        out.append((offset, caller, ext, result))
+
+    t0 = time.monotonic()
+    started = 0
+    while (elapsed := time.monotonic() - t0) < seconds:
+        while started < int(elapsed * rate) + 1:
+            caller, ext = calls[started % len(calls)]
+            tasks.append(asyncio.create_task(one(elapsed, caller, ext)))
+            started += 1
+        await asyncio.sleep(0.005)
+    await asyncio.gather(*tasks)
+    return sorted(out, key=lambda r: r[0])

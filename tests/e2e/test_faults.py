@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -161,3 +162,59 @@ def test_stop_with_the_database_gone_does_not_hang(
     app.proc = None
     assert code == 1 and time.monotonic() - t0 < 20
     assert "stopped with 1 call-log rows unwritten" in app.log(), app.log()
+
+
+def test_asterisk_restart_under_load(app: App) -> None:
+    import threading
+
+    from screening.sipprobe import load
+
+    assert app.cli("block", "add", "+15550700030").code == 0
+    mix = [("+15550700030", "201"), ("+15550700031", "202")]
+    expected = {"+15550700030": "607 Unwanted", "+15550700031": "200 OK"}
+    done: list[tuple[float, str, str, object]] = []
+    t0 = time.monotonic()
+    driver = threading.Thread(
+        target=lambda: done.extend(
+            asyncio.run(load(mix, 20, 12, port=app.sip_port, final_within=8))
+        )
+    )
+    driver.start()
+    time.sleep(3)
+    went_down = time.monotonic() - t0
+    subprocess.run(
+        [str(Path(__file__).resolve().parents[2] / "scripts" / "sandbox"), "restart"],
+        check=True,
+        capture_output=True,
+    )
+    ari_back = time.monotonic() - t0
+    registered = ari_back + app.wait_registered(True, within=10)
+    driver.join(timeout=60)
+
+    before = [(c, r) for off, c, _, r in done if off < went_down - 0.5]
+    after = [(c, r) for off, c, _, r in done if off > registered + 0.5]
+    gap = [(c, r) for off, c, _, r in done if went_down - 0.5 <= off <= registered + 0.5]
+    assert registered - ari_back < 2, (
+        f"re-registered {registered - ari_back:.1f}s after ARI came back"
+    )
+    assert before and after
+    assert all(r.status_line == expected[c] for c, r in before)  # type: ignore[attr-defined]
+    assert all(r.status_line == expected[c] for c, r in after)  # type: ignore[attr-defined]
+    # In the gap a call either failed with Asterisk itself, went through unscreened, or was
+    # screened; none got a wrong rejection.
+    assert all(r.status_line in ("timeout", "200 OK", expected[c]) for c, r in gap)  # type: ignore[attr-defined]
+    statuses = [r.status_line for _, _, _, r in done]  # type: ignore[attr-defined]
+    print(
+        f"restart under load: {len(done)} calls, {statuses.count('200 OK')} answered, "
+        f"{statuses.count('607 Unwanted')} rejected, {statuses.count('timeout')} failed "
+        f"(Asterisk down {went_down:.1f}-{ari_back:.1f}s, app back at {registered:.1f}s)"
+    )
+    # Nothing is left parked in the app.
+    import httpx
+
+    apps = httpx.get(
+        f"{app.env['SCREENING_ARI_URL']}/ari/applications/screening",
+        auth=(app.env["SCREENING_ARI_USER"], app.env["SCREENING_ARI_PASSWORD"]),
+        timeout=5,
+    ).json()
+    assert apps["channel_ids"] == []
