@@ -16,29 +16,17 @@ import asyncio
 import json
 import os
 import platform
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._harness import sandbox_env, screening, serving  # noqa: E402
 from screening.sipprobe import place_call  # noqa: E402
-
-
-def sandbox_env() -> dict[str, str]:
-    subprocess.run([str(REPO / "scripts" / "sandbox"), "up"], check=True)
-    env = {}
-    for line in (REPO / ".sandbox.env").read_text().splitlines():
-        if line.startswith("export "):
-            k, _, v = line[7:].partition("=")
-            env[k] = v
-    return env
 
 
 def pct(values: list[float], p: float) -> float:
@@ -68,26 +56,15 @@ def main() -> int:
     env = sandbox_env()
     port = int(env["SANDBOX_SIP_PORT"])
     with tempfile.TemporaryDirectory() as work:
-        app_env = {**os.environ, **env, "SCREENING_DATABASE_URL": f"sqlite:///{work}/bench.db"}
-        cli = [sys.executable, "-m", "screening"]
-        subprocess.run([*cli, "db", "upgrade"], env=app_env, check=True, capture_output=True)
-        subprocess.run(
-            [*cli, "block", "add", "+15550300001"], env=app_env, check=True, capture_output=True
-        )
-        log = open(Path(work) / "serve.log", "w")  # noqa: SIM115
-        serve = subprocess.Popen([*cli, "serve"], env=app_env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            for _ in range(100):
-                if "connected to ARI" in (Path(work) / "serve.log").read_text():
-                    break
-                time.sleep(0.1)
+        env["SCREENING_DATABASE_URL"] = f"sqlite:///{work}/bench.db"
+        screening(env, "db", "upgrade")
+        screening(env, "block", "add", "+15550300001")
+        with serving(env, Path(work)):
             asyncio.run(run_calls("607", 20, port))  # warm-up: imports, connections, caches
-            results = {}
-            for kind in ("floor", "607", "allowed"):
-                results[kind] = asyncio.run(run_calls(kind, args.calls, port))
-        finally:
-            serve.send_signal(signal.SIGTERM)
-            serve.wait(timeout=15)
+            results = {
+                kind: asyncio.run(run_calls(kind, args.calls, port))
+                for kind in ("floor", "607", "allowed")
+            }
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} cores, "
         f"{args.calls} sequential calls per kind"

@@ -14,18 +14,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._harness import sandbox_env, screening, serving  # noqa: E402
 from screening.sipprobe import load  # noqa: E402
 
 # (caller, extension, expected status line)
@@ -67,16 +65,10 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--minutes", type=float, default=30)
     args = parser.parse_args()
-    subprocess.run([str(REPO / "scripts" / "sandbox"), "up"], check=True)
-    env = dict(os.environ)
-    for line in (REPO / ".sandbox.env").read_text().splitlines():
-        if line.startswith("export "):
-            k, _, v = line[7:].partition("=")
-            env[k] = v
+    env = sandbox_env()
     port = int(env["SANDBOX_SIP_PORT"])
     with tempfile.TemporaryDirectory() as work:
         env["SCREENING_DATABASE_URL"] = f"sqlite:///{work}/soak.db"
-        cli = [sys.executable, "-m", "screening"]
         for cmd in (
             ["db", "upgrade"],
             ["block", "add", "+15550800001"],
@@ -84,21 +76,13 @@ def main() -> int:
             ["dnd", "add", "202", "--days", "all", "--from", "00:00", "--to", "00:00"],
             ["allow", "add", "+15550800003", "--for", "202"],
         ):
-            subprocess.run([*cli, *cmd], env=env, check=True, capture_output=True)
-        log = open(Path(work) / "serve.log", "w")  # noqa: SIM115
-        serve = subprocess.Popen([*cli, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            for _ in range(100):
-                if "connected to ARI" in (Path(work) / "serve.log").read_text():
-                    break
-                time.sleep(0.1)
+            screening(env, *cmd)
+        with serving(env, Path(work)) as serve:
             asyncio.run(drive(args.rate, 3, port))  # warm-up
             start = proc_stats(serve.pid)
             results, latencies, wrong = asyncio.run(drive(args.rate, args.minutes * 60, port))
             end = proc_stats(serve.pid)
-        finally:
-            serve.send_signal(signal.SIGTERM)
-            code = serve.wait(timeout=30)
+        code = serve.returncode
         calls = sum(results.values())
         print(
             f"{args.minutes:g} min at {args.rate:g} calls/s: {calls} calls, "

@@ -131,6 +131,17 @@ def feature_start(
     return StasisStart("chan-9", "PJSIP/201-1", "201", "", "s", args, context)
 
 
+def feature_app(ari: RecordingAri, runner: Any) -> ScreeningApp:
+    return ScreeningApp(
+        Config(),
+        ari,
+        lambda *a: Rules(),
+        RecordingLog(),
+        clock=lambda: NOW,  # type: ignore[arg-type]
+        feature_runner=runner,
+    )
+
+
 def test_feature_outcome_decides_where_the_call_continues() -> None:
     from screening import features
 
@@ -141,14 +152,7 @@ def test_feature_outcome_decides_where_the_call_continues() -> None:
         return features.Result(features.Outcome.MARKED, "ok")
 
     ari = RecordingAri()
-    app = ScreeningApp(
-        Config(),
-        ari,
-        lambda *a: Rules(),
-        RecordingLog(),
-        clock=lambda: NOW,  # type: ignore[arg-type]
-        feature_runner=runner,
-    )
+    app = feature_app(ari, runner)
     asyncio.run(app.feature(feature_start()))
     assert seen == [("mark-spam", "201")]
     assert ari.calls == [("chan-9", "screening-feature-result", "marked")]
@@ -163,14 +167,7 @@ def test_feature_requests_from_elsewhere_are_refused(start: StasisStart) -> None
         raise AssertionError("must not run")
 
     ari = RecordingAri()
-    app = ScreeningApp(
-        Config(),
-        ari,
-        lambda *a: Rules(),
-        RecordingLog(),
-        clock=lambda: NOW,  # type: ignore[arg-type]
-        feature_runner=runner,
-    )
+    app = feature_app(ari, runner)
     asyncio.run(app.feature(start))
     assert ari.calls == [("chan-9", "screening-feature-result", "not-possible")]
 
@@ -180,14 +177,7 @@ def test_feature_failure_still_ends_the_call_with_a_prompt() -> None:
         raise ConnectionError("database is down")
 
     ari = RecordingAri()
-    app = ScreeningApp(
-        Config(),
-        ari,
-        lambda *a: Rules(),
-        RecordingLog(),
-        clock=lambda: NOW,  # type: ignore[arg-type]
-        feature_runner=broken,
-    )
+    app = feature_app(ari, broken)
     asyncio.run(app.feature(feature_start()))
     assert ari.calls == [("chan-9", "screening-feature-result", "not-possible")]
 
