@@ -108,6 +108,39 @@ def parse_reason(raw: str | None) -> str | None:
     return raw.strip() or None
 
 
+def new_entry(
+    kind: Literal["block", "allow"],
+    number: str,
+    region: str,
+    now: datetime,
+    *,
+    extension: str | None = None,
+    code: int | str | None = None,
+    reason: str | None = None,
+    source: str = "cli",
+    expires: str | None = None,
+) -> store.NewEntry:
+    """Check every field of a list entry (no I/O); raises InvalidInput naming the field."""
+    value, is_prefix = parse_entry(number, region)
+    return store.NewEntry(
+        entered=number.strip()[:64],
+        value=value,
+        is_prefix=is_prefix,
+        extension=parse_extension(extension) if extension is not None else None,
+        reason=parse_reason(reason),
+        source=source,
+        expires_at=parse_expires(expires, now) if expires else None,
+        sip_code=parse_code(code if code is not None else 607) if kind == "block" else None,
+    )
+
+
+def save_entry(
+    engine: Engine, kind: Literal["block", "allow"], new: store.NewEntry, now: datetime
+) -> tuple[Entry, bool]:
+    with Session(engine) as session, session.begin():
+        return store.upsert_entry(session, kind, new, now)
+
+
 def add_entry(
     engine: Engine,
     kind: Literal["block", "allow"],
@@ -122,19 +155,18 @@ def add_entry(
     now: datetime | None = None,
 ) -> tuple[Entry, bool]:
     now = now or datetime.now(UTC)
-    value, is_prefix = parse_entry(number, region)
-    new = store.NewEntry(
-        entered=number.strip()[:64],
-        value=value,
-        is_prefix=is_prefix,
-        extension=parse_extension(extension) if extension is not None else None,
-        reason=parse_reason(reason),
+    new = new_entry(
+        kind,
+        number,
+        region,
+        now,
+        extension=extension,
+        code=code,
+        reason=reason,
         source=source,
-        expires_at=parse_expires(expires, now) if expires else None,
-        sip_code=parse_code(code if code is not None else 607) if kind == "block" else None,
+        expires=expires,
     )
-    with Session(engine) as session, session.begin():
-        return store.upsert_entry(session, kind, new, now)
+    return save_entry(engine, kind, new, now)
 
 
 def add_dnd(
@@ -146,13 +178,30 @@ def add_dnd(
     tz: str | None = None,
     now: datetime | None = None,
 ) -> DndWindow:
-    ext = parse_extension(extension, "EXT")
-    parsed_days = parse_days(days)
-    t_from, t_to = parse_hhmm(start, "--from"), parse_hhmm(end, "--to")
-    zone = parse_tz(tz) if tz else local_zone()
+    return save_dnd(engine, new_dnd(extension, days, start, end, tz), now)
+
+
+def new_dnd(extension: str, days: str, start: str, end: str, tz: str | None = None) -> store.NewDnd:
+    """Check every field of a DND window (no I/O); raises InvalidInput naming the field."""
+    return store.NewDnd(
+        extension=parse_extension(extension, "EXT"),
+        days=parse_days(days),
+        start=parse_hhmm(start, "--from"),
+        end=parse_hhmm(end, "--to"),
+        tz=parse_tz(tz) if tz else local_zone(),
+    )
+
+
+def save_dnd(engine: Engine, new: store.NewDnd, now: datetime | None = None) -> DndWindow:
     with Session(engine) as session, session.begin():
         return store.add_dnd(
-            session, ext, parsed_days, t_from, t_to, zone, now or datetime.now(UTC)
+            session,
+            new.extension,
+            new.days,
+            new.start,
+            new.end,
+            new.tz,
+            now or datetime.now(UTC),
         )
 
 

@@ -8,7 +8,7 @@ import logging
 import signal
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -161,32 +161,19 @@ class ScreeningApp:
             log.warning("could not list channels waiting in the app: %s", e)
             return
         for start in parked:
-            if start.channel_id in self._in_hand:
-                continue
-            log.warning("channel %s was waiting in the app; deciding it now", start.channel_id)
-            if start.dialplan_context == FEATURE_CONTEXT:
-                # The feature name was a Stasis argument we no longer have: ask to redial.
-                start = StasisStart(
-                    start.channel_id,
-                    start.channel_name,
-                    start.caller_number,
-                    start.caller_name,
-                    start.dialplan_exten,
-                    ("feature", "?", "?"),
-                    "",
-                )
-                self._spawn(self.feature(start), start.channel_id)
-            else:
-                self._spawn(self.screen(start), start.channel_id)
+            if self._dispatch(start):
+                log.warning("channel %s was waiting in the app; deciding it now", start.channel_id)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], channel_id: str) -> None:
-        """Handle a channel once. The same channel can be announced twice: by its
-        StasisStart and by the recovery scan at connect, which races with it."""
+    def _dispatch(self, start: StasisStart) -> bool:
+        """Start handling a channel, once. The same channel can be announced twice: by its
+        StasisStart and by the recovery scan at connect, which races with it. A feature
+        channel found by the scan has lost its arguments; feature() then says so."""
+        channel_id = start.channel_id
         if channel_id in self._in_hand or channel_id in self._decided:
-            coro.close()
-            return
+            return False
+        is_feature = start.args[:1] == ("feature",) or start.dialplan_context == FEATURE_CONTEXT
         self._in_hand.add(channel_id)
-        task = asyncio.create_task(coro)
+        task = asyncio.create_task(self.feature(start) if is_feature else self.screen(start))
         self._calls.add(task)
 
         def done(t: asyncio.Task[None]) -> None:
@@ -198,14 +185,14 @@ class ScreeningApp:
                 self._decided.popitem(last=False)
 
         task.add_done_callback(done)
+        return True
 
     async def _read(self, events: AsyncGenerator[dict[str, Any], None]) -> None:
         async for event in events:
             start = parse_stasis_start(event)
             if start is None:
                 continue
-            handler = self.feature if start.args[:1] == ("feature",) else self.screen
-            self._spawn(handler(start), start.channel_id)
+            self._dispatch(start)
 
     async def screen(self, start: StasisStart) -> None:
         """Decide one call and move it on. Every path ends with the call continued or
@@ -273,8 +260,10 @@ class ScreeningApp:
         context (the PJSIP endpoint), never from anything the far end of a call controls."""
         outcome, detail = features.Outcome.NOT_POSSIBLE, ""
         try:
-            if start.dialplan_context != FEATURE_CONTEXT or len(start.args) != 3:
+            if start.dialplan_context != FEATURE_CONTEXT:
                 detail = f"refused: feature request from context {start.dialplan_context!r}"
+            elif len(start.args) != 3:
+                detail = "the feature's arguments are missing (the phone can dial again)"
             elif self._features is None:
                 detail = "feature codes are not enabled"
             else:

@@ -197,25 +197,19 @@ def _list_group(kind: Literal["block", "allow"], doc: str) -> click.Group:
         expires: str | None,
         code: str | None = None,
     ) -> None:
-        # Everything is checked before the database is opened: bad input needs no connection.
-        parse_entry(number, ctx.region)
-        if kind == "block":
-            admin.parse_code(code or "607")
-        if extension is not None:
-            admin.parse_extension(extension)
-        admin.parse_reason(reason)
-        if expires:
-            admin.parse_expires(expires, datetime.now(UTC))
-        entry, created = admin.add_entry(
-            ctx.engine(),
+        # Checked before the database is opened: bad input needs no connection.
+        now = datetime.now(UTC)
+        new = admin.new_entry(
             kind,
             number,
             ctx.region,
+            now,
             extension=extension,
             code=code,
             reason=reason,
             expires=expires,
         )
+        entry, created = admin.save_entry(ctx.engine(), kind, new, now)
         code_text = f" -> {entry.sip_code}" if entry.sip_code else ""
         until = f", expires {_local(entry.expires_at)}" if entry.expires_at else ""
         click.echo(f"{'added' if created else 'updated'} {entry.describe()}{code_text}{until}")
@@ -323,13 +317,8 @@ def dnd() -> None:
 @pass_ctx
 def dnd_add(ctx: Context, ext: str, days: str, start: str, end: str, tz: str | None) -> None:
     """Add a weekly do-not-disturb window for extension EXT."""
-    admin.parse_extension(ext, "EXT")
-    admin.parse_days(days)
-    admin.parse_hhmm(start, "--from")
-    admin.parse_hhmm(end, "--to")
-    if tz:
-        admin.parse_tz(tz)
-    window = admin.add_dnd(ctx.engine(), ext, days, start, end, tz)
+    new = admin.new_dnd(ext, days, start, end, tz)  # before the database is opened
+    window = admin.save_dnd(ctx.engine(), new)
     click.echo(f"added {window.describe()}")
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from screening import store
-from screening.db import GLOBAL, BlockEntry, CallLog, SpamReport
+from screening.db import BlockEntry, CallLog, SpamReport
 from screening.policy import REPUTATION
 
 FEATURE_SOURCE = "feature code"
@@ -141,30 +141,26 @@ def _reputation(session: Session, caller: str, now: datetime, reputation: Reputa
         )
         or 0
     )
-    existing = session.scalars(
-        select(BlockEntry).where(
-            BlockEntry.value == caller, BlockEntry.is_prefix.is_(False), BlockEntry.scope == GLOBAL
-        )
-    ).one_or_none()
+    existing = store.find_entry(session, "block", caller, False, None)
     status = f"{reporters} of {reputation.reports} reports for reputation"
     if reporters >= reputation.reports:
-        if existing is None:
-            session.add(
-                BlockEntry(
+        # Add it, or refresh the count in its reason; an admin's own entry stays as it is.
+        if existing is None or existing.source == REPUTATION:
+            store.upsert_entry(
+                session,
+                "block",
+                store.NewEntry(
+                    entered=caller,
                     value=caller,
                     is_prefix=False,
-                    entered=caller,
-                    scope=GLOBAL,
+                    extension=None,
                     reason=f"marked as spam by {reporters} extensions",
                     source=REPUTATION,
-                    created_at=now,
                     sip_code=607,
-                )
+                ),
+                now,
             )
-            return status + ": blocked for everyone"
-        if existing.source == REPUTATION:
-            existing.reason = f"marked as spam by {reporters} extensions"
-        return status
+        return status + (": blocked for everyone" if existing is None else "")
     if existing is not None and existing.source == REPUTATION:
         session.delete(existing)
         return status + ": reputation block withdrawn"

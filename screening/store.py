@@ -189,9 +189,7 @@ def upsert_entry(
     session: Session, kind: Literal["block", "allow"], new: NewEntry, now: datetime
 ) -> tuple[Entry, bool]:
     """Add an entry, or update the one with the same number and scope. Returns (entry, created)."""
-    row: BlockEntry | AllowEntry | None = (
-        _find(session, BlockEntry, new) if kind == "block" else _find(session, AllowEntry, new)
-    )
+    row = find_entry(session, kind, new.value, new.is_prefix, new.extension)
     created = row is None
     if row is None:
         fields = {
@@ -212,14 +210,19 @@ def upsert_entry(
     return _to_entry(row), created
 
 
-def _find(session: Session, model: type[_Row], new: NewEntry) -> _Row | None:
-    return session.scalars(
-        select(model).where(
-            model.value == new.value,
-            model.is_prefix == new.is_prefix,
-            model.scope == _scope(new.extension),
-        )
-    ).one_or_none()
+def find_entry(
+    session: Session,
+    kind: Literal["block", "allow"],
+    value: str,
+    is_prefix: bool,
+    extension: str | None,
+) -> BlockEntry | AllowEntry | None:
+    """The entry for this number (or prefix) and scope; there is at most one."""
+    model: type[BlockEntry | AllowEntry] = _model(kind)
+    query = select(model).where(
+        model.value == value, model.is_prefix == is_prefix, model.scope == _scope(extension)
+    )
+    return cast("BlockEntry | AllowEntry | None", session.scalars(query).one_or_none())
 
 
 def add_dnd(
@@ -376,15 +379,11 @@ def remove_entry(
     is_prefix: bool = False,
     extension: str | None = None,
 ) -> Entry | None:
-    model: type[BlockEntry | AllowEntry] = _model(kind)
-    query = select(model)
     if entry_id is not None:
-        query = query.where(model.id == entry_id)
+        row = cast("BlockEntry | AllowEntry | None", session.get(_model(kind), entry_id))
     else:
-        query = query.where(
-            model.value == value, model.is_prefix == is_prefix, model.scope == _scope(extension)
-        )
-    row = cast("BlockEntry | AllowEntry | None", session.scalars(query).one_or_none())
+        assert value is not None
+        row = find_entry(session, kind, value, is_prefix, extension)
     if row is None:
         return None
     entry = _to_entry(row)
