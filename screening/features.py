@@ -78,20 +78,7 @@ def mark_last_caller(
             Outcome.NOT_POSSIBLE, f"the last caller to {extension} had no usable caller ID"
         )
     caller = last.caller
-    store.upsert_entry(
-        session,
-        "block",
-        store.NewEntry(
-            entered=caller,
-            value=caller,
-            is_prefix=False,
-            extension=extension,
-            reason=f"marked as spam from {extension}",
-            source=FEATURE_SOURCE,
-            sip_code=607,
-        ),
-        now,
-    )
+    _block(session, caller, extension, f"marked as spam from {extension}", FEATURE_SOURCE, now)
     report = session.scalars(
         select(SpamReport).where(SpamReport.caller == caller, SpamReport.extension == extension)
     ).one_or_none()
@@ -129,6 +116,18 @@ def undo_last_mark(
     )
 
 
+def _block(
+    session: Session, caller: str, extension: str | None, reason: str, source: str, now: datetime
+) -> None:
+    """Add or refresh a 607 block of one exact number (users' reports mean "unwanted")."""
+    store.upsert_entry(
+        session,
+        "block",
+        store.NewEntry(caller, caller, False, extension, reason, source, sip_code=607),
+        now,
+    )
+
+
 def _reputation(session: Session, caller: str, now: datetime, reputation: Reputation) -> str:
     """Add, refresh or withdraw the global reputation block for this caller. An admin's own
     global entry for the number is never touched."""
@@ -146,20 +145,8 @@ def _reputation(session: Session, caller: str, now: datetime, reputation: Reputa
     if reporters >= reputation.reports:
         # Add it, or refresh the count in its reason; an admin's own entry stays as it is.
         if existing is None or existing.source == REPUTATION:
-            store.upsert_entry(
-                session,
-                "block",
-                store.NewEntry(
-                    entered=caller,
-                    value=caller,
-                    is_prefix=False,
-                    extension=None,
-                    reason=f"marked as spam by {reporters} extensions",
-                    source=REPUTATION,
-                    sip_code=607,
-                ),
-                now,
-            )
+            reason = f"marked as spam by {reporters} extensions"
+            _block(session, caller, None, reason, REPUTATION, now)
         return status + (": blocked for everyone" if existing is None else "")
     if existing is not None and existing.source == REPUTATION:
         session.delete(existing)
