@@ -47,16 +47,21 @@ def _sandbox_mounts() -> list[str]:
     return [line for line in Path("/proc/mounts").read_text().splitlines() if str(ROOT) in line]
 
 
+def _sandbox(command: str) -> None:
+    proc = subprocess.run([SANDBOX, command], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f"sandbox {command}: exit {proc.returncode}: {proc.stderr.strip()}"
+
+
 def test_sandbox_down_leaves_nothing_and_up_is_idempotent_and_the_app_reconnects(
     app: App,
 ) -> None:
     assert app.cli("block", "add", "+15550200003").code == 0
-    subprocess.run([SANDBOX, "down"], check=True, capture_output=True)
+    _sandbox("down")
     assert _asterisk_pids() == [] and _sandbox_mounts() == []
     app.wait_log("lost ARI")
-    subprocess.run([SANDBOX, "up"], check=True, capture_output=True)
+    _sandbox("up")
     pids = _asterisk_pids()
-    subprocess.run([SANDBOX, "up"], check=True, capture_output=True)
+    _sandbox("up")
     assert _asterisk_pids() == pids and len(pids) == 1  # the second `up` reused the first
     assert len(_sandbox_mounts()) == 2  # /dev and /proc, once each
     waited = app.wait_registered(True, within=10)
