@@ -17,6 +17,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -80,7 +81,19 @@ def main() -> int:
         with serving(env, Path(work)) as serve:
             asyncio.run(drive(args.rate, 3, port))  # warm-up
             start = proc_stats(serve.pid)
+            # A sample a minute: growth that levels off (pools, caches filling) and growth
+            # that goes on (a leak) look the same at the two ends.
+            samples: list[dict[str, float]] = []
+            stop = threading.Event()
+
+            def sample() -> None:
+                while not stop.wait(60):
+                    samples.append(proc_stats(serve.pid))
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
             results, latencies, wrong = asyncio.run(drive(args.rate, args.minutes * 60, port))
+            stop.set()
             end = proc_stats(serve.pid)
         code = serve.returncode
         calls = sum(results.values())
@@ -96,6 +109,8 @@ def main() -> int:
             f"latency ms: p50 {statistics.median(latencies):.2f}, p95 {pct(latencies, 95):.2f}, "
             f"p99 {pct(latencies, 99):.2f}, max {max(latencies):.2f}"
         )
+        print("by minute, MB: " + " ".join(f"{x['rss_mb']:.1f}" for x in samples))
+        print("by minute, open fds: " + " ".join(f"{x['fds']:.0f}" for x in samples))
         growth = (end["rss_mb"] - start["rss_mb"]) / start["rss_mb"] * 100
         print(
             f"app memory {start['rss_mb']:.1f} -> {end['rss_mb']:.1f} MB ({growth:+.1f}%), "

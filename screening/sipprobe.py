@@ -73,12 +73,14 @@ async def place_call(
     final_within: float = 5.0,
     extra_headers: dict[str, str] | None = None,
     from_uri: str | None = None,
+    source: str = "127.0.0.1",
 ) -> CallResult:
-    """INVITE sip:TO@host:port from CALLER (the From user; "" sends a From with no user).
+    """INVITE sip:TO@host:port from CALLER (the From user; "" sends a From with no user),
+    sent from the address `source` (which can pick the trunk, as on a real PBX).
     Non-2xx finals are ACKed; a 200 OK is ACKed, held for `hold` seconds (or until the far
     end sends BYE), then hung up with BYE."""
     loop = asyncio.get_running_loop()
-    sip_transport, sip = await loop.create_datagram_endpoint(_Sip, local_addr=("127.0.0.1", 0))
+    sip_transport, sip = await loop.create_datagram_endpoint(_Sip, local_addr=(source, 0))
     rtp_transport, rtp = await loop.create_datagram_endpoint(_Rtp, local_addr=("127.0.0.1", 0))
     try:
         rtp_port = rtp_transport.get_extra_info("sockname")[1]

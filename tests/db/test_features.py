@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -18,7 +19,11 @@ SPAMMER = "+15550600001"
 
 
 def called(
-    engine: Engine, caller: str | None, ext: str, at: datetime, decision: str = "allowed"
+    engine: Engine,
+    caller: str | None,
+    ext: str,
+    at: datetime,
+    decision: Literal["allowed", "rejected"] = "allowed",
 ) -> None:
     with Session(engine) as s, s.begin():
         store.write_call_log(
@@ -31,7 +36,7 @@ def called(
                     caller=caller,
                     extension=ext,
                     decision=decision,
-                    sip_code=None if decision == "allowed" else 607,  # type: ignore[arg-type]
+                    sip_code=None if decision == "allowed" else 607,
                     rule_kind=None,
                     rule_id=None,
                     reason="r",

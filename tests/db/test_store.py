@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from typing import cast
 
 import pytest
-from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy import Engine, Table, func, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from screening import admin, migrate, store
 from screening.db import BlockEntry, CallLog, make_engine
 from screening.errors import DatabaseError
-from screening.policy import Action, IncomingCall, decide
+from screening.policy import Action, IncomingCall, Rules, decide
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, 123456, tzinfo=UTC)
 
 
-def rules(engine: Engine, caller: str | None, ext: str = "201", now: datetime = NOW) -> store.Rules:
+def rules(engine: Engine, caller: str | None, ext: str = "201", now: datetime = NOW) -> Rules:
     with Session(engine) as s:
         return store.rules_for(s, caller, ext, now)
 
@@ -72,7 +73,9 @@ def test_stored_rules_decide_like_the_core(engine: Engine) -> None:
 def test_expired_entries_are_not_loaded(engine: Engine) -> None:
     admin.add_entry(engine, "block", "+15551234567", "US", now=NOW)
     with Session(engine) as s, s.begin():
-        s.execute(BlockEntry.__table__.update().values(expires_at=NOW - timedelta(seconds=1)))
+        s.execute(
+            cast(Table, BlockEntry.__table__).update().values(expires_at=NOW - timedelta(seconds=1))
+        )
     assert rules(engine, "+15551234567").block == []
     assert len(rules(engine, "+15551234567", now=NOW - timedelta(seconds=2)).block) == 1
 

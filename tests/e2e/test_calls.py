@@ -4,8 +4,11 @@ line each caller gets back is what the rules say."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -93,8 +96,8 @@ def test_every_call_is_logged_with_why(app: App) -> None:
         ("+15550100008", "+15550100008", "209", "rejected", 607, "block"),
         ("+15550100009", "+15550100009", "209", "allowed", None, None),
     ]
-    assert "debt collector" in rows[0][6]
-    assert all(0 < r[7] < 1_000_000 for r in rows)
+    assert "debt collector" in str(rows[0][6])
+    assert all(isinstance(r[7], int) and 0 < r[7] < 1_000_000 for r in rows)
     assert "from +15550100008 ('+15550100008') to 209: rejected 607, block" in app.log()
 
 
@@ -140,3 +143,34 @@ def test_simultaneous_calls_are_each_decided(app: App) -> None:
 
     statuses = asyncio.run(burst())
     assert statuses == ["200 OK" if i % 2 == 0 else "607 Unwanted" for i in range(40)]
+
+
+def _threads_and_files(pid: int) -> tuple[int, list[str]]:
+    fd_dir = Path(f"/proc/{pid}/fd")
+    files = []
+    for fd in fd_dir.iterdir():
+        try:
+            files.append(os.readlink(fd))
+        except OSError:
+            continue  # closed while we looked
+    threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
+    return threads, sorted(f for f in files if not f.startswith(("socket:", "pipe:", "anon_")))
+
+
+def test_a_burst_of_calls_opens_no_threads_or_files(own_app: Callable[..., App]) -> None:
+    """Look-up threads and their database connections are all opened at start: a first
+    burst of calls finds them ready, and a long run cannot grow them."""
+    fresh = own_app()
+    assert fresh.proc is not None
+    fresh.wait_log("connected to ARI")
+    before = _threads_and_files(fresh.proc.pid)
+    database = str(fresh.env["SCREENING_DATABASE_URL"]).removeprefix("sqlite:///")
+    assert before[1].count(database) >= 5, before  # 4 look-up threads and the log writer
+
+    async def burst() -> list[str]:
+        calls = [place_call("212", f"+1555042{i:04d}", port=fresh.sip_port) for i in range(40)]
+        return [r.status_line for r in await asyncio.gather(*calls)]
+
+    assert asyncio.run(burst()) == ["200 OK"] * 40
+    fresh.rows("SELECT 1 FROM call_log", at_least=40)
+    assert _threads_and_files(fresh.proc.pid) == before

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from screening.app import REJECT_CONTEXT, ScreeningApp
-from screening.ari import StasisStart, parse_stasis_start
+from screening.app import REJECT_CONTEXT, CallLogWriter, ScreeningApp
+from screening.ari import AriClient, StasisStart, parse_stasis_start
 from screening.config import Config
 from screening.policy import Entry, Rules
 from screening.store import CallRecord
@@ -134,10 +134,10 @@ def feature_start(
 def feature_app(ari: RecordingAri, runner: Any) -> ScreeningApp:
     return ScreeningApp(
         Config(),
-        ari,
+        cast(AriClient, ari),
         lambda *a: Rules(),
-        RecordingLog(),
-        clock=lambda: NOW,  # type: ignore[arg-type]
+        cast(CallLogWriter, RecordingLog()),
+        clock=lambda: NOW,
         feature_runner=runner,
     )
 
