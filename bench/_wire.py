@@ -5,21 +5,37 @@ when answered) and logs each call's final status. tcpdump captures the SIP packe
 loopback, and INVITE-to-final-response is read from the capture's timestamps: sipp's own
 clock adds about 1-2 ms of its event loop to every figure on this machine, more than the
 floor being measured.
+
+Given the ARI port, the capture also takes the app's websocket, and each call's time is
+split in three: INVITE to the StasisStart event reaching the app (Asterisk), StasisStart to
+the app's request that moves the call on (the app), and that request to the final response
+(Asterisk again).
 """
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import signal
 import struct
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 SCENARIO = Path(__file__).resolve().parent / "sipp" / "call.xml"
+
+
+@dataclass(frozen=True)
+class Split:
+    """One call's time on the wire, in ms, by who held it."""
+
+    to_app: float  # INVITE -> StasisStart sent to the app (Asterisk)
+    in_app: float  # StasisStart -> the app's request that moves the call on (the app)
+    after_app: float  # that request -> the final response (Asterisk)
 
 
 @dataclass(frozen=True)
@@ -31,6 +47,7 @@ class Call:
     sent_at: float  # epoch seconds, by sipp's clock
     sipp_ms: float  # INVITE to final response by sipp's clock
     wire_ms: float | None  # the same, on the wire (None without a capture)
+    split: Split | None = None  # None unless the ARI websocket was captured too
 
     @property
     def ms(self) -> float:
@@ -60,12 +77,13 @@ def require_tools(capture: bool = True) -> None:
 
 
 @contextmanager
-def capture(path: Path, sip_port: int) -> Iterator[None]:
-    """tcpdump of the SIP port on loopback while the block runs."""
+def capture(path: Path, sip_port: int, ari_port: int | None = None) -> Iterator[None]:
+    """tcpdump of the SIP port (and the ARI port) on loopback while the block runs."""
     err = path.with_suffix(".err")
+    what = f"udp port {sip_port}" + (f" or tcp port {ari_port}" if ari_port else "")
     with err.open("w") as stderr:
         proc = subprocess.Popen(
-            ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-w", str(path), _filter(sip_port)],
+            ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-w", str(path), what],
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
@@ -83,10 +101,6 @@ def capture(path: Path, sip_port: int) -> Iterator[None]:
         proc.wait(timeout=10)
 
 
-def _filter(sip_port: int) -> str:
-    return f"udp port {sip_port}"
-
-
 def place_calls(
     callers: Sequence[tuple[str, str]],
     *,
@@ -97,9 +111,11 @@ def place_calls(
     local_port: int,
     workdir: Path,
     wire: bool = True,
+    ari_port: int | None = None,
 ) -> Batch:
     """`count` calls at `rate` per second from `source_ip` (which picks the dialplan path),
-    cycling through (caller, dialled) pairs."""
+    cycling through (caller, dialled) pairs. With `ari_port`, each call is also split by
+    who held it (see Split)."""
     workdir.mkdir(parents=True, exist_ok=True)
     tag = f"{source_ip}-{local_port}"
     inf, log, pcap = (workdir / f"{tag}.{ext}" for ext in ("csv", "log", "pcap"))
@@ -136,12 +152,13 @@ def place_calls(
         f"127.0.0.1:{sip_port}",
     ]
     t0 = time.monotonic()
-    with capture(pcap, sip_port) if wire else _nothing():
+    with capture(pcap, sip_port, ari_port) if wire else _nothing():
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
     seconds = time.monotonic() - t0
     if proc.returncode not in (0, 1):  # 1: some calls failed, which we count ourselves
         raise RuntimeError(f"sipp exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
     on_wire = wire_times(pcap) if wire else {}
+    splits = split_calls(pcap, ari_port) if wire and ari_port else {}
     calls = []
     for line in log.read_text().splitlines() if log.exists() else []:
         fields = line.split(";")
@@ -155,7 +172,16 @@ def place_calls(
         sipp_ms = (got_s - sent_s) * 1000 + (got_us - sent_us) / 1000
         sent_at = sent_s + sent_us / 1e6
         calls.append(
-            Call(caller, dialled, int(status), call_id, sent_at, sipp_ms, on_wire.get(call_id))
+            Call(
+                caller,
+                dialled,
+                int(status),
+                call_id,
+                sent_at,
+                sipp_ms,
+                on_wire.get(call_id),
+                splits.get(call_id),
+            )
         )
     return Batch(sent=count, calls=calls, seconds=seconds)
 
@@ -165,11 +191,23 @@ def _nothing() -> Iterator[None]:
     yield
 
 
+@dataclass(frozen=True)
+class _SipCall:
+    invite_at: float
+    final_at: float
+
+
 def wire_times(pcap: Path) -> dict[str, float]:
     """Call-ID -> ms from the first INVITE to the first final response to it."""
+    return {k: (c.final_at - c.invite_at) * 1000 for k, c in _sip_calls(pcap).items()}
+
+
+def _sip_calls(pcap: Path) -> dict[str, _SipCall]:
     invites: dict[str, float] = {}
     finals: dict[str, float] = {}
-    for t, payload in _udp_payloads(pcap):
+    for t, proto, _, payload in _packets(pcap):
+        if proto != "udp":
+            continue
         head, _, rest = payload.partition(b"\r\n")
         headers = _headers(rest)
         call_id = headers.get(b"call-id") or headers.get(b"i")
@@ -184,7 +222,112 @@ def wire_times(pcap: Path) -> dict[str, float]:
             and int(head.split()[1]) >= 200
         ):
             finals.setdefault(key, t)
-    return {k: (finals[k] - invites[k]) * 1000 for k in invites.keys() & finals.keys()}
+    return {k: _SipCall(invites[k], finals[k]) for k in invites.keys() & finals.keys()}
+
+
+_CHANNEL_IN_URI = re.compile(r"channels/([^/?]+)")
+
+
+def split_calls(pcap: Path, ari_port: int) -> dict[str, Split]:
+    """Call-ID -> Split, from a capture of both SIP and the app's ARI websocket. A PJSIP
+    channel's StasisStart carries the SIP Call-ID as `protocol_id`."""
+    started: dict[str, tuple[float, str]] = {}  # channel id -> (StasisStart seen, Call-ID)
+    moved_on: dict[str, float] = {}  # channel id -> the app's first request about it
+    for t, to_server, message in _ari_messages(pcap, ari_port):
+        if not isinstance(message, dict):
+            continue
+        if to_server:
+            uri = message.get("uri")
+            found = _CHANNEL_IN_URI.search(uri) if isinstance(uri, str) else None
+            if found:
+                moved_on.setdefault(found.group(1), t)
+        elif message.get("type") == "StasisStart":
+            channel = message.get("channel") or {}
+            started.setdefault(str(channel.get("id")), (t, str(channel.get("protocol_id"))))
+    sip = _sip_calls(pcap)
+    out: dict[str, Split] = {}
+    for channel_id, (seen, call_id) in started.items():
+        call = sip.get(call_id)
+        request = moved_on.get(channel_id)
+        if call is None or request is None:
+            continue
+        out[call_id] = Split(
+            to_app=(seen - call.invite_at) * 1000,
+            in_app=(request - seen) * 1000,
+            after_app=(call.final_at - request) * 1000,
+        )
+    return out
+
+
+def _ari_messages(pcap: Path, ari_port: int) -> Iterator[tuple[float, bool, object]]:
+    """(time, sent to Asterisk?, JSON) for each websocket text message on the ARI port, and
+    each plain HTTP request as {"uri": ...}. The time is that of the packet that completed
+    the message. Each TCP direction is reassembled by sequence number."""
+    streams: dict[tuple[bytes, bool], bytearray] = {}
+    next_seq: dict[tuple[bytes, bool], int] = {}
+    for t, proto, tcp, payload in _packets(pcap):
+        if proto != "tcp" or not payload:
+            continue
+        sport, dport, seq = struct.unpack("!HHI", tcp[:8])
+        if ari_port not in (sport, dport):
+            continue
+        to_server = dport == ari_port
+        key = (tcp[:4], to_server)  # ports in this direction
+        expected = next_seq.get(key, seq)
+        if seq != expected:
+            if (seq - expected) % 2**32 > 2**31:  # a retransmission of what we have
+                payload = payload[(expected - seq) % 2**32 :]
+                seq = expected
+            if not payload:
+                continue
+        next_seq[key] = (seq + len(payload)) % 2**32
+        buffer = streams.setdefault(key, bytearray())
+        buffer += payload
+        for message in _take_messages(buffer):
+            yield t, to_server, message
+
+
+_HTTP_START = (b"GET ", b"POST ", b"PUT ", b"DELETE ", b"HTTP/")
+
+
+def _take_messages(buffer: bytearray) -> Iterable[object]:
+    """Consume every complete HTTP head or websocket frame at the start of buffer."""
+    while buffer:
+        if buffer.startswith(_HTTP_START):
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(buffer[:end]).decode(errors="replace")
+            length = re.search(r"(?im)^content-length:\s*(\d+)", head)
+            total = end + 4 + (int(length.group(1)) if length else 0)
+            if len(buffer) < total:
+                return
+            del buffer[:total]
+            method, _, rest = head.partition(" ")
+            if method != "HTTP/1.1":
+                yield {"uri": rest.split(" ", 1)[0]}
+            continue
+        if len(buffer) < 2:
+            return
+        opcode, masked, size = buffer[0] & 0x0F, buffer[1] & 0x80, buffer[1] & 0x7F
+        at = 2
+        if size == 126:
+            size, at = int.from_bytes(buffer[2:4], "big"), 4
+        elif size == 127:
+            size, at = int.from_bytes(buffer[2:10], "big"), 10
+        mask = bytes(buffer[at : at + 4]) if masked else b""
+        at += len(mask)
+        if len(buffer) < at + size:
+            return
+        data = bytes(buffer[at : at + size])
+        del buffer[: at + size]
+        if mask:
+            data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        if opcode == 1:  # text; the ARI sends every event and reply as one JSON text frame
+            try:
+                yield json.loads(data)
+            except ValueError:
+                continue
 
 
 def _headers(block: bytes) -> dict[bytes, bytes]:
@@ -198,8 +341,9 @@ def _headers(block: bytes) -> dict[bytes, bytes]:
     return out
 
 
-def _udp_payloads(pcap: Path) -> Iterator[tuple[float, bytes]]:
-    """(timestamp, UDP payload) from a pcap of Linux loopback (Ethernet framing, IPv4)."""
+def _packets(pcap: Path) -> Iterator[tuple[float, str, bytes, bytes]]:
+    """(timestamp, "udp" or "tcp", transport header, payload) from a pcap of Linux
+    loopback (Ethernet framing, IPv4)."""
     data = pcap.read_bytes()
     if len(data) < 24:
         return
@@ -213,8 +357,13 @@ def _udp_payloads(pcap: Path) -> Iterator[tuple[float, bytes]]:
         if len(frame) < 14 + 20 or frame[12:14] != b"\x08\x00":
             continue
         ip = frame[14:]
-        udp = ip[(ip[0] & 0x0F) * 4 :]
-        yield sec + frac * scale, udp[8:]
+        total = struct.unpack("!H", ip[2:4])[0]
+        segment = ip[(ip[0] & 0x0F) * 4 : total]
+        if ip[9] == 17:
+            yield sec + frac * scale, "udp", segment[:8], segment[8:]
+        elif ip[9] == 6:
+            header = (segment[12] >> 4) * 4
+            yield sec + frac * scale, "tcp", segment[:header], segment[header:]
 
 
 def pct(values: Sequence[float], p: float) -> float:

@@ -19,7 +19,9 @@ On the sandbox Asterisk, with real SIP from sipp timed on the wire (tcpdump):
   on PostgreSQL with the same 1M entries.
 Prints per path and rate: calls, status codes, wrong answers, time-outs, p50/p95/p99 of
 INVITE to final response, screening's ratios to both baselines, and the app's resident
-memory and CPU per call. Not part of CI: it takes about 8 minutes (plus 3 the first time).
+memory and CPU per call; and for screening, each call split on the wire (the ARI websocket
+is captured too): Asterisk before the app, the app, Asterisk after it. Not part of CI: it
+takes about 9 minutes (plus 3 the first time).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -250,6 +253,18 @@ class Result:
     def ms(self, status: int | None = None) -> list[float]:
         return [c.ms for c in self.batch.calls if status is None or c.status == status]
 
+    def split_row(self) -> str | None:
+        """Where screening's calls spent their time: p50 / p99 of each part, in ms."""
+        splits = [c.split for c in self.batch.calls if c.split is not None]
+        if not splits:
+            return None
+        parts = [[getattr(s, part) for s in splits] for part in ("to_app", "in_app", "after_app")]
+        return (
+            f"| {self.label} | {self.rate:g} | {len(splits)} | "
+            + " | ".join(f"{pct(v, 50):.2f} / {pct(v, 99):.2f}" for v in parts)
+            + " |"
+        )
+
     def row(self) -> str:
         codes = Counter(c.status for c in self.batch.calls)
         lat = self.ms()
@@ -278,6 +293,7 @@ class Bench:
         self.env = env
         self.work = work
         self.port = int(env["SANDBOX_SIP_PORT"])
+        self.ari_port = urlsplit(env["SCREENING_ARI_URL"]).port
         self.runs = 0
         self.results: list[Result] = []
         self.kinds = {(c, d): k for c, d, k in data.callers}
@@ -299,6 +315,7 @@ class Bench:
                         sip_port=self.port,
                         local_port=5100 + self.runs,
                         workdir=self.work / "sipp",
+                        ari_port=self.ari_port if lane.pid else None,
                     )
                 )
         for lane in lanes:
@@ -349,6 +366,12 @@ class Bench:
 HEADER = (
     "| path | calls/s | calls | status codes | wrong | time-outs | p50 ms | p95 ms | p99 ms "
     "| app RSS | app CPU/call |\n|---|---|---|---|---|---|---|---|---|---|---|"
+)
+SPLIT_HEADER = (
+    "\nScreening's calls split on the wire, p50 / p99 in ms: INVITE -> StasisStart at the app"
+    " (Asterisk), StasisStart -> the app's request (the app), request -> final response"
+    " (Asterisk)\n\n| path | calls/s | calls split | Asterisk, before the app | the app |"
+    " Asterisk, after the app |\n|---|---|---|---|---|---|"
 )
 
 
@@ -414,6 +437,10 @@ def main() -> int:
                         rates[0],
                         args.seconds,
                     )
+    print(SPLIT_HEADER)
+    for result in bench.results:
+        if (line := result.split_row()) is not None:
+            print(line)
     summary = summarise(bench.results, rates[0], max(rates))
     print(summary)
     if args.out:
@@ -432,6 +459,11 @@ def main() -> int:
                         "p99": pct(r.ms(), 99),
                         "rss_mb": r.rss_mb,
                         "cpu_ms_per_call": r.cpu_ms_per_call,
+                        "split_p50_p99": {
+                            part: [pct(v, 50), pct(v, 99)]
+                            for part in ("to_app", "in_app", "after_app")
+                            if (v := [getattr(c.split, part) for c in r.batch.calls if c.split])
+                        },
                     }
                     for r in bench.results
                 ],
