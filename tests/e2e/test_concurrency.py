@@ -27,12 +27,11 @@ pytestmark = pytest.mark.e2e
 RATE = 100
 SECONDS = 20
 #: bench/calls.py holds screening to p99 <= 10 ms at 100 calls/s; with admins at work a
-#: call may take at most twice that. The whole call is held to it at p99, and the app's own
-#: part (split on the wire) for all but 1 call in 1,000. Not every single call: on this
-#: 2-vCPU VM sipp, Asterisk, the app, the import and the CLI share two cores, and a thread
-#: that is ready to run can wait a 4 ms scheduler tick, several times in a row. Timing the
-#: app's steps showed a pure-CPU rule look-up of ~0.2 ms taking 4-7 ms in exactly that way,
-#: with or without its thread hop. The test prints the slowest calls and where their time went.
+#: call may take at most twice that. The app's own part of every call (split on the wire)
+#: is held to it without exception, and the whole call at p99. Not the whole of every call:
+#: on this 2-vCPU VM sipp, Asterisk and the app share two cores, and about one run in six
+#: has a single call that spends 30-40 ms outside the app, in Asterisk or sipp (the test
+#: prints the slowest calls and where their time went).
 BOUND_MS = 20.0
 
 # Callers whose answer the edits below never change.
@@ -130,6 +129,7 @@ def test_cli_edits_and_an_import_while_calls_flow(
     both = quiet.calls + batch.calls
     split = [c for c in both if c.split is not None]
     assert len(split) >= 0.99 * len(both), f"only {len(split)} of {len(both)} calls split"
+    began = {id(c): phase.calls[0].sent_at for phase in (quiet, batch) for c in phase.calls}
     for c in sorted(both, key=lambda c: c.ms)[-5:]:
         part = c.split
         where = (
@@ -137,13 +137,14 @@ def test_cli_edits_and_an_import_while_calls_flow(
             if part
             else "not split"
         )
-        print(f"slowest: {c.ms:.1f} ms: {where}")
+        when = "quiet" if c in quiet.calls else "busy"
+        at = c.sent_at - began[id(c)]
+        print(f"slowest: {c.ms:.1f} ms, {when} +{at:.1f} s: {where}")
     app_ms = sorted(c.split.in_app for c in split if c.split)
-    over = [ms for ms in app_ms if ms > BOUND_MS]
     figures += f"; the app's part: p50 {pct(app_ms, 50):.2f} ms, max {app_ms[-1]:.1f} ms"
     print(figures)
     assert pct(busy_ms, 99) <= BOUND_MS, figures
-    assert len(over) <= len(app_ms) / 1000, f"{len(over)} calls over {BOUND_MS} ms: {figures}"
+    assert app_ms[-1] <= BOUND_MS, figures
 
     # No lost writes: every edit and every imported row is there, every call is logged.
     db = app.env["SCREENING_DATABASE_URL"].removeprefix("sqlite:///")
