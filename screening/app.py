@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from screening import features, store
@@ -52,10 +53,27 @@ FeatureRunner = Callable[[str, str, datetime], features.Result]
 RulesLookup = Callable[[str | None, str, datetime], Rules]
 
 
-def sql_feature_runner(engine: Engine, reputation: features.Reputation) -> FeatureRunner:
+def sql_feature_runner(
+    engine: Engine, reputation: features.Reputation, hung_after: float = FEATURE_TIMEOUT
+) -> FeatureRunner:
+    """Feature codes on `engine` (see side_engine: no ping before use). A connection that
+    turns out to be dead (the server restarted, or the watchdog closed it) is discarded and
+    the feature run once more on a new one; running a feature twice does what once does."""
+    watchdog = Watchdog("feature code", hung_after)
+
+    def once(feature: str, extension: str, now: datetime) -> features.Result:
+        with Session(engine) as session, watchdog.watching(session.connection()):
+            result = features.run(session, feature, extension, now, reputation)
+            session.commit()
+            return result
+
     def run(feature: str, extension: str, now: datetime) -> features.Result:
-        with Session(engine) as session, session.begin():
-            return features.run(session, feature, extension, now, reputation)
+        try:
+            return once(feature, extension, now)
+        except DBAPIError as e:
+            if not e.connection_invalidated:
+                raise
+            return once(feature, extension, now)
 
     return run
 
@@ -72,10 +90,11 @@ def lookup_engine(engine: Engine) -> Engine:
     return make_engine(url, pool_pre_ping=False, isolation_level="AUTOCOMMIT", **pool)
 
 
-def call_log_engine(engine: Engine) -> Engine:
-    """The engine for the call-log writer: one connection, and no ping before each use (a
-    ping on a hung connection would wait where the watchdog cannot see it). A connection
-    that fails is discarded and the batch written again on a new one."""
+def side_engine(engine: Engine) -> Engine:
+    """An engine of one connection for the call-log writer or the feature codes, each on a
+    thread of its own. No ping before each use: a ping on a hung connection would wait where
+    the watchdog cannot see it. A connection that fails is discarded by SQLAlchemy, and the
+    work done again on a new one."""
     url = engine.url.render_as_string(hide_password=False)
     return make_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=False)
 
@@ -211,6 +230,9 @@ class ScreeningApp:
         self._in_hand: set[str] = set()  # channel ids being decided right now
         self._decided: OrderedDict[str, float] = OrderedDict()  # id -> when, recent ones
         self._lookups = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="lookup")
+        # Not the loop's default executor: that one also resolves host names for the ARI
+        # reconnect, and feature codes stuck on a hung database must never take it.
+        self._feature_thread = ThreadPoolExecutor(1, thread_name_prefix="feature")
         self._lookup_failing = False  # one warning per outage, not one per call
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -226,6 +248,7 @@ class ScreeningApp:
         if self._calls:
             await asyncio.wait(self._calls)
         self._lookups.shutdown(wait=False, cancel_futures=True)
+        self._feature_thread.shutdown(wait=False, cancel_futures=True)
         if reader in done and (error := reader.exception()) is not None:
             raise error
 
@@ -371,7 +394,9 @@ class ScreeningApp:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._call_log.flush(), 1.0)
                 result = await asyncio.wait_for(
-                    asyncio.to_thread(self._features, name, extension, self._clock()),
+                    asyncio.get_running_loop().run_in_executor(
+                        self._feature_thread, self._features, name, extension, self._clock()
+                    ),
                     FEATURE_TIMEOUT,
                 )
                 outcome, detail = result.outcome, result.detail
@@ -421,15 +446,16 @@ async def serve(config: Config, engine: Engine) -> None:
         loop.add_signal_handler(sig, stop.set)
     ari = AriClient(config)
     reader = lookup_engine(engine)
-    writer = CallLogWriter(call_log_engine(engine))
+    writer = CallLogWriter(side_engine(engine))
     await writer.start()
     reputation = features.Reputation(config.reputation_reports, config.reputation_days)
+    feature_engine = side_engine(engine)
     app = ScreeningApp(
         config,
         ari,
         sql_rules_lookup(reader),
         writer,
-        feature_runner=sql_feature_runner(engine, reputation),
+        feature_runner=sql_feature_runner(feature_engine, reputation),
     )
     # Everything loaded so far (SQLAlchemy, the models, the clients: ~90,000 objects) lives
     # as long as the process. Left to the collector, each full collection walked all of it
@@ -444,6 +470,7 @@ async def serve(config: Config, engine: Engine) -> None:
         await ari.aclose()
         reader.dispose()
         writer.dispose()
+        feature_engine.dispose()
         if lost:
             log.error("stopped with %d call-log rows unwritten: the database is unavailable", lost)
             raise SystemExit(1)

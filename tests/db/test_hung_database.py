@@ -1,7 +1,8 @@
 """A database server that stops answering without closing its connections (tests/proxy.py,
 hang), on PostgreSQL and MariaDB: a rule look-up on such a connection fails once the
 watchdog's limit has passed instead of holding its thread until TCP gives up, the call-log
-writer does the same and keeps its rows, and both work again as soon as the server answers.
+writer and feature codes do the same (the writer keeping its rows), and all of them work
+again as soon as the server answers.
 SQLite has no connection to hang and is not in these tests."""
 
 from __future__ import annotations
@@ -17,8 +18,14 @@ import pytest
 from sqlalchemy import make_url, select
 from sqlalchemy.orm import Session
 
-from screening import admin, migrate, store
-from screening.app import CallLogWriter, call_log_engine, lookup_engine, sql_rules_lookup
+from screening import admin, features, migrate, store
+from screening.app import (
+    CallLogWriter,
+    lookup_engine,
+    side_engine,
+    sql_feature_runner,
+    sql_rules_lookup,
+)
 from screening.db import CallLog, make_engine
 from tests.conftest import BACKENDS, ThrowawayDatabases
 from tests.proxy import TcpProxy
@@ -112,7 +119,7 @@ def test_the_call_log_writer_gives_up_on_a_hung_server_and_keeps_every_row(
         )
 
     async def scenario() -> float:
-        writer = CallLogWriter(call_log_engine(engine), hung_after=LIMIT)
+        writer = CallLogWriter(side_engine(engine), hung_after=LIMIT)
         await writer.start()
         writer.add(record(0))
         await writer.flush()
@@ -136,5 +143,43 @@ def test_the_call_log_writer_gives_up_on_a_hung_server_and_keeps_every_row(
             ).all()
         assert sorted(rows) == [f"hung-{n}" for n in range(6)], rows
         assert flushed < 10, f"rows written {flushed:.1f} s after the server came back"
+    finally:
+        engine.dispose()
+
+
+def test_a_feature_code_on_a_hung_server_gives_up_and_the_next_one_works(
+    via_proxy: tuple[str, TcpProxy],
+) -> None:
+    url, proxy = via_proxy
+    engine = side_engine(make_engine(url))
+    run = sql_feature_runner(engine, features.Reputation(), hung_after=LIMIT)
+    try:
+        assert run("dnd-on", "201", NOW).outcome == features.Outcome.DND_ON
+
+        proxy.hang()
+        waited, result = within(15, lambda: run("dnd-off", "201", NOW))
+        assert isinstance(result, Exception), result
+        assert waited < LIMIT + 1.5, f"gave up after {waited:.2f} s"
+
+        proxy.restore()
+        waited, result = within(15, lambda: run("dnd-off", "201", NOW))
+        assert result.outcome == features.Outcome.DND_OFF, result
+    finally:
+        engine.dispose()
+
+
+def test_the_first_feature_code_after_a_server_restart_works(
+    via_proxy: tuple[str, TcpProxy],
+) -> None:
+    """The pooled connection died with the server; the feature is run again on a new one
+    rather than telling the user "not possible"."""
+    url, proxy = via_proxy
+    engine = side_engine(make_engine(url))
+    run = sql_feature_runner(engine, features.Reputation())
+    try:
+        assert run("dnd-on", "201", NOW).outcome == features.Outcome.DND_ON
+        proxy.cut()
+        proxy.restore()
+        assert run("dnd-off", "201", NOW).outcome == features.Outcome.DND_OFF
     finally:
         engine.dispose()
