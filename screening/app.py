@@ -115,18 +115,39 @@ def prepares_connection(engine: Engine) -> Callable[[threading.Barrier], None]:
     return open_one
 
 
+class _ConnectionLost(Exception):
+    """A look-up's connection was found dead."""
+
+
 def sql_rules_lookup(engine: Engine, hung_after: float = LOOKUP_HUNG_S) -> RulesLookup:
+    """Look-ups on `engine` (see lookup_engine: no ping before use). A connection that turns
+    out to be dead (the server restarted) is discarded and the look-up run once more on a
+    new one, so the first call after a restart is still screened."""
     watchdog = Watchdog("rule look-up", hung_after)
 
-    def lookup(caller: str | None, extension: str, now: datetime) -> Rules:
+    def once(caller: str | None, extension: str, now: datetime) -> Rules:
         with engine.connect() as conn:
             try:
                 with watchdog.watching(conn):
                     return store.rules_for(conn, caller, extension, now)
-            except Exception:
-                # Perhaps the server restarted: never hand this connection out again.
-                conn.invalidate()
+            except Exception as e:
+                # The queries run on the driver's cursor, so SQLAlchemy has not looked at
+                # the error: ask the dialect whether the connection is gone.
+                driver_error: Any = e
+                dbapi_conn = conn.connection.dbapi_connection
+                lost = isinstance(e, engine.dialect.loaded_dbapi.Error) and (
+                    engine.dialect.is_disconnect(driver_error, dbapi_conn, None)
+                )
+                conn.invalidate()  # whatever went wrong, never hand it out again
+                if lost:
+                    raise _ConnectionLost(str(e)) from e
                 raise
+
+    def lookup(caller: str | None, extension: str, now: datetime) -> Rules:
+        try:
+            return once(caller, extension, now)
+        except _ConnectionLost:
+            return once(caller, extension, now)
 
     return lookup
 

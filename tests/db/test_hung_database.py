@@ -183,3 +183,20 @@ def test_the_first_feature_code_after_a_server_restart_works(
         assert run("dnd-off", "201", NOW).outcome == features.Outcome.DND_OFF
     finally:
         engine.dispose()
+
+
+def test_the_first_look_up_after_a_server_restart_finds_the_rules(
+    via_proxy: tuple[str, TcpProxy],
+) -> None:
+    """Every pooled connection died with the server; the first caller after it is still
+    screened, not let through because of a dead connection."""
+    url, proxy = via_proxy
+    engine = lookup_engine(make_engine(url))
+    lookup = sql_rules_lookup(engine)
+    try:
+        assert [e.value for e in lookup(BLOCKED, "201", NOW).block] == [BLOCKED]
+        proxy.cut()
+        proxy.restore()
+        assert [e.value for e in lookup(BLOCKED, "201", NOW).block] == [BLOCKED]
+    finally:
+        engine.dispose()
