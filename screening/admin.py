@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
@@ -299,23 +300,40 @@ def parse_entry_id(raw: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def remove_entry(
-    engine: Engine,
-    kind: Literal["block", "allow"],
-    target: str,
-    region: str,
-    extension: str | None = None,
-) -> Entry:
+@dataclass(frozen=True)
+class EntryKey:
+    """Which entry to remove: by id, or by number (or prefix) and scope. `target` is what
+    the admin typed, for messages."""
+
+    target: str
+    entry_id: int | None
+    value: str
+    is_prefix: bool
+    extension: str | None
+
+
+def entry_key(target: str, region: str, extension: str | None = None) -> EntryKey:
+    """Validate an entry's name (`NUMBER` and `--for`, or `#ID`) without touching the
+    database."""
     entry_id = parse_entry_id(target)
     value, is_prefix = ("", False) if entry_id is not None else parse_entry(target, region)
     ext = parse_extension(extension) if extension is not None else None
+    return EntryKey(target, entry_id, value, is_prefix, ext)
+
+
+def remove_entry(engine: Engine, kind: Literal["block", "allow"], key: EntryKey) -> Entry:
     with Session(engine) as session, session.begin():
         removed = store.remove_entry(
-            session, kind, entry_id=entry_id, value=value, is_prefix=is_prefix, extension=ext
+            session,
+            kind,
+            entry_id=key.entry_id,
+            value=key.value,
+            is_prefix=key.is_prefix,
+            extension=key.extension,
         )
     if removed is None:
-        scope = f"extension {ext}" if ext else "global"
-        what = f"id {entry_id}" if entry_id is not None else f"{target!r} ({scope})"
+        scope = f"extension {key.extension}" if key.extension else "global"
+        what = f"id {key.entry_id}" if key.entry_id is not None else f"{key.target!r} ({scope})"
         raise NotFound(f"no {kind} entry {what}; see `screening {kind} list`")
     return removed
 
@@ -336,32 +354,32 @@ def remove_dnd(engine: Engine, schedule_id: str) -> DndWindow:
 def dnd_on(
     engine: Engine,
     extension: str,
-    until: str | None = None,
+    until: datetime | None = None,
     source: str = "cli",
     now: datetime | None = None,
 ) -> ManualDnd:
-    ext = parse_extension(extension, "EXT")
-    now = now or datetime.now(UTC)
-    end = parse_until(until, now) if until else None
+    """Manual DND for `extension` (checked by parse_extension), until `until` or until
+    switched off."""
     with Session(engine) as session, session.begin():
-        return store.set_manual_dnd(session, ext, end, source, now)
+        return store.set_manual_dnd(session, extension, until, source, now or datetime.now(UTC))
 
 
 def dnd_off(engine: Engine, extension: str) -> bool:
-    ext = parse_extension(extension, "EXT")
     with Session(engine) as session, session.begin():
-        return store.clear_manual_dnd(session, ext)
+        return store.clear_manual_dnd(session, extension)
 
 
-def check(
-    engine: Engine, caller: str, extension: str, region: str, at: datetime
-) -> tuple[IncomingCall, Decision]:
-    """What the app would do with this call at that instant: the same look-up, the same core."""
+def incoming(caller: str, extension: str, region: str) -> IncomingCall:
+    """A call as the app would see it, from what an admin typed; checked, no I/O."""
     ext = parse_extension(extension, "EXT")
-    call = IncomingCall(caller, normalise(caller, region), ext)
+    return IncomingCall(caller, normalise(caller, region), ext)
+
+
+def check(engine: Engine, call: IncomingCall, at: datetime) -> Decision:
+    """What the app would do with this call at that instant: the same look-up, the same core."""
     with Session(engine) as session:
-        rules = store.rules_for(session, call.caller, ext, at)
-    return call, decide(call, rules, at)
+        rules = store.rules_for(session, call.caller, call.extension, at)
+    return decide(call, rules, at)
 
 
 def backup_sqlite(engine: Engine, target: str) -> int:

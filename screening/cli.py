@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from screening import __version__, admin, config, csvfile, migrate, store
 from screening.db import make_engine
 from screening.errors import ScreeningError
-from screening.numbers import normalise, parse_entry
+from screening.numbers import normalise
 
 log = logging.getLogger("screening")
 
@@ -278,9 +278,8 @@ def _list_group(kind: Literal["block", "allow"], doc: str) -> click.Group:
     @pass_ctx
     def remove(ctx: Context, target: str, extension: str | None) -> None:
         """Remove an entry."""
-        if admin.parse_entry_id(target) is None:
-            parse_entry(target, ctx.region)
-        entry = admin.remove_entry(ctx.engine(), kind, target, ctx.region, extension)
+        key = admin.entry_key(target, ctx.region, extension)  # before the database is opened
+        entry = admin.remove_entry(ctx.engine(), kind, key)
         click.echo(f"removed {entry.describe()}")
 
     return group
@@ -403,10 +402,10 @@ def dnd_remove(ctx: Context, schedule_id: str) -> None:
 @pass_ctx
 def dnd_on(ctx: Context, ext: str, until: str | None) -> None:
     """Turn DND on for EXT now, until `screening dnd off EXT` (or --until)."""
-    admin.parse_extension(ext, "EXT")
-    if until:
-        admin.parse_until(until, datetime.now(UTC))
-    manual = admin.dnd_on(ctx.engine(), ext, until)
+    ext = admin.parse_extension(ext, "EXT")
+    now = datetime.now(UTC)
+    end = admin.parse_until(until, now) if until else None
+    manual = admin.dnd_on(ctx.engine(), ext, end, now=now)
     click.echo(f"DND on for {ext}" + (f" until {_local(manual.until)}" if manual.until else ""))
 
 
@@ -415,8 +414,7 @@ def dnd_on(ctx: Context, ext: str, until: str | None) -> None:
 @pass_ctx
 def dnd_off(ctx: Context, ext: str) -> None:
     """Turn manual DND off for EXT (schedules stay)."""
-    admin.parse_extension(ext, "EXT")
-    was_on = admin.dnd_off(ctx.engine(), ext)
+    was_on = admin.dnd_off(ctx.engine(), admin.parse_extension(ext, "EXT"))
     click.echo(f"DND off for {ext}" + ("" if was_on else " (it was not on)"))
 
 
@@ -437,10 +435,10 @@ def check(
 
     Uses the same rules and decision core as the running app.
     """
-    admin.parse_extension(ext, "EXT")
+    call = admin.incoming(caller, ext, ctx.region)
     zone = admin.parse_tz(tz) if tz else admin.local_zone()
     when = admin.parse_when_at(at, zone) if at else datetime.now(UTC)
-    call, decision = admin.check(ctx.engine(), caller, ext, ctx.region, when)
+    decision = admin.check(ctx.engine(), call, when)
     if as_json:
         _json(
             {

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -72,6 +73,22 @@ def test_sandbox_down_leaves_nothing_and_up_is_idempotent_and_the_app_reconnects
 
 def test_password_never_reaches_the_log(app: App) -> None:
     assert app.env["SCREENING_ARI_PASSWORD"] not in app.log()
+
+
+def test_ari_listens_on_loopback_only(app: App) -> None:
+    """The sandbox runs asterisk-conf/http.conf as shipped (only the port changed): the
+    kernel's table of listening sockets shows ARI bound to loopback and nowhere else."""
+    port = urlsplit(app.env["SCREENING_ARI_URL"]).port
+    listening = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                listening.append(address)
+    loopback = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1, ::1
+    assert listening, f"nothing listens on port {port}: is the sandbox up?"
+    assert set(listening) <= loopback, f"ARI listens on {listening} (hex), not only loopback"
 
 
 def test_wrong_ari_password_exits_with_a_clear_error(app: App) -> None:
