@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -46,14 +47,30 @@ def proc_stats(pid: int) -> dict[str, float]:
     return {"rss_mb": rss_kb / 1024, "fds": fds, "cpu_s": cpu_s}
 
 
-async def drive(rate: float, seconds: float, port: int) -> tuple[Counter[str], list[float], int]:
+async def drive(
+    rate: float, seconds: float, port: int
+) -> tuple[Counter[str], list[tuple[float, float]], int]:
+    """Status lines, (seconds into the run, latency ms) of each answered call, wrong answers."""
     mix = [(caller, ext) for caller, ext, _ in MIX]
     expected = {(caller, ext): want for caller, ext, want in MIX}
     done = await load(mix, rate, seconds, port=port)
     results = Counter(r.status_line for _, _, _, r in done)
-    latencies = [r.elapsed_ms for _, _, _, r in done if r.status]
+    timed = [(offset, r.elapsed_ms) for offset, _, _, r in done if r.status]
     wrong = sum(1 for _, c, e, r in done if r.status_line != expected[(c, e)])
-    return results, latencies, wrong
+    return results, timed, wrong
+
+
+def app_times_ms(database_url: str) -> list[float]:
+    """The app's own time for each call (event in to its answer sent), from the call log."""
+    from sqlalchemy import select
+
+    from screening.db import CallLog, make_engine
+
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        values = [us / 1000 for us in conn.scalars(select(CallLog.decision_us))]
+    engine.dispose()
+    return values
 
 
 def pct(values: list[float], p: float) -> float:
@@ -92,11 +109,14 @@ def main() -> int:
 
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
-            results, latencies, wrong = asyncio.run(drive(args.rate, args.minutes * 60, port))
+            began = time.time()
+            results, timed, wrong = asyncio.run(drive(args.rate, args.minutes * 60, port))
             stop.set()
             end = proc_stats(serve.pid)
         code = serve.returncode
         calls = sum(results.values())
+        latencies = [ms for _, ms in timed]
+        in_app = app_times_ms(env["SCREENING_DATABASE_URL"])
         print(
             f"{args.minutes:g} min at {args.rate:g} calls/s: {calls} calls, "
             f"{', '.join(f'{k} x{v}' for k, v in sorted(results.items()))}"
@@ -108,6 +128,19 @@ def main() -> int:
         print(
             f"latency ms: p50 {statistics.median(latencies):.2f}, p95 {pct(latencies, 95):.2f}, "
             f"p99 {pct(latencies, 99):.2f}, max {max(latencies):.2f}"
+        )
+        print(
+            f"the app's own part (call log): p50 {statistics.median(in_app):.2f}, "
+            f"p99 {pct(in_app, 99):.2f}, max {max(in_app):.2f} ms over {len(in_app)} calls"
+        )
+        # When the slowest calls happened, to set them beside whatever else the machine did.
+        slowest = sorted(timed, key=lambda t: t[1], reverse=True)[:5]
+        print(
+            "slowest calls: "
+            + ", ".join(
+                f"{ms:.1f} ms at {time.strftime('%H:%M:%S', time.gmtime(began + off))} UTC"
+                for off, ms in slowest
+            )
         )
         print("by minute, MB: " + " ".join(f"{x['rss_mb']:.1f}" for x in samples))
         print("by minute, open fds: " + " ".join(f"{x['fds']:.0f}" for x in samples))

@@ -469,6 +469,20 @@ def test_import_from_a_file_with_a_byte_order_mark(cli: Cli, tmp_path: object) -
     assert cli("import", str(f) + ".missing").code == 2
 
 
+def test_a_bare_expiry_date_is_utc_in_a_file_and_local_on_the_command_line(
+    database_url: str,
+) -> None:
+    """A file means the same on every PBX it is imported on; an admin typing a date means
+    the end of that day where the PBX is."""
+    env = {"SCREENING_DATABASE_URL": database_url, "TZ": "America/New_York"}
+    ok(run("import", "-", env=env, stdin="number,expires\n5551230001,2099-12-31\n"))
+    ok(run("block", "add", "5551230002", "--expires", "2099-12-31", env=env))
+    rows = json.loads(ok(run("block", "list", "--json", env=env)))
+    by_number = {r["value"]: datetime.fromisoformat(r["expires_at"]) for r in rows}
+    assert by_number["+15551230001"] == datetime(2100, 1, 1, tzinfo=UTC)
+    assert by_number["+15551230002"] == datetime(2100, 1, 1, 5, tzinfo=UTC)  # EST is UTC-5
+
+
 # -- db and errors --------------------------------------------------------------------------
 
 
