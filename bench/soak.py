@@ -25,7 +25,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from sqlalchemy import select  # noqa: E402
+
 from bench._harness import sandbox_env, screening, serving  # noqa: E402
+from screening.db import CallLog, make_engine  # noqa: E402
 from screening.sipprobe import load  # noqa: E402
 
 # (caller, extension, expected status line)
@@ -62,10 +65,6 @@ async def drive(
 
 def app_times_ms(database_url: str) -> list[float]:
     """The app's own time for each call (event in to its answer sent), from the call log."""
-    from sqlalchemy import select
-
-    from screening.db import CallLog, make_engine
-
     engine = make_engine(database_url)
     with engine.connect() as conn:
         values = [us / 1000 for us in conn.scalars(select(CallLog.decision_us))]
