@@ -1,4 +1,4 @@
-"""Shared by the benchmarks: the sandbox's settings and a running `screening serve`."""
+"""Shared by the benchmarks: the sandbox's settings and a running screening door."""
 
 from __future__ import annotations
 
@@ -30,15 +30,22 @@ def screening(env: dict[str, str], *args: str) -> None:
     subprocess.run([*CLI, *args], env=env, check=True, capture_output=True)
 
 
+#: What each door's log says once it takes calls.
+READY = {"serve": "connected to ARI", "agi": "FastAGI listening"}
+
+
 @contextmanager
-def serving(env: dict[str, str], workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`screening serve` until the block ends; then SIGTERM and wait."""
-    log_path = workdir / "serve.log"
+def serving(
+    env: dict[str, str], workdir: Path, door: str = "serve"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`screening serve` (ARI) or `screening agi` (FastAGI) until the block ends; then
+    SIGTERM and wait."""
+    log_path = workdir / f"{door}.log"
     with log_path.open("w") as log:
-        serve = subprocess.Popen([*CLI, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        serve = subprocess.Popen([*CLI, door], env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             for _ in range(100):
-                if "connected to ARI" in log_path.read_text():
+                if READY[door] in log_path.read_text():
                     break
                 time.sleep(0.1)
             yield serve

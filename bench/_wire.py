@@ -9,7 +9,9 @@ floor being measured.
 Given the ARI port, the capture also takes the app's websocket, and each call's time is
 split in three: INVITE to the StasisStart event reaching the app (Asterisk), StasisStart to
 the app's request that moves the call on (the app), and that request to the final response
-(Asterisk again).
+(Asterisk again). Given the FastAGI port instead, the same three parts are read off each
+AGI connection: INVITE to the end of the AGI environment, the environment to the server's
+SET VARIABLE, and that to the final response.
 """
 
 from __future__ import annotations
@@ -77,10 +79,10 @@ def require_tools(capture: bool = True) -> None:
 
 
 @contextmanager
-def capture(path: Path, sip_port: int, ari_port: int | None = None) -> Iterator[None]:
-    """tcpdump of the SIP port (and the ARI port) on loopback while the block runs."""
+def capture(path: Path, sip_port: int, door_port: int | None = None) -> Iterator[None]:
+    """tcpdump of the SIP port (and the door's TCP port) on loopback while the block runs."""
     err = path.with_suffix(".err")
-    what = f"udp port {sip_port}" + (f" or tcp port {ari_port}" if ari_port else "")
+    what = f"udp port {sip_port}" + (f" or tcp port {door_port}" if door_port else "")
     with err.open("w") as stderr:
         proc = subprocess.Popen(
             ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-w", str(path), what],
@@ -112,10 +114,11 @@ def place_calls(
     workdir: Path,
     wire: bool = True,
     ari_port: int | None = None,
+    agi_port: int | None = None,
 ) -> Batch:
     """`count` calls at `rate` per second from `source_ip` (which picks the dialplan path),
-    cycling through (caller, dialled) pairs. With `ari_port`, each call is also split by
-    who held it (see Split)."""
+    cycling through (caller, dialled) pairs. With `ari_port` or `agi_port`, each call is
+    also split by who held it (see Split)."""
     workdir.mkdir(parents=True, exist_ok=True)
     tag = f"{source_ip}-{local_port}"
     inf, log, pcap = (workdir / f"{tag}.{ext}" for ext in ("csv", "log", "pcap"))
@@ -152,13 +155,18 @@ def place_calls(
         f"127.0.0.1:{sip_port}",
     ]
     t0 = time.monotonic()
-    with capture(pcap, sip_port, ari_port) if wire else _nothing():
+    door_port = ari_port or agi_port
+    with capture(pcap, sip_port, door_port) if wire else _nothing():
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
     seconds = time.monotonic() - t0
     if proc.returncode not in (0, 1):  # 1: some calls failed, which we count ourselves
         raise RuntimeError(f"sipp exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
     on_wire = wire_times(pcap) if wire else {}
-    splits = split_calls(pcap, ari_port) if wire and ari_port else {}
+    splits: dict[str, Split] = {}
+    if wire and ari_port:
+        splits = split_calls(pcap, ari_port)
+    elif wire and agi_port:
+        splits = split_agi_calls(pcap, agi_port)
     calls = []
     for line in log.read_text().splitlines() if log.exists() else []:
         fields = line.split(";")
@@ -250,6 +258,58 @@ def split_calls(pcap: Path, ari_port: int) -> dict[str, Split]:
         call = sip.get(call_id)
         request = moved_on.get(channel_id)
         if call is None or request is None:
+            continue
+        out[call_id] = Split(
+            to_app=(seen - call.invite_at) * 1000,
+            in_app=(request - seen) * 1000,
+            after_app=(call.final_at - request) * 1000,
+        )
+    return out
+
+
+def split_agi_calls(pcap: Path, agi_port: int) -> dict[str, Split]:
+    """Call-ID -> Split, from a capture of both SIP and the FastAGI port. The environment
+    names no Call-ID: each AGI connection is matched to the latest INVITE before it from the
+    same caller to the same extension (sipp cycles through a thousand callers, so the same
+    pair repeats only seconds apart)."""
+    invites: dict[tuple[str, str], list[tuple[float, str]]] = {}
+    for t, proto, _, payload in _packets(pcap):
+        if proto == "udp" and payload.startswith(b"INVITE "):
+            head, _, rest = payload.partition(b"\r\n")
+            headers = _headers(rest)
+            call_id = (headers.get(b"call-id") or headers.get(b"i") or b"").decode()
+            to = re.match(rb"INVITE sip:([^@;]*)@", head)
+            frm = re.search(rb"sip:([^@;>]*)@", headers.get(b"from") or headers.get(b"f") or b"")
+            if to and frm and call_id:
+                key = (frm.group(1).decode(), to.group(1).decode())
+                invites.setdefault(key, []).append((t, call_id))
+    streams: dict[bytes, bytearray] = {}  # Asterisk's side of each connection
+    env_done: dict[bytes, tuple[float, dict[str, str]]] = {}
+    answered: dict[bytes, float] = {}
+    for t, proto, tcp, payload in _packets(pcap):
+        if proto != "tcp" or not payload:
+            continue
+        sport, dport = struct.unpack("!HH", tcp[:4])
+        if dport == agi_port and tcp[:2] not in env_done:
+            buffer = streams.setdefault(tcp[:2], bytearray())
+            buffer += payload
+            if b"\n\n" in buffer:
+                lines = bytes(buffer).split(b"\n\n", 1)[0].decode(errors="replace").splitlines()
+                env = dict(line.split(": ", 1) for line in lines if ": " in line)
+                env_done[tcp[:2]] = (t, env)
+        elif sport == agi_port:
+            answered.setdefault(tcp[2:4], t)
+    sip = _sip_calls(pcap)
+    out: dict[str, Split] = {}
+    for conn, (seen, env) in env_done.items():
+        request = answered.get(conn)
+        candidates = invites.get((env.get("agi_callerid", ""), env.get("agi_arg_1", "")), [])
+        before = [c for c in candidates if c[0] <= seen]
+        if request is None or not before:
+            continue
+        call_id = max(before)[1]
+        call = sip.get(call_id)
+        if call is None or call_id in out:
             continue
         out[call_id] = Split(
             to_app=(seen - call.invite_at) * 1000,

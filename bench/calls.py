@@ -9,9 +9,10 @@ On the sandbox Asterisk, with real SIP from sipp timed on the wire (tcpdump):
   entries and 1,000 DND schedules, a 1,000-entry database with the same answers for the
   caller mix, and an AstDB with the same 1,000,000 block values as `blacklist/<number>` keys;
 - drives a caller mix (blocked, blocked for one extension, blocked range, DND, allowed
-  through DND, unknown) at fixed rates through three dialplan paths, chosen by source
+  through DND, unknown) at fixed rates through four dialplan paths, chosen by source
   address (scripts/sandbox-conf/pjsip.conf): the bare `PJSIPHangup(607)`, the AstDB
-  blacklist, and screening (`screening serve`, SQLite, 1M entries), the paths taking turns
+  blacklist, screening through ARI (`screening serve`, SQLite, 1M entries) and screening
+  through FastAGI (`screening agi`, a copy of the same database), the paths taking turns
   in four slices so that the shared machine's drift falls on all of them alike;
 - screening for --capacity-seconds at the highest rate;
 - a second app instance beside the first (ARI app `screening-b`, source 127.0.0.4), taking
@@ -57,12 +58,15 @@ SANDBOX_ROOT = Path(os.environ.get("SCREENING_SANDBOX_CACHE", "/var/cache/screen
 ASTDB = SANDBOX_ROOT / "root" / "var" / "lib" / "asterisk" / "astdb.sqlite3"
 PG_URL = "postgresql://postgres@127.0.0.1:5432/screening_bench"
 
+AGI_PORT = 4573  # asterisk-conf/extensions.conf
+
 # Dialplan paths by source address (scripts/sandbox-conf/pjsip.conf).
 PATHS = {
     "bare": "127.0.0.3",
     "astdb": "127.0.0.2",
     "screening": "127.0.0.1",
     "screening-b": "127.0.0.4",
+    "agi": "127.0.0.5",
 }
 
 BLOCKS = 1_000_000
@@ -315,7 +319,8 @@ class Bench:
                         sip_port=self.port,
                         local_port=5100 + self.runs,
                         workdir=self.work / "sipp",
-                        ari_port=self.ari_port if lane.pid else None,
+                        ari_port=self.ari_port if lane.pid and lane.path != "agi" else None,
+                        agi_port=AGI_PORT if lane.path == "agi" else None,
                     )
                 )
         for lane in lanes:
@@ -342,13 +347,17 @@ class Bench:
 
     @contextmanager
     def serve(self, url: str, app: str) -> Iterator[int]:
-        """`screening serve` as ARI app `app` ("screening" or "screening-b")."""
+        """`screening serve` as ARI app `app` ("screening" or "screening-b"), or `screening
+        agi` for app "agi"."""
         env = {**self.env, "SCREENING_DATABASE_URL": url, "SCREENING_ARI_APP": app}
+        door = "agi" if app == "agi" else "serve"
         workdir = self.work / app
         workdir.mkdir(exist_ok=True)
-        with serving(env, workdir) as proc:
+        with serving(env, workdir, door) as proc:
             if proc.poll() is not None:
-                raise SystemExit(f"screening serve exited: {(workdir / 'serve.log').read_text()}")
+                raise SystemExit(
+                    f"screening {door} exited: {(workdir / f'{door}.log').read_text()}"
+                )
             # Warm up: first connections, first pages of the database.
             place_calls(
                 [(c, d) for c, d, _ in self.data.callers[:50]],
@@ -369,9 +378,9 @@ HEADER = (
 )
 SPLIT_HEADER = (
     "\nScreening's calls split on the wire, p50 / p99 in ms: INVITE -> StasisStart at the app"
-    " (Asterisk), StasisStart -> the app's request (the app), request -> final response"
-    " (Asterisk)\n\n| path | calls/s | calls split | Asterisk, before the app | the app |"
-    " Asterisk, after the app |\n|---|---|---|---|---|---|"
+    " (ARI) or the end of the AGI environment (FastAGI) (Asterisk), that -> the app's request"
+    " (the app), request -> final response (Asterisk)\n\n| path | calls/s | calls split"
+    " | Asterisk, before the app | the app | Asterisk, after the app |\n|---|---|---|---|---|---|"
 )
 
 
@@ -398,24 +407,36 @@ def main() -> int:
         work = Path(tmp)
         bench = Bench(data, env, work)
         # Copies: call-log rows must not pile up in the cached databases.
-        db_1m, db_1k = work / "1m.db", work / "1k.db"
+        db_1m, db_1k, db_agi = work / "1m.db", work / "1k.db", work / "1m-agi.db"
         subprocess.run(["cp", str(big), str(db_1m)], check=True)
         subprocess.run(["cp", str(small), str(db_1k)], check=True)
+        subprocess.run(["cp", str(big), str(db_agi)], check=True)
         print(
             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
             f"{platform.processor() or platform.machine()}, {len(data.callers)} distinct callers"
         )
         print(HEADER)
-        with bench.serve(f"sqlite:///{db_1m}", "screening") as pid:
+        with (
+            bench.serve(f"sqlite:///{db_1m}", "screening") as pid,
+            bench.serve(f"sqlite:///{db_agi}", "agi") as pid_agi,
+        ):
             main_lane = Lane("screening 1M SQLite", "screening", pid)
+            agi_lane = Lane("FastAGI 1M SQLite", "agi", pid_agi)
             for rate in rates:
                 bench.compare(
-                    [Lane("bare dialplan", "bare"), Lane("AstDB 1M", "astdb"), main_lane],
+                    [
+                        Lane("bare dialplan", "bare"),
+                        Lane("AstDB 1M", "astdb"),
+                        main_lane,
+                        agi_lane,
+                    ],
                     rate,
                     args.seconds,
                 )
             capacity = Lane("screening 1M SQLite, capacity", "screening", pid)
             bench.compare([capacity], max(rates), args.capacity_seconds, slices=1)
+            agi_capacity = Lane("FastAGI 1M SQLite, capacity", "agi", pid_agi)
+            bench.compare([agi_capacity], max(rates), args.capacity_seconds, slices=1)
             # The second app instance ("screening-b", another source address) runs beside
             # the first, and the two take turns: comparisons made under the same conditions.
             with bench.serve(f"sqlite:///{db_1k}", "screening-b") as pid_b:
@@ -481,18 +502,21 @@ def summarise(results: list[Result], rate: float, top_rate: float) -> str:
     lines = []
     for at in sorted({r.rate for r in results if r.label == "bare dialplan"}):
         bare, astdb = find("bare dialplan", at), find("AstDB 1M", at)
-        scr = find("screening 1M SQLite", at)
-        rej, ok, ok_astdb = scr.ms(607), scr.ms(200), astdb.ms(200)
-        lines += [
-            f"\nAt {at:g} calls/s:",
-            f"- INVITE->607 p50: screening {p50(rej):.2f} ms, AstDB {p50(astdb.ms(607)):.2f} ms,"
-            f" bare {p50(bare.ms()):.2f} ms: {p50(rej) / p50(astdb.ms(607)):.2f}x AstDB,"
-            f" {p50(rej) / p50(bare.ms()):.2f}x bare; screening 607 p99 {pct(rej, 99):.2f} ms",
-            f"- allowed calls (200) p50: screening {p50(ok):.2f} ms, AstDB path"
-            f" {p50(ok_astdb):.2f} ms: the app adds {p50(ok) - p50(ok_astdb):.2f} ms",
-        ]
+        lines.append(f"\nAt {at:g} calls/s:")
+        for door, label in (("ARI", "screening 1M SQLite"), ("FastAGI", "FastAGI 1M SQLite")):
+            scr = find(label, at)
+            rej, ok, ok_astdb = scr.ms(607), scr.ms(200), astdb.ms(200)
+            lines += [
+                f"- {door} INVITE->607 p50: {p50(rej):.2f} ms, AstDB {p50(astdb.ms(607)):.2f} ms,"
+                f" bare {p50(bare.ms()):.2f} ms: {p50(rej) / p50(astdb.ms(607)):.2f}x AstDB,"
+                f" {p50(rej) / p50(bare.ms()):.2f}x bare; 607 p99 {pct(rej, 99):.2f} ms;"
+                f" app CPU {scr.cpu_ms_per_call or 0:.2f} ms per call",
+                f"- {door} allowed calls (200) p50: {p50(ok):.2f} ms, AstDB path"
+                f" {p50(ok_astdb):.2f} ms: the door adds {p50(ok) - p50(ok_astdb):.2f} ms",
+            ]
     small, beside = find("screening 1k SQLite"), find("screening 1M SQLite, beside 1k")
     capacity = find("screening 1M SQLite, capacity", top_rate)
+    agi_capacity = find("FastAGI 1M SQLite, capacity", top_rate)
     lines += [
         "\nAlso:",
         f"- list size at {rate:g} calls/s: p50 {p50(beside.ms()):.2f} ms with 1M entries,"
@@ -501,6 +525,9 @@ def summarise(results: list[Result], rate: float, top_rate: float) -> str:
         f"- capacity: {capacity.batch.sent} calls at {capacity.rate:g}/s over"
         f" {capacity.batch.seconds:.0f}s, p99 {pct(capacity.ms(), 99):.2f} ms,"
         f" {capacity.batch.timeouts} time-outs, {capacity.wrong} wrong",
+        f"- FastAGI capacity: {agi_capacity.batch.sent} calls at {agi_capacity.rate:g}/s over"
+        f" {agi_capacity.batch.seconds:.0f}s, p99 {pct(agi_capacity.ms(), 99):.2f} ms,"
+        f" {agi_capacity.batch.timeouts} time-outs, {agi_capacity.wrong} wrong",
     ]
     pg = [r for r in results if r.label == "screening 1M PostgreSQL"]
     if pg:

@@ -31,13 +31,13 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from bench._harness import sandbox_env  # noqa: E402
 from bench.calls import CACHE, DATASET_VERSION, make_dataset  # noqa: E402
-from screening import store  # noqa: E402
-from screening.app import lookup_engine, sql_rules_lookup  # noqa: E402
-from screening.ari import AriClient, parse_stasis_start  # noqa: E402
+from screening.asterisk.ari import AriClient, parse_stasis_start  # noqa: E402
 from screening.config import Config  # noqa: E402
-from screening.db import make_engine  # noqa: E402
-from screening.numbers import normalise  # noqa: E402
-from screening.policy import IncomingCall, decide  # noqa: E402
+from screening.core.decision import IncomingCall, decide  # noqa: E402
+from screening.core.numbers import normalise  # noqa: E402
+from screening.store.calllog import CallRecord, write_call_log  # noqa: E402
+from screening.store.engine import lookup_engine, make_engine  # noqa: E402
+from screening.store.lookup import sql_rules_lookup  # noqa: E402
 
 # A StasisStart as Asterisk 22 sends it (trimmed of nothing: its size matters).
 EVENT = json.dumps(
@@ -151,7 +151,7 @@ def main() -> int:
 
         rows.append(("hop to the look-up thread and back", asyncio.run(hops())))
 
-        record = store.CallRecord(
+        record = CallRecord(
             now,
             "1795511239.41046",
             "+15550900001",
@@ -167,7 +167,7 @@ def main() -> int:
 
         def write_batch(i: int) -> None:
             with Session(engine) as session, session.begin():
-                store.write_call_log(session, [record] * 100)
+                write_call_log(session, [record] * 100)
 
         rows.append(
             (

@@ -6,7 +6,8 @@ from alembic import context
 from sqlalchemy import Connection
 
 from screening import config as screening_config
-from screening.db import Base, make_engine
+from screening.store.engine import make_engine
+from screening.store.models import Base
 
 
 def _run(connection: Connection) -> None:
@@ -22,7 +23,7 @@ def _run(connection: Connection) -> None:
 
 
 def run_migrations_online() -> None:
-    # screening.migrate hands in its own connection; plain `alembic` gets one from the env.
+    # screening.store.migrate hands in its own connection; plain `alembic` gets one from the env.
     connection = context.config.attributes.get("connection")
     if connection is not None:
         _run(connection)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import phonenumbers
 
-from screening.errors import ConfigError
+from screening.core.errors import ConfigError
 
 # Drivers we ship extras for; a bare scheme would make SQLAlchemy look for psycopg2/MySQLdb.
 _DRIVERS = {
@@ -35,6 +35,9 @@ class Config:
     # days block it for everyone.
     reputation_reports: int = 3
     reputation_days: int = 30
+    # The FastAGI door (`screening agi`): loopback by default, FastAGI has no authentication.
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
 
     @property
     def events_url(self) -> str:
@@ -88,6 +91,7 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError("SCREENING_ARI_APP", f"expected letters, digits, - or _, got {app!r}")
     reports = _int(env, "SCREENING_REPUTATION_REPORTS", 3, 1, 1000)
     days = _int(env, "SCREENING_REPUTATION_DAYS", 30, 1, 3650)
+    agi_host, agi_port = parse_listen(env.get("SCREENING_AGI_LISTEN", "127.0.0.1:4573"))
     return Config(
         database_url=normalise_database_url(
             env.get("SCREENING_DATABASE_URL", "sqlite:///screening.db")
@@ -100,7 +104,23 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         decision_timeout=timeout,
         reputation_reports=reports,
         reputation_days=days,
+        agi_host=agi_host,
+        agi_port=agi_port,
     )
+
+
+def parse_listen(raw: str, field: str = "SCREENING_AGI_LISTEN") -> tuple[str, int]:
+    """HOST:PORT, or [IPv6]:PORT, or PORT alone (on loopback)."""
+    text = raw.strip()
+    if text.isdigit():
+        host, port = "127.0.0.1", text
+    elif text.startswith("["):
+        host, _, port = text[1:].partition("]:")
+    else:
+        host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535 or " " in host:
+        raise ConfigError(field, f"expected HOST:PORT like 127.0.0.1:4573, got {raw!r}")
+    return host, int(port)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from screening import migrate
 from screening.config import normalise_database_url
-from screening.db import make_engine
+from screening.store import migrate
+from screening.store.engine import make_engine
 
 SERVERS = {
     "postgresql": os.environ.get(

@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from screening import migrate, store
-from screening.db import AllowEntry, BlockEntry, DndSchedule, make_engine
+from screening.store import calllog, lists, migrate
+from screening.store.engine import make_engine
+from screening.store.models import AllowEntry, BlockEntry, DndSchedule
 from tests.cli_helpers import Result, run
 
 Cli = Callable[..., Result]
@@ -38,10 +39,10 @@ def log_calls(
 ) -> None:
     """Call-log rows as the app writes them: caller, ext, decision, code, rule kind/id, time."""
     with Session(engine) as s, s.begin():
-        store.write_call_log(
+        calllog.write_call_log(
             s,
             [
-                store.CallRecord(
+                calllog.CallRecord(
                     at=at,
                     channel_id=f"c{i}",
                     caller_raw=caller,
@@ -522,7 +523,7 @@ def test_upgrade_keeps_rows_written_by_the_previous_revision(empty_database_url:
         )
     migrate.upgrade(engine)
     with Session(engine) as s:
-        [entry] = store.list_entries(s, "block")
+        [entry] = lists.list_entries(s, "block")
     assert (entry.id, entry.value, entry.reason, entry.sip_code, entry.hits) == (
         7,
         "+15551234567",

@@ -6,8 +6,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from screening import migrate
-from screening.db import AllowEntry, BlockEntry, DndSchedule, make_engine
+from screening.store import migrate
+from screening.store.engine import make_engine
+from screening.store.models import AllowEntry, BlockEntry, DndSchedule
 from tests.cli_helpers import screening
 
 

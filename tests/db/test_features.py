@@ -8,10 +8,13 @@ from typing import Literal
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from screening import admin, features, store
-from screening.db import BlockEntry, SpamReport
-from screening.features import Outcome, Reputation
-from screening.policy import Action, IncomingCall, decide
+from screening.admin import ops
+from screening.core import features
+from screening.core.decision import Action, IncomingCall, decide
+from screening.core.features import Outcome, Reputation
+from screening.service.features import run as run_feature
+from screening.store import calllog, lists, lookup
+from screening.store.models import BlockEntry, SpamReport
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 REP = Reputation(reports=3, days=30)
@@ -26,10 +29,10 @@ def called(
     decision: Literal["allowed", "rejected"] = "allowed",
 ) -> None:
     with Session(engine) as s, s.begin():
-        store.write_call_log(
+        calllog.write_call_log(
             s,
             [
-                store.CallRecord(
+                calllog.CallRecord(
                     at=at,
                     channel_id="c",
                     caller_raw=caller or "anonymous",
@@ -48,12 +51,12 @@ def called(
 
 def feature(engine: Engine, name: str, ext: str, at: datetime = NOW) -> features.Result:
     with Session(engine) as s, s.begin():
-        return features.run(s, name, ext, at, REP)
+        return run_feature(s, name, ext, at, REP)
 
 
 def verdict(engine: Engine, caller: str, ext: str, at: datetime = NOW) -> tuple[Action, str | None]:
     with Session(engine) as s:
-        d = decide(IncomingCall(caller, caller, ext), store.rules_for(s, caller, ext, at), at)
+        d = decide(IncomingCall(caller, caller, ext), lookup.rules_for(s, caller, ext, at), at)
     return d.action, d.rule_kind
 
 
@@ -65,7 +68,7 @@ def test_mark_blocks_the_last_allowed_caller_for_that_extension_only(engine: Eng
     assert verdict(engine, SPAMMER, "201") == (Action.REJECT, "block")
     assert verdict(engine, SPAMMER, "202") == (Action.CONTINUE, None)
     with Session(engine) as s:
-        [entry] = store.list_entries(s, "block")
+        [entry] = lists.list_entries(s, "block")
     assert (entry.extension, entry.source, entry.sip_code) == ("201", "feature code", 607)
 
 
@@ -88,7 +91,7 @@ def test_nothing_to_mark(engine: Engine) -> None:
 
 
 def test_undo_removes_only_that_extensions_latest_feature_mark(engine: Engine) -> None:
-    admin.add_entry(engine, "block", "+15550600002", "US", extension="201", now=NOW)  # admin's own
+    ops.add_entry(engine, "block", "+15550600002", "US", extension="201", now=NOW)  # admin's own
     called(engine, SPAMMER, "201", NOW)
     feature(engine, "mark-spam", "201")
     assert feature(engine, "undo-spam", "201").outcome is Outcome.UNMARKED
@@ -119,7 +122,7 @@ def test_allow_beats_reputation_and_undo_withdraws_it(engine: Engine) -> None:
     for ext in ("201", "202", "203"):
         called(engine, SPAMMER, ext, NOW)
         feature(engine, "mark-spam", ext)
-    admin.add_entry(engine, "allow", SPAMMER, "US", extension="209", now=NOW)
+    ops.add_entry(engine, "allow", SPAMMER, "US", extension="209", now=NOW)
     assert verdict(engine, SPAMMER, "209") == (Action.CONTINUE, "allow")
     assert verdict(engine, SPAMMER, "208") == (Action.REJECT, "reputation")
     assert "withdrawn" in feature(engine, "undo-spam", "203").detail
@@ -127,13 +130,13 @@ def test_allow_beats_reputation_and_undo_withdraws_it(engine: Engine) -> None:
 
 
 def test_reputation_never_touches_an_admins_global_entry(engine: Engine) -> None:
-    admin.add_entry(engine, "block", SPAMMER, "US", code=608, reason="admin said", now=NOW)
+    ops.add_entry(engine, "block", SPAMMER, "US", code=608, reason="admin said", now=NOW)
     for ext in ("201", "202", "203"):
         called(engine, SPAMMER, ext, NOW)
         feature(engine, "mark-spam", ext)
     feature(engine, "undo-spam", "203")
     with Session(engine) as s:
-        [glob] = [e for e in store.list_entries(s, "block") if e.extension is None]
+        [glob] = [e for e in lists.list_entries(s, "block") if e.extension is None]
     assert (glob.source, glob.sip_code, glob.reason) == ("cli", 608, "admin said")
 
 

@@ -18,15 +18,14 @@ import pytest
 from sqlalchemy import make_url, select
 from sqlalchemy.orm import Session
 
-from screening import admin, features, migrate, store
-from screening.app import (
-    CallLogWriter,
-    lookup_engine,
-    side_engine,
-    sql_feature_runner,
-    sql_rules_lookup,
-)
-from screening.db import CallLog, make_engine
+from screening.admin import ops
+from screening.core import features
+from screening.service.features import sql_feature_runner
+from screening.store import calllog, migrate
+from screening.store.engine import lookup_engine, make_engine, side_engine
+from screening.store.lookup import sql_rules_lookup
+from screening.store.models import CallLog
+from screening.store.writer import CallLogWriter
 from tests.conftest import BACKENDS, ThrowawayDatabases
 from tests.proxy import TcpProxy
 
@@ -46,7 +45,7 @@ def via_proxy(
     direct = _servers[backend].new()
     engine = make_engine(direct)
     migrate.upgrade(engine)
-    admin.add_entry(engine, "block", BLOCKED, "US", now=NOW)
+    ops.add_entry(engine, "block", BLOCKED, "US", now=NOW)
     engine.dispose()
     url = make_url(direct)
     proxy = TcpProxy((url.host or "127.0.0.1", url.port or 0))
@@ -103,8 +102,8 @@ def test_the_call_log_writer_gives_up_on_a_hung_server_and_keeps_every_row(
     url, proxy = via_proxy
     engine = make_engine(url)
 
-    def record(n: int) -> store.CallRecord:
-        return store.CallRecord(
+    def record(n: int) -> calllog.CallRecord:
+        return calllog.CallRecord(
             at=NOW,
             channel_id=f"hung-{n}",
             caller=BLOCKED,

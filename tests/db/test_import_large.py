@@ -11,8 +11,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from screening import migrate
-from screening.db import BlockEntry, make_engine
+from screening.store import migrate
+from screening.store.engine import make_engine
+from screening.store.models import BlockEntry
 from tests.cli_helpers import run
 
 ROWS = 120_000  # above the size where import parses in worker processes

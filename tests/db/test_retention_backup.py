@@ -10,8 +10,8 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from screening import migrate, store
-from screening.db import make_engine
+from screening.store import calllog, migrate
+from screening.store.engine import make_engine
 from tests.cli_helpers import run
 
 NOW = datetime.now(UTC)
@@ -19,10 +19,10 @@ NOW = datetime.now(UTC)
 
 def _log(engine: Engine, ages_days: list[float]) -> None:
     with Session(engine) as s, s.begin():
-        store.write_call_log(
+        calllog.write_call_log(
             s,
             [
-                store.CallRecord(
+                calllog.CallRecord(
                     at=NOW - timedelta(days=d),
                     channel_id=f"c{i}",
                     caller_raw="1",

@@ -10,17 +10,19 @@ from sqlalchemy import Engine, Table, func, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from screening import admin, migrate, store
-from screening.db import BlockEntry, CallLog, make_engine
-from screening.errors import DatabaseError
-from screening.policy import Action, IncomingCall, Rules, decide
+from screening.admin import ops
+from screening.core.decision import Action, IncomingCall, Rules, decide
+from screening.core.errors import DatabaseError
+from screening.store import calllog, lookup, migrate
+from screening.store.engine import make_engine
+from screening.store.models import BlockEntry, CallLog
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, 123456, tzinfo=UTC)
 
 
 def rules(engine: Engine, caller: str | None, ext: str = "201", now: datetime = NOW) -> Rules:
     with Session(engine) as s:
-        return store.rules_for(s, caller, ext, now)
+        return lookup.rules_for(s, caller, ext, now)
 
 
 def test_upgrade_creates_the_schema_and_is_repeatable(empty_database_url: str) -> None:
@@ -37,7 +39,7 @@ def test_upgrade_creates_the_schema_and_is_repeatable(empty_database_url: str) -
 
 
 def test_lookup_returns_only_entries_that_can_match(engine: Engine) -> None:
-    add = admin.add_entry
+    add = ops.add_entry
     add(engine, "block", "+15551234567", "US", now=NOW)
     add(engine, "block", "+1555*", "US", code=608, now=NOW)
     add(engine, "block", "+1556*", "US", now=NOW)  # another prefix
@@ -53,10 +55,10 @@ def test_lookup_returns_only_entries_that_can_match(engine: Engine) -> None:
 
 
 def test_stored_rules_decide_like_the_core(engine: Engine) -> None:
-    admin.add_entry(engine, "block", "5551234567", "US", reason="robocaller", now=NOW)
-    admin.add_entry(engine, "block", "1900*", "US", code=608, now=NOW)
-    admin.add_entry(engine, "allow", "+15557654321", "US", now=NOW)
-    admin.add_dnd(engine, "201", "all", "11:00", "13:00", "UTC", now=NOW)
+    ops.add_entry(engine, "block", "5551234567", "US", reason="robocaller", now=NOW)
+    ops.add_entry(engine, "block", "1900*", "US", code=608, now=NOW)
+    ops.add_entry(engine, "allow", "+15557654321", "US", now=NOW)
+    ops.add_dnd(engine, "201", "all", "11:00", "13:00", "UTC", now=NOW)
 
     def verdict(caller: str | None, ext: str = "201") -> tuple[Action, int | None, str | None]:
         d = decide(IncomingCall(caller or "", caller, ext), rules(engine, caller, ext), NOW)
@@ -71,7 +73,7 @@ def test_stored_rules_decide_like_the_core(engine: Engine) -> None:
 
 
 def test_expired_entries_are_not_loaded(engine: Engine) -> None:
-    admin.add_entry(engine, "block", "+15551234567", "US", now=NOW)
+    ops.add_entry(engine, "block", "+15551234567", "US", now=NOW)
     with Session(engine) as s, s.begin():
         s.execute(
             cast(Table, BlockEntry.__table__).update().values(expires_at=NOW - timedelta(seconds=1))
@@ -81,14 +83,14 @@ def test_expired_entries_are_not_loaded(engine: Engine) -> None:
 
 
 def test_adding_the_same_number_again_updates_it(engine: Engine) -> None:
-    first, created = admin.add_entry(engine, "block", "5551234567", "US", reason="a", now=NOW)
-    second, created_again = admin.add_entry(
+    first, created = ops.add_entry(engine, "block", "5551234567", "US", reason="a", now=NOW)
+    second, created_again = ops.add_entry(
         engine, "block", "+1 555 123 4567", "US", code=608, reason="b", now=NOW
     )
     assert created and not created_again and first.id == second.id
     assert (second.sip_code, second.reason) == (608, "b")
     # Same number for one extension is a separate rule.
-    _, scoped = admin.add_entry(engine, "block", "5551234567", "US", extension="201", now=NOW)
+    _, scoped = ops.add_entry(engine, "block", "5551234567", "US", extension="201", now=NOW)
     assert scoped
     with Session(engine) as s:
         assert s.scalar(select(func.count()).select_from(BlockEntry)) == 2
@@ -115,7 +117,7 @@ def test_database_refuses_bad_codes_and_duplicates(engine: Engine) -> None:
 
 
 def test_dnd_schedule_round_trips(engine: Engine) -> None:
-    added = admin.add_dnd(engine, "201", "fri-mon", "22:30", "07:15", "Europe/Berlin", now=NOW)
+    added = ops.add_dnd(engine, "201", "fri-mon", "22:30", "07:15", "Europe/Berlin", now=NOW)
     [window] = rules(engine, "+15550000000").dnd
     assert window == added
     assert (window.days, window.start, window.end, window.tz) == (
@@ -128,7 +130,7 @@ def test_dnd_schedule_round_trips(engine: Engine) -> None:
 
 
 def test_call_log_keeps_time_to_the_microsecond_in_utc(engine: Engine) -> None:
-    record = store.CallRecord(
+    record = calllog.CallRecord(
         at=NOW,
         channel_id="1700000000.1",
         caller_raw="x" * 300,
@@ -142,7 +144,7 @@ def test_call_log_keeps_time_to_the_microsecond_in_utc(engine: Engine) -> None:
         decision_us=1234,
     )
     with Session(engine) as s, s.begin():
-        store.write_call_log(s, [record, record])
+        calllog.write_call_log(s, [record, record])
     with Session(engine) as s:
         rows = s.scalars(select(CallLog)).all()
     assert len(rows) == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -55,23 +56,31 @@ def sandbox() -> dict[str, str]:
     return _read_env_file(REPO / ".sandbox.env")
 
 
+#: The source address that picks each door's trunk (scripts/sandbox-conf/pjsip.conf).
+DOOR_SOURCE = {"ari": "127.0.0.1", "agi": "127.0.0.5"}
+AGI_LISTEN = ("127.0.0.1", 4573)  # what asterisk-conf/extensions.conf dials
+
+
 class App:
-    """One `screening serve` process against the sandbox, with its own SQLite database."""
+    """One screening door process against the sandbox (`screening serve` for ARI, `screening
+    agi` for FastAGI), with its own SQLite database."""
 
     def __init__(
         self,
         sandbox: dict[str, str],
         workdir: Path,
         database_url: str | None = None,
+        door: str = "ari",
         **settings: str,
     ) -> None:
+        self.door = door
         self.env = {
             **{k: v for k, v in sandbox.items() if k.startswith("SCREENING_")},
             "SCREENING_DATABASE_URL": database_url or f"sqlite:///{workdir / 'screening.db'}",
             **settings,
         }
         self.sip_port = int(sandbox.get("SANDBOX_SIP_PORT", "5060"))
-        self.log_path = workdir / "serve.log"
+        self.log_path = workdir / f"{door}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self._ari = httpx.Client(
             base_url=f"{self.env['SCREENING_ARI_URL']}/ari",
@@ -104,22 +113,45 @@ class App:
             f"the app was not {'registered' if want else 'gone'} within {within}s:\n{self.log()}"
         )
 
+    def listening(self) -> bool:
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            return s.connect_ex(AGI_LISTEN) == 0
+
+    def wait_listening(self, want: bool, within: float = 15) -> None:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < within:
+            if self.listening() == want and (not want or "FastAGI listening" in self.log()):
+                return
+            if want and self.proc is not None and self.proc.poll() is not None:
+                pytest.fail(f"screening agi exited {self.proc.returncode}:\n{self.log()}")
+            time.sleep(0.05)
+        pytest.fail(
+            f"FastAGI was not {'listening' if want else 'gone'} within {within}s:\n{self.log()}"
+        )
+
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "screening", "serve"],
+            [sys.executable, "-m", "screening", "serve" if self.door == "ari" else "agi"],
             env={**os.environ, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        self.wait_registered(True)
+        if self.door == "ari":
+            self.wait_registered(True)
+        else:
+            self.wait_listening(True)
 
     def stop(self) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout=15)
         self.proc = None
-        self.wait_registered(False)
+        if self.door == "ari":
+            self.wait_registered(False)
+        else:
+            self.wait_listening(False)
         return code
 
     def wait_log(self, text: str, within: float = 5) -> None:
@@ -146,6 +178,8 @@ class App:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def call(self, caller: str, to: str = "201", **kwargs: object) -> CallResult:
+        """A real INVITE through this app's door: the trunk is picked by source address."""
+        kwargs.setdefault("source", DOOR_SOURCE[self.door])
         return asyncio.run(place_call(to, caller, port=self.sip_port, **kwargs))  # type: ignore[arg-type]
 
 
@@ -157,6 +191,41 @@ def app(sandbox: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> It
     if instance.proc is not None:
         code = instance.stop()
         assert code == 0, f"screening serve exited {code} on SIGTERM:\n{instance.log()}"
+
+
+@pytest.fixture(scope="session")
+def agi_app(sandbox: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    """`screening agi`, beside the ARI app: calls from 127.0.0.5 reach it."""
+    instance = App(sandbox, tmp_path_factory.mktemp("agi"), door="agi")
+    instance.start()
+    yield instance
+    if instance.proc is not None:
+        code = instance.stop()
+        assert code == 0, f"screening agi exited {code} on SIGTERM:\n{instance.log()}"
+
+
+def set_feature_door(door: str) -> None:
+    """Which door the phones' feature codes use ([screening-feature], SCREENING_DOOR)."""
+    proc = subprocess.run(
+        [str(REPO / "scripts" / "sandbox"), "cli", f"dialplan set global SCREENING_DOOR {door}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, f"could not set SCREENING_DOOR: {proc.stderr}"
+
+
+@pytest.fixture(params=["ari", "agi"])
+def door_app(request: pytest.FixtureRequest) -> Iterator[App]:
+    """The same test through each door: calls arrive on that door's trunk, and the phones'
+    feature codes use that door."""
+    door: str = request.param
+    instance: App = request.getfixturevalue("app" if door == "ari" else "agi_app")
+    set_feature_door(door)
+    try:
+        yield instance
+    finally:
+        set_feature_door("ari")
 
 
 @pytest.fixture

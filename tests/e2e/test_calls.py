@@ -1,5 +1,6 @@
-"""Real INVITEs at the sandbox Asterisk with `screening serve` connected over ARI: the status
-line each caller gets back is what the rules say."""
+"""Real INVITEs at the sandbox Asterisk with screening connected through each door (ARI:
+`screening serve`; FastAGI: `screening agi`): the status line each caller gets back is what
+the rules say."""
 
 from __future__ import annotations
 
@@ -13,38 +14,38 @@ from pathlib import Path
 import pytest
 
 from screening.sipprobe import place_call
-from tests.e2e.conftest import App
+from tests.e2e.conftest import DOOR_SOURCE, App
 
 pytestmark = pytest.mark.e2e
 
 
-def test_unknown_caller_is_answered(app: App) -> None:
-    result = app.call("+15550100001", "201")
+def test_unknown_caller_is_answered(door_app: App) -> None:
+    result = door_app.call("+15550100001", "201")
     assert result.status_line == "200 OK"
 
 
-def test_blocked_caller_gets_607_unwanted(app: App) -> None:
-    assert app.cli("block", "add", "+1 (555) 010-0002", "--reason", "robocaller").code == 0
-    assert app.call("+15550100002", "201").status_line == "607 Unwanted"
+def test_blocked_caller_gets_607_unwanted(door_app: App) -> None:
+    assert door_app.cli("block", "add", "+1 (555) 010-0002", "--reason", "robocaller").code == 0
+    assert door_app.call("+15550100002", "201").status_line == "607 Unwanted"
     # The same number as a national-format caller ID is the same caller.
-    assert app.call("5550100002", "202").status_line == "607 Unwanted"
+    assert door_app.call("5550100002", "202").status_line == "607 Unwanted"
 
 
-def test_block_with_code_608_gets_608_rejected(app: App) -> None:
-    assert app.cli("block", "add", "+15550100003", "--code", "608").code == 0
-    assert app.call("+15550100003", "201").status_line == "608 Rejected"
+def test_block_with_code_608_gets_608_rejected(door_app: App) -> None:
+    assert door_app.cli("block", "add", "+15550100003", "--code", "608").code == 0
+    assert door_app.call("+15550100003", "201").status_line == "608 Rejected"
 
 
-def test_prefix_block_rejects_the_whole_range(app: App) -> None:
-    assert app.cli("block", "add", "+1900*").code == 0
-    assert app.call("19005550123", "201").status_line == "607 Unwanted"
-    assert app.call("+19015550123", "201").status_line == "200 OK"
+def test_prefix_block_rejects_the_whole_range(door_app: App) -> None:
+    assert door_app.cli("block", "add", "+1900*").code == 0
+    assert door_app.call("19005550123", "201").status_line == "607 Unwanted"
+    assert door_app.call("+19015550123", "201").status_line == "200 OK"
 
 
-def test_extension_block_only_for_that_extension(app: App) -> None:
-    assert app.cli("block", "add", "+15550100004", "--for", "203").code == 0
-    assert app.call("+15550100004", "203").status_line == "607 Unwanted"
-    assert app.call("+15550100004", "204").status_line == "200 OK"
+def test_extension_block_only_for_that_extension(door_app: App) -> None:
+    assert door_app.cli("block", "add", "+15550100004", "--for", "203").code == 0
+    assert door_app.call("+15550100004", "203").status_line == "607 Unwanted"
+    assert door_app.call("+15550100004", "204").status_line == "200 OK"
 
 
 def _dnd_now(app: App, ext: str) -> None:
@@ -57,62 +58,63 @@ def _dnd_now(app: App, ext: str) -> None:
     assert r.code == 0, r.err
 
 
-def test_dnd_window_gets_608_rejected(app: App) -> None:
-    _dnd_now(app, "205")
-    assert app.call("+15550100005", "205").status_line == "608 Rejected"
-    assert app.call("anonymous", "205").status_line == "608 Rejected"
-    assert app.call("+15550100005", "206").status_line == "200 OK"
+def test_dnd_window_gets_608_rejected(door_app: App) -> None:
+    _dnd_now(door_app, "205")
+    assert door_app.call("+15550100005", "205").status_line == "608 Rejected"
+    assert door_app.call("anonymous", "205").status_line == "608 Rejected"
+    assert door_app.call("+15550100005", "206").status_line == "200 OK"
 
 
-def test_allowed_caller_gets_through_dnd(app: App) -> None:
-    _dnd_now(app, "207")
-    assert app.cli("allow", "add", "+15550100006", "--for", "207").code == 0
-    assert app.call("+15550100006", "207").status_line == "200 OK"
-    assert app.call("+15550100007", "207").status_line == "608 Rejected"
+def test_allowed_caller_gets_through_dnd(door_app: App) -> None:
+    _dnd_now(door_app, "207")
+    assert door_app.cli("allow", "add", "+15550100006", "--for", "207").code == 0
+    assert door_app.call("+15550100006", "207").status_line == "200 OK"
+    assert door_app.call("+15550100007", "207").status_line == "608 Rejected"
 
 
-def test_allowed_caller_beats_a_block(app: App) -> None:
-    assert app.cli("block", "add", "+1555011*").code == 0
-    assert app.cli("allow", "add", "+15550110001").code == 0
-    assert app.call("+15550110001", "201").status_line == "200 OK"
-    assert app.call("+15550110002", "201").status_line == "607 Unwanted"
+def test_allowed_caller_beats_a_block(door_app: App) -> None:
+    assert door_app.cli("block", "add", "+1555011*").code == 0
+    assert door_app.cli("allow", "add", "+15550110001").code == 0
+    assert door_app.call("+15550110001", "201").status_line == "200 OK"
+    assert door_app.call("+15550110002", "201").status_line == "607 Unwanted"
 
 
 @pytest.mark.parametrize("caller", ["anonymous", "", "Unknown", "%27%3B--"])
-def test_callers_without_usable_id_are_answered(app: App, caller: str) -> None:
-    assert app.call(caller, "208").status_line == "200 OK"
+def test_callers_without_usable_id_are_answered(door_app: App, caller: str) -> None:
+    assert door_app.call(caller, "208").status_line == "200 OK"
 
 
-def test_every_call_is_logged_with_why(app: App) -> None:
-    assert app.cli("block", "add", "+15550100008", "--reason", "debt collector").code == 0
-    assert app.call("+15550100008", "209").status_line == "607 Unwanted"
-    assert app.call("+15550100009", "209").status_line == "200 OK"
-    rows = app.rows(
-        "SELECT caller_raw, caller, extension, decision, sip_code, rule_kind, reason, "
+def test_every_call_is_logged_with_why(door_app: App) -> None:
+    assert door_app.cli("block", "add", "+15550100008", "--reason", "debt collector").code == 0
+    assert door_app.call("+15550100008", "209").status_line == "607 Unwanted"
+    assert door_app.call("+15550100009", "209").status_line == "200 OK"
+    rows = door_app.rows(
+        "SELECT caller_raw, caller, extension, decision, sip_code, rule_kind, door, reason, "
         "decision_us FROM call_log WHERE extension = '209' ORDER BY id",
         at_least=2,
     )
-    assert [r[:6] for r in rows] == [
-        ("+15550100008", "+15550100008", "209", "rejected", 607, "block"),
-        ("+15550100009", "+15550100009", "209", "allowed", None, None),
+    door = door_app.door  # the row says which door decided the call
+    assert [r[:7] for r in rows] == [
+        ("+15550100008", "+15550100008", "209", "rejected", 607, "block", door),
+        ("+15550100009", "+15550100009", "209", "allowed", None, None, door),
     ]
-    assert "debt collector" in str(rows[0][6])
-    assert all(isinstance(r[7], int) and 0 < r[7] < 1_000_000 for r in rows)
-    assert "from +15550100008 ('+15550100008') to 209: rejected 607, block" in app.log()
+    assert "debt collector" in str(rows[0][7])
+    assert all(isinstance(r[8], int) and 0 < r[8] < 1_000_000 for r in rows)
+    assert "from +15550100008 ('+15550100008') to 209: rejected 607, block" in door_app.log()
 
 
-def test_database_error_lets_the_call_through(app: App) -> None:
-    assert app.cli("block", "add", "+15550100010").code == 0
-    db = app.env["SCREENING_DATABASE_URL"].removeprefix("sqlite:///")
+def test_database_error_lets_the_call_through(door_app: App) -> None:
+    assert door_app.cli("block", "add", "+15550100010").code == 0
+    db = door_app.env["SCREENING_DATABASE_URL"].removeprefix("sqlite:///")
     with sqlite3.connect(db) as conn:
         conn.execute("ALTER TABLE block_entries RENAME TO block_entries_away")
     try:
-        assert app.call("+15550100010", "201").status_line == "200 OK"
+        assert door_app.call("+15550100010", "201").status_line == "200 OK"
     finally:
         with sqlite3.connect(db) as conn:
             conn.execute("ALTER TABLE block_entries_away RENAME TO block_entries")
-    assert "screening failed" in app.log()
-    assert app.call("+15550100010", "201").status_line == "607 Unwanted"
+    assert "screening failed" in door_app.log()
+    assert door_app.call("+15550100010", "201").status_line == "607 Unwanted"
 
 
 def test_answered_sandbox_call_is_hung_up_after_a_few_seconds(app: App) -> None:
@@ -129,13 +131,16 @@ def test_internal_phone_is_not_screened(app: App) -> None:
     assert "to 210: allowed" not in app.log()
 
 
-def test_simultaneous_calls_are_each_decided(app: App) -> None:
-    assert app.cli("block", "add", "+1555040*").code == 0
+def test_simultaneous_calls_are_each_decided(door_app: App) -> None:
+    assert door_app.cli("block", "add", "+1555040*").code == 0
 
     async def burst() -> list[str]:
         calls = [
             place_call(
-                "211", f"+1555040{i:04d}" if i % 2 else f"+1555041{i:04d}", port=app.sip_port
+                "211",
+                f"+1555040{i:04d}" if i % 2 else f"+1555041{i:04d}",
+                port=door_app.sip_port,
+                source=DOOR_SOURCE[door_app.door],
             )
             for i in range(40)
         ]

@@ -138,3 +138,91 @@ def test_call_left_waiting_by_a_killed_app_is_decided_when_it_restarts(app: App)
     assert result.status_line == "607 Unwanted"
     assert result.elapsed_ms < 15_000
     app.wait_log("was waiting in the app; deciding it now")
+
+
+def _asterisk_log() -> str:
+    path = ROOT / "var" / "log" / "asterisk" / "messages.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def test_fastagi_server_stopped_calls_still_go_through(agi_app: App) -> None:
+    assert agi_app.cli("block", "add", "+15550200011").code == 0
+    assert agi_app.call("+15550200011", "201").status_line == "607 Unwanted"
+    assert agi_app.stop() == 0  # SIGTERM: a clean exit, nothing listens any more
+    seen = len(_asterisk_log())
+    try:
+        assert agi_app.call("+15550200011", "201").status_line == "200 OK"
+    finally:
+        agi_app.start()
+    # The dialplan says why the call was not screened (AGISTATUS=FAILURE: refused).
+    assert "screening FastAGI unavailable (AGISTATUS FAILURE)" in _asterisk_log()[seen:]
+    assert agi_app.call("+15550200011", "201").status_line == "607 Unwanted"
+
+
+def test_fastagi_server_killed_in_the_middle_of_a_call(agi_app: App) -> None:
+    """The server has the call (Asterisk connected and sent the environment) when it is
+    killed: Asterisk sees the connection close, the result is unset, and the call is routed
+    normally."""
+    import asyncio
+    import signal
+    import threading
+    import time
+
+    from screening.sipprobe import CallResult, place_call
+
+    assert agi_app.cli("block", "add", "+15550200012").code == 0
+    assert agi_app.proc is not None
+    agi_app.proc.send_signal(signal.SIGSTOP)  # it still listens, but answers nothing
+    seen = len(_asterisk_log())
+    results: list[CallResult] = []
+    caller = threading.Thread(
+        target=lambda: results.append(
+            asyncio.run(
+                place_call(
+                    "201",
+                    "+15550200012",
+                    port=agi_app.sip_port,
+                    source="127.0.0.5",
+                    final_within=20,
+                )
+            )
+        )
+    )
+    caller.start()
+    try:
+        time.sleep(1.0)  # the call now waits on a connection the server accepted
+        assert _established_to(4573), "the call's AGI connection is not open"
+        killed = time.monotonic()
+        agi_app.proc.send_signal(signal.SIGKILL)
+        agi_app.proc.wait(timeout=10)
+        agi_app.proc = None
+        caller.join(timeout=30)
+        answered_after = time.monotonic() - killed
+    finally:
+        caller.join(timeout=30)
+        agi_app.start()
+    [result] = results
+    assert result.status_line == "200 OK"
+    assert answered_after < 5, f"the call went on {answered_after:.1f}s after the kill"
+    assert "screening FastAGI unavailable (AGISTATUS SUCCESS)" in _asterisk_log()[seen:]
+    assert agi_app.call("+15550200012", "201").status_line == "607 Unwanted"
+
+
+def _established_to(port: int) -> bool:
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                return True  # 01: ESTABLISHED, remote port = the server's
+    return False
+
+
+def test_fastagi_listens_on_loopback_only(agi_app: App) -> None:
+    listening = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].rsplit(":", 1)
+            if fields[3] == "0A" and int(hex_port, 16) == 4573:
+                listening.append(address)
+    assert listening == ["0100007F"], f"FastAGI listens on {listening} (hex), not 127.0.0.1"

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from screening import migrate
-from screening.db import make_engine
 from screening.sipprobe import place_call
+from screening.store import migrate
+from screening.store.engine import make_engine
 from tests.conftest import ThrowawayDatabases
 from tests.e2e.conftest import App
 from tests.proxy import TcpProxy

@@ -1,4 +1,5 @@
-"""Feature codes dialled from the sandbox phones (From user 2XX), with real SIP and audio."""
+"""Feature codes dialled from the sandbox phones (From user 2XX), with real SIP and audio,
+through each door ([screening-feature] picks it by SCREENING_DOOR)."""
 
 from __future__ import annotations
 
@@ -25,60 +26,60 @@ def rows(app: App, sql: str) -> list[tuple[object, ...]]:
     return app.rows(sql)
 
 
-def test_mark_last_caller_as_spam_then_undo(app: App) -> None:
+def test_mark_last_caller_as_spam_then_undo(door_app: App) -> None:
     spammer = "+15550500001"
-    assert app.call(spammer, "221").status_line == "200 OK"
-    dial(app, "221", "*60")
-    assert "feature mark-spam from 221: marked" in app.log()
-    assert app.call(spammer, "221").status_line == "607 Unwanted"
-    assert app.call(spammer, "222").status_line == "200 OK"  # only 221 marked it
-    dial(app, "221", "*60")  # marking again is harmless
-    assert rows(app, f"SELECT count(*) FROM block_entries WHERE value = '{spammer}'") == [(1,)]
-    dial(app, "221", "*61")
-    assert app.call(spammer, "221").status_line == "200 OK"
-    assert rows(app, f"SELECT count(*) FROM spam_reports WHERE caller = '{spammer}'") == [(0,)]
+    assert door_app.call(spammer, "221").status_line == "200 OK"
+    dial(door_app, "221", "*60")
+    assert "feature mark-spam from 221: marked" in door_app.log()
+    assert door_app.call(spammer, "221").status_line == "607 Unwanted"
+    assert door_app.call(spammer, "222").status_line == "200 OK"  # only 221 marked it
+    dial(door_app, "221", "*60")  # marking again is harmless
+    assert rows(door_app, f"SELECT count(*) FROM block_entries WHERE value = '{spammer}'") == [(1,)]
+    dial(door_app, "221", "*61")
+    assert door_app.call(spammer, "221").status_line == "200 OK"
+    assert rows(door_app, f"SELECT count(*) FROM spam_reports WHERE caller = '{spammer}'") == [(0,)]
 
 
-def test_three_extensions_marking_a_caller_block_it_for_everyone(app: App) -> None:
+def test_three_extensions_marking_a_caller_block_it_for_everyone(door_app: App) -> None:
     spammer = "+15550500002"
     for ext in ("223", "224", "225"):
-        assert app.call(spammer, ext).status_line == "200 OK"
-        dial(app, ext, "*60")
-    assert app.call(spammer, "226").status_line == "607 Unwanted"
-    [(kind, reason)] = app.rows(
+        assert door_app.call(spammer, ext).status_line == "200 OK"
+        dial(door_app, ext, "*60")
+    assert door_app.call(spammer, "226").status_line == "607 Unwanted"
+    [(kind, reason)] = door_app.rows(
         "SELECT rule_kind, reason FROM call_log WHERE extension = '226' ORDER BY id DESC LIMIT 1",
         at_least=1,
     )
     assert kind == "reputation" and "marked as spam by 3 extensions" in str(reason)
     # An allow entry still wins over a reputation block.
-    assert app.cli("allow", "add", spammer, "--for", "227").code == 0
-    assert app.call(spammer, "227").status_line == "200 OK"
-    stats = app.cli("stats", "--since", "1h")
+    assert door_app.cli("allow", "add", spammer, "--for", "227").code == 0
+    assert door_app.call(spammer, "227").status_line == "200 OK"
+    stats = door_app.cli("stats", "--since", "1h")
     assert re.search(r"\nby reputation +1\n", stats.out), stats.out
 
 
-def test_dnd_feature_codes(app: App) -> None:
-    dial(app, "228", "*78")
-    assert app.call("+15550500003", "228").status_line == "608 Rejected"
-    dial(app, "228", "*79")
-    assert app.call("+15550500003", "228").status_line == "200 OK"
+def test_dnd_feature_codes(door_app: App) -> None:
+    dial(door_app, "228", "*78")
+    assert door_app.call("+15550500003", "228").status_line == "608 Rejected"
+    dial(door_app, "228", "*79")
+    assert door_app.call("+15550500003", "228").status_line == "200 OK"
 
 
-def test_nothing_to_mark_says_so_and_writes_nothing(app: App) -> None:
-    before = rows(app, "SELECT count(*) FROM block_entries")
-    dial(app, "229", "*60")  # 229 never got a call
-    assert app.call("anonymous", "230").status_line == "200 OK"
-    dial(app, "230", "*60")  # its last caller had no caller ID
-    assert rows(app, "SELECT count(*) FROM block_entries") == before
-    assert "the last caller to 230 had no usable caller ID" in app.log()
+def test_nothing_to_mark_says_so_and_writes_nothing(door_app: App) -> None:
+    before = rows(door_app, "SELECT count(*) FROM block_entries")
+    dial(door_app, "229", "*60")  # 229 never got a call
+    assert door_app.call("anonymous", "230").status_line == "200 OK"
+    dial(door_app, "230", "*60")  # its last caller had no caller ID
+    assert rows(door_app, "SELECT count(*) FROM block_entries") == before
+    assert "the last caller to 230 had no usable caller ID" in door_app.log()
 
 
-def test_external_caller_dialling_a_feature_code_marks_nothing(app: App) -> None:
+def test_external_caller_dialling_a_feature_code_marks_nothing(door_app: App) -> None:
     victim = "+15550500004"
-    assert app.call(victim, "231").status_line == "200 OK"
-    before = rows(app, "SELECT count(*) FROM block_entries")
+    assert door_app.call(victim, "231").status_line == "200 OK"
+    before = rows(door_app, "SELECT count(*) FROM block_entries")
     # From the trunk, *60 is just a dialled number: screened, and not a feature.
-    result = app.call("+15550500005", "*60")
+    result = door_app.call("+15550500005", "*60")
     assert result.status_line != "200 OK" or result.rtp_packets == 0
-    assert rows(app, "SELECT count(*) FROM block_entries") == before
-    assert app.call(victim, "231").status_line == "200 OK"
+    assert rows(door_app, "SELECT count(*) FROM block_entries") == before
+    assert door_app.call(victim, "231").status_line == "200 OK"

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from websockets.asyncio.server import ServerConnection, serve
 
-from screening.ari import AriClient
+from screening.asterisk.ari import AriClient
 from screening.config import Config
 
 

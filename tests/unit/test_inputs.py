@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from screening import admin, config
-from screening.errors import ConfigError, InvalidInput
+from screening import config
+from screening.admin import parse
+from screening.core.errors import ConfigError, InvalidInput
 
 
 @pytest.mark.parametrize(
@@ -24,35 +25,35 @@ from screening.errors import ConfigError, InvalidInput
     ],
 )
 def test_days(raw: str, days: set[int]) -> None:
-    assert admin.parse_days(raw) == days
+    assert parse.parse_days(raw) == days
 
 
 @pytest.mark.parametrize("raw", ["", "monday", "mon-", "1-5", "mon;tue"])
 def test_bad_days(raw: str) -> None:
     with pytest.raises(InvalidInput, match=r"^--days: expected"):
-        admin.parse_days(raw)
+        parse.parse_days(raw)
 
 
 def test_times() -> None:
-    assert admin.parse_hhmm("07:05", "--from") == time(7, 5)
-    assert admin.parse_hhmm("7:05", "--from") == time(7, 5)
+    assert parse.parse_hhmm("07:05", "--from") == time(7, 5)
+    assert parse.parse_hhmm("7:05", "--from") == time(7, 5)
     for bad in ("25:00", "24:00", "12:60", "noon", "1200", ""):
         with pytest.raises(InvalidInput, match=r"^--to: expected a time of day HH:MM"):
-            admin.parse_hhmm(bad, "--to")
+            parse.parse_hhmm(bad, "--to")
 
 
 def test_time_zones() -> None:
-    assert admin.parse_tz("Europe/Berlin") == "Europe/Berlin"
+    assert parse.parse_tz("Europe/Berlin") == "Europe/Berlin"
     for bad in ("Mars/Base", "CEST", "../../etc/passwd", ""):
         with pytest.raises(InvalidInput, match=r"^--tz: "):
-            admin.parse_tz(bad)
+            parse.parse_tz(bad)
 
 
 def test_codes() -> None:
-    assert admin.parse_code("607") == 607 and admin.parse_code(608) == 608
+    assert parse.parse_code("607") == 607 and parse.parse_code(608) == 608
     for bad in ("606", "603", "abc", ""):
         with pytest.raises(InvalidInput, match=r"^--code: expected 607 .* or 608"):
-            admin.parse_code(bad)
+            parse.parse_code(bad)
 
 
 def test_config_defaults() -> None:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from screening.errors import InvalidNumber
-from screening.numbers import normalise, parse_entry
+from screening.core.errors import InvalidNumber
+from screening.core.numbers import normalise, parse_entry
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from screening.policy import Action, DndWindow, Entry, IncomingCall, ManualDnd, Rules, decide
+from screening.core.decision import Action, DndWindow, Entry, IncomingCall, ManualDnd, Rules, decide
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday
 CALLER = "+15551234567"

@@ -1,63 +1,17 @@
-"""Feature codes dialled from the phones: mark the last caller as spam, undo that, DND on/off.
-Spam reports from several extensions add a global block (reputation).
-
-The outcome names are extensions of [screening-feature-result] in the dialplan, which
-answers and plays the matching prompt.
-"""
+"""Spam reports: "the last caller was spam" from a phone, its undo, and the global reputation
+block that reports from several extensions add."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from screening import store
-from screening.db import BlockEntry, CallLog, SpamReport
-from screening.policy import REPUTATION
-
-FEATURE_SOURCE = "feature code"
-FEATURES = ("mark-spam", "undo-spam", "dnd-on", "dnd-off")
-
-
-class Outcome(StrEnum):
-    MARKED = "marked"
-    UNMARKED = "unmarked"
-    DND_ON = "dnd-on"
-    DND_OFF = "dnd-off"
-    NOT_POSSIBLE = "not-possible"
-
-
-@dataclass(frozen=True)
-class Result:
-    outcome: Outcome
-    detail: str  # for the log line
-
-
-@dataclass(frozen=True)
-class Reputation:
-    reports: int = 3  # distinct extensions ...
-    days: int = 30  # ... within this many days
-
-
-def run(
-    session: Session, feature: str, extension: str, now: datetime, reputation: Reputation
-) -> Result:
-    if feature == "mark-spam":
-        return mark_last_caller(session, extension, now, reputation)
-    if feature == "undo-spam":
-        return undo_last_mark(session, extension, now, reputation)
-    if feature == "dnd-on":
-        store.set_manual_dnd(session, extension, None, FEATURE_SOURCE, now)
-        return Result(Outcome.DND_ON, f"DND on for {extension}")
-    if feature == "dnd-off":
-        was_on = store.clear_manual_dnd(session, extension)
-        return Result(
-            Outcome.DND_OFF, f"DND off for {extension}" + ("" if was_on else " (was off)")
-        )
-    return Result(Outcome.NOT_POSSIBLE, f"unknown feature {feature!r}")
+from screening.core.decision import REPUTATION
+from screening.core.features import FEATURE_SOURCE, Outcome, Reputation, Result
+from screening.store import lists
+from screening.store.models import BlockEntry, CallLog, SpamReport
 
 
 def mark_last_caller(
@@ -120,10 +74,10 @@ def _block(
     session: Session, caller: str, extension: str | None, reason: str, source: str, now: datetime
 ) -> None:
     """Add or refresh a 607 block of one exact number (users' reports mean "unwanted")."""
-    store.upsert_entry(
+    lists.upsert_entry(
         session,
         "block",
-        store.NewEntry(caller, caller, False, extension, reason, source, sip_code=607),
+        lists.NewEntry(caller, caller, False, extension, reason, source, sip_code=607),
         now,
     )
 
@@ -140,7 +94,7 @@ def _reputation(session: Session, caller: str, now: datetime, reputation: Reputa
         )
         or 0
     )
-    existing = store.find_entry(session, "block", caller, False, None)
+    existing = lists.find_entry(session, "block", caller, False, None)
     status = f"{reporters} of {reputation.reports} reports for reputation"
     if reporters >= reputation.reports:
         # Add it, or refresh the count in its reason; an admin's own entry stays as it is.

@@ -6,7 +6,7 @@ import re
 
 import phonenumbers
 
-from screening.errors import InvalidNumber
+from screening.core.errors import InvalidNumber
 
 # Caller IDs and list entries are digits with optional formatting; anything with letters
 # ("anonymous", "Unknown", "555-CALL-NOW") is not a number we can match on.

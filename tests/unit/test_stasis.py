@@ -1,4 +1,4 @@
-"""The call handler's paths out: every one ends with the call continued or rejected."""
+"""The ARI door's paths out: every one ends with the call continued or rejected."""
 
 from __future__ import annotations
 
@@ -9,11 +9,15 @@ from typing import Any, cast
 
 import pytest
 
-from screening.app import REJECT_CONTEXT, CallLogWriter, ScreeningApp
-from screening.ari import AriClient, StasisStart, parse_stasis_start
+from screening.asterisk.ari import AriClient, StasisStart, parse_stasis_start
+from screening.asterisk.dialplan import REJECT_CONTEXT
+from screening.asterisk.stasis import ScreeningApp
 from screening.config import Config
-from screening.policy import Entry, Rules
-from screening.store import CallRecord
+from screening.core import features
+from screening.core.decision import Entry, Rules
+from screening.service.features import FeatureCodes, FeatureRunner
+from screening.service.screener import Screener
+from screening.store.calllog import CallRecord
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -50,8 +54,24 @@ def start(caller: str = "5551234567", args: tuple[str, ...] = ("201",)) -> Stasi
 def make_app(
     lookup: Any, ari: RecordingAri, log: RecordingLog, timeout: float = 0.3
 ) -> ScreeningApp:
-    cfg = Config(decision_timeout=timeout)
-    return ScreeningApp(cfg, ari, lookup, log, clock=lambda: NOW)  # type: ignore[arg-type]
+    return build(ari, lookup, log, Config(decision_timeout=timeout))
+
+
+async def _flushed() -> None:
+    pass
+
+
+def build(
+    ari: RecordingAri,
+    lookup: Any,
+    log: RecordingLog,
+    config: Config | None = None,
+    runner: FeatureRunner | None = None,
+) -> ScreeningApp:
+    """The ARI door with a real screener and feature service around test doubles."""
+    screener = Screener(config or Config(), lookup, log, clock=lambda: NOW)
+    feature_codes = FeatureCodes(runner, _flushed, clock=lambda: NOW)
+    return ScreeningApp(cast(AriClient, ari), screener, feature_codes)
 
 
 BLOCKED = Rules(block=[Entry(3, "block", "+15551234567", False, None, 608, "robocaller")])
@@ -132,19 +152,10 @@ def feature_start(
 
 
 def feature_app(ari: RecordingAri, runner: Any) -> ScreeningApp:
-    return ScreeningApp(
-        Config(),
-        cast(AriClient, ari),
-        lambda *a: Rules(),
-        cast(CallLogWriter, RecordingLog()),
-        clock=lambda: NOW,
-        feature_runner=runner,
-    )
+    return build(ari, lambda *a: Rules(), RecordingLog(), runner=runner)
 
 
 def test_feature_outcome_decides_where_the_call_continues() -> None:
-    from screening import features
-
     seen: list[tuple[str, str]] = []
 
     def runner(name: str, ext: str, now: datetime) -> features.Result:

@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from screening.config import Config
-from screening.errors import ScreeningError
+from screening.core.errors import ScreeningError
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Admin operations behind the CLI: validate every field first, then write in one transaction."""
+"""Admin input, checked before anything is opened: each function takes what the admin typed
+and returns our own value, or raises InvalidInput naming the field and what was expected."""
 
 from __future__ import annotations
 
@@ -10,21 +11,11 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
-
-from screening import store
-from screening.errors import InvalidInput, InvalidSchedule, NotFound
-from screening.numbers import normalise, parse_entry
-from screening.policy import (
-    WEEKDAYS,
-    Decision,
-    DndWindow,
-    Entry,
-    IncomingCall,
-    ManualDnd,
-    decide,
-)
+from screening.core.decision import WEEKDAYS, IncomingCall
+from screening.core.errors import InvalidInput, InvalidSchedule
+from screening.core.numbers import parse_entry
+from screening.service import screener
+from screening.store.lists import NewDnd, NewEntry
 
 _EXTENSION = re.compile(r"[0-9A-Za-z*#+_-]{1,32}")
 _HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
@@ -120,10 +111,10 @@ def new_entry(
     reason: str | None = None,
     source: str = "cli",
     expires: str | None = None,
-) -> store.NewEntry:
+) -> NewEntry:
     """Check every field of a list entry (no I/O); raises InvalidInput naming the field."""
     value, is_prefix = parse_entry(number, region)
-    return store.NewEntry(
+    return NewEntry(
         entered=number.strip()[:64],
         value=value,
         is_prefix=is_prefix,
@@ -135,75 +126,15 @@ def new_entry(
     )
 
 
-def save_entry(
-    engine: Engine, kind: Literal["block", "allow"], new: store.NewEntry, now: datetime
-) -> tuple[Entry, bool]:
-    with Session(engine) as session, session.begin():
-        return store.upsert_entry(session, kind, new, now)
-
-
-def add_entry(
-    engine: Engine,
-    kind: Literal["block", "allow"],
-    number: str,
-    region: str,
-    *,
-    extension: str | None = None,
-    code: int | str | None = None,
-    reason: str | None = None,
-    source: str = "cli",
-    expires: str | None = None,
-    now: datetime | None = None,
-) -> tuple[Entry, bool]:
-    now = now or datetime.now(UTC)
-    new = new_entry(
-        kind,
-        number,
-        region,
-        now,
-        extension=extension,
-        code=code,
-        reason=reason,
-        source=source,
-        expires=expires,
-    )
-    return save_entry(engine, kind, new, now)
-
-
-def add_dnd(
-    engine: Engine,
-    extension: str,
-    days: str,
-    start: str,
-    end: str,
-    tz: str | None = None,
-    now: datetime | None = None,
-) -> DndWindow:
-    return save_dnd(engine, new_dnd(extension, days, start, end, tz), now)
-
-
-def new_dnd(extension: str, days: str, start: str, end: str, tz: str | None = None) -> store.NewDnd:
+def new_dnd(extension: str, days: str, start: str, end: str, tz: str | None = None) -> NewDnd:
     """Check every field of a DND window (no I/O); raises InvalidInput naming the field."""
-    return store.NewDnd(
+    return NewDnd(
         extension=parse_extension(extension, "EXT"),
         days=parse_days(days),
         start=parse_hhmm(start, "--from"),
         end=parse_hhmm(end, "--to"),
         tz=parse_tz(tz) if tz else local_zone(),
     )
-
-
-def save_dnd(engine: Engine, new: store.NewDnd, now: datetime | None = None) -> DndWindow:
-    with Session(engine) as session, session.begin():
-        return store.add_dnd(
-            session,
-            new.extension,
-            new.days,
-            new.start,
-            new.end,
-            new.tz,
-            now or datetime.now(UTC),
-        )
 
 
 # -- times ----------------------------------------------------------------------------------
@@ -291,7 +222,7 @@ def parse_until(raw: str, now: datetime, zone: str | None = None) -> datetime:
         raise InvalidInput("--until", f"expected a time HH:MM, {_WHEN_HELP}, got {raw!r}") from None
 
 
-# -- the rest of the admin operations -------------------------------------------------------
+# -- naming an entry -------------------------------------------------------------------------
 
 
 def parse_entry_id(raw: str) -> int | None:
@@ -321,89 +252,6 @@ def entry_key(target: str, region: str, extension: str | None = None) -> EntryKe
     return EntryKey(target, entry_id, value, is_prefix, ext)
 
 
-def remove_entry(engine: Engine, kind: Literal["block", "allow"], key: EntryKey) -> Entry:
-    with Session(engine) as session, session.begin():
-        removed = store.remove_entry(
-            session,
-            kind,
-            entry_id=key.entry_id,
-            value=key.value,
-            is_prefix=key.is_prefix,
-            extension=key.extension,
-        )
-    if removed is None:
-        scope = f"extension {key.extension}" if key.extension else "global"
-        what = f"id {key.entry_id}" if key.entry_id is not None else f"{key.target!r} ({scope})"
-        raise NotFound(f"no {kind} entry {what}; see `screening {kind} list`")
-    return removed
-
-
-def remove_dnd(engine: Engine, schedule_id: str) -> DndWindow:
-    if not schedule_id.strip().lstrip("#").isdigit():
-        raise InvalidInput(
-            "ID",
-            f"expected the number of a schedule from `screening dnd list`, got {schedule_id!r}",
-        )
-    with Session(engine) as session, session.begin():
-        removed = store.remove_dnd(session, int(schedule_id.strip().lstrip("#")))
-    if removed is None:
-        raise NotFound(f"no DND schedule with id {schedule_id}; see `screening dnd list`")
-    return removed
-
-
-def dnd_on(
-    engine: Engine,
-    extension: str,
-    until: datetime | None = None,
-    source: str = "cli",
-    now: datetime | None = None,
-) -> ManualDnd:
-    """Manual DND for `extension` (checked by parse_extension), until `until` or until
-    switched off."""
-    with Session(engine) as session, session.begin():
-        return store.set_manual_dnd(session, extension, until, source, now or datetime.now(UTC))
-
-
-def dnd_off(engine: Engine, extension: str) -> bool:
-    with Session(engine) as session, session.begin():
-        return store.clear_manual_dnd(session, extension)
-
-
 def incoming(caller: str, extension: str, region: str) -> IncomingCall:
     """A call as the app would see it, from what an admin typed; checked, no I/O."""
-    ext = parse_extension(extension, "EXT")
-    return IncomingCall(caller, normalise(caller, region), ext)
-
-
-def check(engine: Engine, call: IncomingCall, at: datetime) -> Decision:
-    """What the app would do with this call at that instant: the same look-up, the same core."""
-    with Session(engine) as session:
-        rules = store.rules_for(session, call.caller, call.extension, at)
-    return decide(call, rules, at)
-
-
-def backup_sqlite(engine: Engine, target: str) -> int:
-    """SQLite's online backup: a consistent copy while the app keeps writing. The copy goes
-    to a temporary name first, so a failure never leaves a half-written FILE."""
-    import sqlite3
-
-    if engine.dialect.name != "sqlite":
-        raise InvalidInput(
-            "db backup", f"is for SQLite; back up {engine.dialect.name} with its own dump tool"
-        )
-    path = Path(target)
-    partial = path.with_name(path.name + ".partial")
-    raw = engine.raw_connection()
-    try:
-        source = raw.driver_connection
-        assert isinstance(source, sqlite3.Connection)
-        copy = sqlite3.connect(partial)
-        try:
-            source.backup(copy)
-        finally:
-            copy.close()
-        partial.replace(path)
-    finally:
-        raw.close()
-        partial.unlink(missing_ok=True)
-    return path.stat().st_size
+    return screener.incoming(caller, parse_extension(extension, "EXT"), region)

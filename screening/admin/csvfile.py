@@ -19,11 +19,12 @@ from typing import Literal, TextIO, cast
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from screening import admin, store
-from screening.db import GLOBAL, AllowEntry, BlockEntry, DndSchedule
-from screening.errors import InvalidInput
-from screening.numbers import parse_entry
-from screening.policy import WEEKDAYS
+from screening.admin import parse
+from screening.core.decision import WEEKDAYS
+from screening.core.errors import InvalidInput
+from screening.core.numbers import parse_entry
+from screening.store import lists
+from screening.store.models import GLOBAL, AllowEntry, BlockEntry, DndSchedule
 
 Kind = Literal["block", "allow", "dnd"]
 KINDS: tuple[Kind, ...] = ("block", "allow", "dnd")
@@ -53,9 +54,9 @@ _ALIASES = {"description": "reason"}  # FreePBX's blacklist export calls it desc
 @dataclass
 class ImportPlan:
     format: Literal["csv", "freepbx"]
-    block: list[store.NewEntry] = field(default_factory=list)
-    allow: list[store.NewEntry] = field(default_factory=list)
-    dnd: list[store.NewDnd] = field(default_factory=list)
+    block: list[lists.NewEntry] = field(default_factory=list)
+    allow: list[lists.NewEntry] = field(default_factory=list)
+    dnd: list[lists.NewDnd] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -160,37 +161,37 @@ def _parse_csv(
         try:
             if kind == "dnd":
                 column = "extension"
-                ext = admin.parse_extension(row.get("extension", ""), "extension")
+                ext = parse.parse_extension(row.get("extension", ""), "extension")
                 column = "days"
-                days = admin.parse_days(row.get("days") or "all")
+                days = parse.parse_days(row.get("days") or "all")
                 column = "from"
-                start = admin.parse_hhmm(row.get("from", ""), "from")
+                start = parse.parse_hhmm(row.get("from", ""), "from")
                 column = "to"
-                end = admin.parse_hhmm(row.get("to", ""), "to")
+                end = parse.parse_hhmm(row.get("to", ""), "to")
                 column = "tz"
-                tz = admin.parse_tz(row["tz"]) if row.get("tz") else admin.local_zone()
-                plan.dnd.append(store.NewDnd(ext, days, start, end, tz))
+                tz = parse.parse_tz(row["tz"]) if row.get("tz") else parse.local_zone()
+                plan.dnd.append(lists.NewDnd(ext, days, start, end, tz))
                 continue
             column = "number"
             number = row.get("number", "")
             value, is_prefix = parse_entry(number, region)
             column = "extension"
-            extension = admin.parse_extension(row["extension"]) if row.get("extension") else None
+            extension = parse.parse_extension(row["extension"]) if row.get("extension") else None
             column = "code"
-            code = admin.parse_code(row.get("code") or 607) if kind == "block" else None
+            code = parse.parse_code(row.get("code") or 607) if kind == "block" else None
             column = "reason"
-            reason = admin.parse_reason(row.get("reason") or None)
+            reason = parse.parse_reason(row.get("reason") or None)
             column = "source"
             source = row.get("source") or "import"
             if len(source) > 32:
                 raise InvalidInput("source", "expected at most 32 characters")
             column = "expires"
             expires = (
-                admin.parse_expires(row["expires"], now, "UTC") if row.get("expires") else None
+                parse.parse_expires(row["expires"], now, "UTC") if row.get("expires") else None
             )
         except InvalidInput as e:
             raise _row_error(lineno, column, e) from None
-        entry = store.NewEntry(
+        entry = lists.NewEntry(
             number[:64], value, is_prefix, extension, reason, source, expires, code
         )
         (plan.block if kind == "block" else plan.allow).append(entry)
@@ -213,12 +214,12 @@ def _parse_freepbx(
         number = number.strip().strip('"')
         try:
             value, is_prefix = parse_entry(number, region)
-            reason = admin.parse_reason(description.strip().strip('"') or None)
+            reason = parse.parse_reason(description.strip().strip('"') or None)
         except InvalidInput as e:
             column = "description" if e.field == "--reason" else "number"
             raise _row_error(lineno, column, e) from None
         plan.block.append(
-            store.NewEntry(number[:64], value, is_prefix, None, reason, "freepbx import", None, 607)
+            lists.NewEntry(number[:64], value, is_prefix, None, reason, "freepbx import", None, 607)
         )
 
 
@@ -237,9 +238,9 @@ def import_lines(
         for i, (plan, size) in enumerate(iter_plans(lines, region, now)):
             if i == 0:
                 total.format = plan.format
-            store.bulk_upsert_entries(session, "block", plan.block, now)
-            store.bulk_upsert_entries(session, "allow", plan.allow, now)
-            store.bulk_add_dnd(session, plan.dnd, now)
+            lists.bulk_upsert_entries(session, "block", plan.block, now)
+            lists.bulk_upsert_entries(session, "allow", plan.allow, now)
+            lists.bulk_add_dnd(session, plan.dnd, now)
             total.block += plan.block
             total.allow += plan.allow
             total.dnd += plan.dnd

@@ -1,4 +1,4 @@
-"""SQLAlchemy models and engine: the same schema on SQLite, PostgreSQL and MariaDB."""
+"""SQLAlchemy models: the same schema on SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
-    Engine,
     Index,
     Integer,
     SmallInteger,
@@ -18,8 +17,6 @@ from sqlalchemy import (
     Time,
     TypeDecorator,
     UniqueConstraint,
-    create_engine,
-    event,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -48,6 +45,15 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+def as_utc(value: datetime | str | None) -> datetime | None:
+    """A value read past the column type (an aggregate, a UNION) as aware UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite returns max() of a DATETIME as text
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -148,25 +154,4 @@ class CallLog(Base):
     rule_id: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(255))
     decision_us: Mapped[int] = mapped_column(Integer)
-
-
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    if url.startswith("sqlite"):
-        # Several processes (app, CLI, imports) share one file: wait for locks rather than
-        # failing at once, and let readers run beside the writer.
-        engine = create_engine(url, connect_args={"timeout": 5}, **kwargs)
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    if url.startswith("postgresql"):
-        # libpq waits for TCP to give up on a server that does not answer (minutes).
-        kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 10)
-    return create_engine(url, **kwargs)
+    door: Mapped[str | None] = mapped_column(String(8))  # ari | agi; NULL before 0004

@@ -1,41 +1,28 @@
-"""Database queries: the rules for one call, list edits, and call-log writes."""
+"""List edits: block and allow entries, DND schedules and manual DND; one at a time (CLI,
+feature codes) or in bulk (import)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time
 from typing import Any, Literal, TypeVar, cast
 
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Select,
-    Table,
-    and_,
-    bindparam,
-    case,
-    delete,
-    func,
-    insert,
-    literal,
-    null,
-    select,
-    union_all,
-)
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from screening.db import (
+from screening.core.decision import DndWindow, Entry
+from screening.core.decision import ManualDnd as ManualDndRule
+from screening.store.models import (
     GLOBAL,
     AllowEntry,
     BlockEntry,
     CallLog,
     DndSchedule,
     ManualDnd,
+    as_utc,
 )
-from screening.policy import DndWindow, Entry, Rules
-from screening.policy import ManualDnd as ManualDndRule
 
 _Row = TypeVar("_Row", BlockEntry, AllowEntry)
 
@@ -72,146 +59,6 @@ def _to_window(row: DndSchedule) -> DndWindow:
 
 def _to_manual(row: ManualDnd) -> ManualDndRule:
     return ManualDndRule(id=row.id, extension=row.extension, until=row.until)
-
-
-def rules_for(
-    session: Session | Connection, caller: str | None, extension: str, now: datetime
-) -> Rules:
-    """Only the rows that could decide this call: entries equal to the caller or to one of its
-    prefixes (an indexed IN look-up, flat in list size), in its scope, not expired at `now`;
-    and the extension's DND. This runs for every call, so its two queries are compiled once
-    per backend and shape and run on the driver's own cursor: SQLAlchemy's per-execution
-    work (expanding IN, type processing) cost 3x the queries themselves."""
-    conn = session.connection() if isinstance(session, Session) else session
-    dialect = conn.dialect
-    windows: list[DndWindow] = []
-    manual: list[ManualDndRule] = []
-    for kind, id_, days, start, end, tz, until in _run(conn, _dnd_sql(dialect), {"ext": extension}):
-        if kind == "s":
-            windows.append(
-                DndWindow(
-                    id_,
-                    extension,
-                    frozenset(d for d in range(7) if days >> d & 1),
-                    _time(start),
-                    _time(end),
-                    tz,
-                )
-            )
-        else:
-            manual.append(ManualDndRule(id_, extension, _utc(until)))
-    if caller is None:
-        return Rules(dnd=windows, manual_dnd=manual)
-    params = {f"v{i}": caller[: i + 1] for i in range(len(caller))}
-    params |= {"s0": GLOBAL, "s1": extension}
-    allow: list[Entry] = []
-    block: list[Entry] = []
-    rows = _run(conn, _entry_sql(dialect, len(caller)), params)
-    for kind, id_, value, is_prefix, scope, code, reason, expires, source in rows:
-        expires_at = _utc(expires)
-        if expires_at is not None and expires_at <= now:
-            continue
-        entry = Entry(
-            id_, kind, value, bool(is_prefix), scope or None, code, reason, expires_at, source
-        )
-        (allow if kind == "allow" else block).append(entry)
-    return Rules(allow=allow, block=block, dnd=windows, manual_dnd=manual)
-
-
-@dataclass(frozen=True)
-class _Sql:
-    """A statement compiled for one backend: its text and how to pass its parameters."""
-
-    text: str
-    defaults: dict[str, Any]  # the literals' own bind values
-    order: tuple[str, ...] | None  # parameter names in order, for positional drivers
-
-
-_compiled: dict[tuple[str, str, str, int], _Sql] = {}
-
-
-def _compile(stmt: Any, dialect: Any) -> _Sql:
-    compiled = stmt.compile(dialect=dialect)
-    order = tuple(compiled.positiontup) if compiled.positional else None
-    return _Sql(str(compiled), dict(compiled.params), order)
-
-
-def _run(conn: Connection, sql: _Sql, params: dict[str, Any]) -> list[Any]:
-    values = sql.defaults | params
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql.text, tuple(values[n] for n in sql.order) if sql.order else values)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
-
-
-def _entry_sql(dialect: Any, n: int) -> _Sql:
-    key = (dialect.name, dialect.driver, dialect.paramstyle, n)
-    if key not in _compiled:
-        values: list[Any] = [bindparam(f"v{i}") for i in range(n)]
-        scopes: list[Any] = [bindparam("s0"), bindparam("s1")]
-        stmt = union_all(
-            _entry_select(AllowEntry, "allow", values, scopes),
-            _entry_select(BlockEntry, "block", values, scopes),
-        )
-        _compiled[key] = _compile(stmt, dialect)
-    return _compiled[key]
-
-
-def _dnd_sql(dialect: Any) -> _Sql:
-    key = (dialect.name, dialect.driver, dialect.paramstyle, -1)
-    if key not in _compiled:
-        _compiled[key] = _compile(_DND_QUERY, dialect)
-    return _compiled[key]
-
-
-def _entry_select(
-    model: type[BlockEntry] | type[AllowEntry],
-    kind: str,
-    values: list[Any],
-    scopes: list[Any],
-) -> Select[Any]:
-    table = cast(Table, model.__table__)
-    code = table.c.sip_code if kind == "block" else null().label("sip_code")
-    return select(
-        literal(kind).label("kind"),
-        table.c.id,
-        table.c.value,
-        table.c.is_prefix,
-        table.c.scope,
-        code,
-        table.c.reason,
-        table.c.expires_at,
-        table.c.source,
-    ).where(table.c.value.in_(values), table.c.scope.in_(scopes))
-
-
-_dnd = cast(Table, DndSchedule.__table__)
-_manual = cast(Table, ManualDnd.__table__)
-_DND_QUERY = union_all(
-    select(
-        literal("s").label("kind"),
-        _dnd.c.id,
-        _dnd.c.days,
-        _dnd.c.start_time,
-        _dnd.c.end_time,
-        _dnd.c.tz,
-        null().label("until"),
-    ).where(_dnd.c.extension == bindparam("ext")),
-    select(literal("m"), _manual.c.id, null(), null(), null(), null(), _manual.c.until).where(
-        _manual.c.extension == bindparam("ext")
-    ),
-)
-
-
-def _time(value: time | str | timedelta) -> time:
-    # Inside a UNION the backends hand back TIME in their own ways.
-    if isinstance(value, time):
-        return value
-    if isinstance(value, timedelta):  # PyMySQL
-        return (datetime.min + value).time()
-    return time.fromisoformat(value)
 
 
 @dataclass(frozen=True)
@@ -288,50 +135,6 @@ def add_dnd(
     return _to_window(row)
 
 
-@dataclass(frozen=True)
-class CallRecord:
-    """One decided call, as the call log keeps it."""
-
-    at: datetime
-    channel_id: str
-    caller_raw: str
-    caller: str | None
-    extension: str
-    decision: Literal["allowed", "rejected"]
-    sip_code: int | None
-    rule_kind: str | None
-    rule_id: int | None
-    reason: str
-    decision_us: int
-
-
-def write_call_log(session: Session, records: Sequence[CallRecord]) -> None:
-    if not records:
-        return
-    # The table, not the class: a plain executemany, without the ORM's bulk bookkeeping
-    # (it cost the log writer thread, and so the event loop waiting on the GIL, 3x more).
-    session.execute(
-        insert(cast(Table, CallLog.__table__)),
-        [
-            {
-                "at": r.at,
-                "channel_id": r.channel_id[:64],
-                # Caller ID is set by the far end: clip it to the column rather than fail.
-                "caller_raw": r.caller_raw[:128],
-                "caller": r.caller,
-                "extension": r.extension[:32],
-                "decision": r.decision,
-                "sip_code": r.sip_code,
-                "rule_kind": r.rule_kind,
-                "rule_id": r.rule_id,
-                "reason": r.reason[:255],
-                "decision_us": r.decision_us,
-            }
-            for r in records
-        ],
-    )
-
-
 # -- listing and removing -----------------------------------------------------------------
 
 
@@ -397,20 +200,12 @@ def _list(
             expires_at=row.expires_at,
             hits=n or 0,
             # Aggregates bypass the column type: normalise to aware UTC here.
-            last_hit=_utc(last),
+            last_hit=as_utc(last),
         )
         for row, n, last in cast(
             "list[tuple[_Row, int | None, datetime | str | None]]", session.execute(query).all()
         )
     ]
-
-
-def _utc(value: datetime | str | None) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):  # SQLite returns max() of a DATETIME as text
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def remove_entry(
@@ -473,98 +268,6 @@ def set_manual_dnd(
 def clear_manual_dnd(session: Session, extension: str) -> bool:
     result = session.execute(delete(ManualDnd).where(ManualDnd.extension == extension))
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-# -- call log -------------------------------------------------------------------------------
-
-
-def query_log(
-    session: Session,
-    *,
-    since: datetime | None = None,
-    extension: str | None = None,
-    caller: str | None = None,
-    decision: str | None = None,
-    limit: int = 50,
-) -> list[CallLog]:
-    query = select(CallLog).order_by(CallLog.at.desc(), CallLog.id.desc()).limit(limit)
-    if since is not None:
-        query = query.where(CallLog.at >= since)
-    if extension is not None:
-        query = query.where(CallLog.extension == extension)
-    if caller is not None:
-        query = query.where(CallLog.caller == caller)
-    if decision is not None:
-        query = query.where(CallLog.decision == decision)
-    rows = list(session.scalars(query))
-    session.expunge_all()
-    return rows
-
-
-def purge_log(session: Session, before: datetime) -> int:
-    """Delete call-log rows older than `before`; returns how many."""
-    result = session.execute(delete(CallLog).where(CallLog.at < before))
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class Stats:
-    since: datetime | None
-    calls: int
-    allowed: int
-    rejected_607: int
-    rejected_608: int
-    rejected_by_reputation: int
-    failed_open: int  # continued unscreened because screening failed
-    top_callers: list[tuple[str, int]]  # rejected callers, most first
-    top_rules: list[tuple[str, int]]  # rule descriptions that rejected, most first
-
-
-def stats(session: Session, since: datetime | None = None, top: int = 10) -> Stats:
-    scope = [CallLog.at >= since] if since is not None else []
-
-    def matching(*where: ColumnElement[bool]) -> ColumnElement[int]:
-        # COUNT skips NULLs: one pass over the log counts every category at once.
-        return func.count(case((and_(*where), 1)))
-
-    totals = session.execute(
-        select(
-            func.count(),
-            matching(CallLog.decision == "allowed"),
-            matching(CallLog.decision == "rejected", CallLog.sip_code == 607),
-            matching(CallLog.decision == "rejected", CallLog.sip_code == 608),
-            matching(CallLog.rule_kind == "reputation"),
-            matching(CallLog.rule_kind == "error"),
-        )
-        .select_from(CallLog)
-        .where(*scope)
-    ).one()
-    rejected = [*scope, CallLog.decision == "rejected"]
-    top_callers = session.execute(
-        select(CallLog.caller, func.count().label("n"))
-        .where(*rejected, CallLog.caller.is_not(None))
-        .group_by(CallLog.caller)
-        .order_by(func.count().desc(), CallLog.caller)
-        .limit(top)
-    ).all()
-    top_rules = session.execute(
-        select(CallLog.rule_kind, CallLog.rule_id, func.max(CallLog.reason), func.count())
-        .where(*rejected)
-        .group_by(CallLog.rule_kind, CallLog.rule_id)
-        .order_by(func.count().desc())
-        .limit(top)
-    ).all()
-    return Stats(
-        since=since,
-        calls=totals[0],
-        allowed=totals[1],
-        rejected_607=totals[2],
-        rejected_608=totals[3],
-        rejected_by_reputation=totals[4],
-        failed_open=totals[5],
-        top_callers=[(str(c), n) for c, n in top_callers],
-        top_rules=[(reason, n) for _kind, _id, reason, n in top_rules],
-    )
 
 
 # -- bulk import ----------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The admin door: the CLI commands, input parsing, admin operations and CSV."""

@@ -1,0 +1,661 @@
+"""The `screening` command: thin wrappers that parse, call the library, and print.
+
+Human output by default (aligned tables, local times), `--json` for scripts. Errors are one
+line naming the field; exit 2 for bad input, 1 for runtime failures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Literal, TextIO
+from zoneinfo import ZoneInfo
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from screening import __version__, config
+from screening.admin import csvfile, ops, parse
+from screening.core.numbers import normalise
+from screening.store import calllog, lists, migrate
+from screening.store.engine import make_engine
+
+log = logging.getLogger("screening")
+
+
+class Context:
+    def __init__(self, debug: bool) -> None:
+        self.debug = debug
+        self._config: config.Config | None = None
+        self._engine: Engine | None = None
+
+    @property
+    def config(self) -> config.Config:
+        if self._config is None:
+            self._config = config.load()
+        return self._config
+
+    @property
+    def region(self) -> str:
+        return self.config.default_region
+
+    def engine(self, check_schema: bool = True) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.config.database_url)
+            if check_schema:
+                migrate.require_current(self._engine)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def where(self) -> str:
+        return make_url(self.config.database_url).render_as_string(hide_password=True)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+# -- output ---------------------------------------------------------------------------------
+
+
+def _local(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone(ZoneInfo(parse.local_zone())).strftime("%Y-%m-%d %H:%M")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def _table(headers: Sequence[str] | None, rows: Sequence[Sequence[object]]) -> None:
+    cells = [["-" if c is None else str(c) for c in r] for r in rows]
+    if headers is not None:
+        cells.insert(0, [str(h) for h in headers])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+for_option = click.option("--for", "extension", metavar="EXT", help="Only for this extension.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(__version__, prog_name="screening")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Call screening for Asterisk: reject unwanted callers with SIP 607/608.
+
+    Settings come from SCREENING_* environment variables (see README).
+    """
+    ctx.obj = Context(debug)
+    ctx.call_on_close(ctx.obj.close)
+
+
+# -- db -------------------------------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """Create, upgrade and inspect the database schema."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Create the tables, or bring them up to this version."""
+    engine = ctx.engine(check_schema=False)
+    before = migrate.current(engine)
+    migrate.upgrade(engine)
+    after = migrate.current(engine)
+    if before == after:
+        click.echo(f"{ctx.where()}: already at revision {after}")
+    else:
+        click.echo(f"{ctx.where()}: upgraded from {before or 'empty'} to {after}")
+
+
+@db.command("current")
+@pass_ctx
+def db_current(ctx: Context) -> None:
+    """Show the schema revision of the database."""
+    engine = ctx.engine(check_schema=False)
+    have, want = migrate.current(engine), migrate.head()
+    state = "up to date" if have == want else f"behind: run `screening db upgrade` (to {want})"
+    click.echo(f"{have or 'empty'} ({state})")
+
+
+@db.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True))
+@pass_ctx
+def db_backup(ctx: Context, file: str) -> None:
+    """Copy a SQLite database to FILE while it is in use (a consistent snapshot).
+
+    For PostgreSQL or MariaDB use pg_dump or mariadb-dump.
+    """
+    engine = ctx.engine()
+    written = ops.backup_sqlite(engine, file)
+    click.echo(f"backed up {ctx.where()} to {file} ({written / 1e6:.1f} MB)")
+
+
+@db.command("history")
+@pass_ctx
+def db_history(ctx: Context) -> None:
+    """List the schema revisions, oldest first, marking the database's."""
+    have = migrate.current(ctx.engine(check_schema=False))
+    for rev, message in migrate.history():
+        click.echo(f"{'*' if rev == have else ' '} {rev}  {message}")
+
+
+# -- block / allow --------------------------------------------------------------------------
+
+_NUMBER_HELP = (
+    "NUMBER is a phone number in any common format, or a prefix ending in * (+1900*). "
+    "Adding a number that is already listed for the same scope updates it."
+)
+
+
+def _list_group(kind: Literal["block", "allow"], doc: str) -> click.Group:
+    group = click.Group(kind, help=doc)
+
+    add_help = {
+        "block": "Reject calls from NUMBER (or a prefix).",
+        "allow": "Always let NUMBER (or a prefix) through, past blocks and do-not-disturb.",
+    }[kind]
+
+    @group.command("add", help=add_help, epilog=_NUMBER_HELP)
+    @click.argument("number")
+    @for_option
+    @click.option("--reason", help="Why; shown in the log and to other admins.")
+    @click.option(
+        "--expires",
+        metavar="WHEN",
+        help="Stop counting after 30d / 12h / 2w, or after a date YYYY-MM-DD (inclusive).",
+    )
+    @pass_ctx
+    def add(
+        ctx: Context,
+        number: str,
+        extension: str | None,
+        reason: str | None,
+        expires: str | None,
+        code: str | None = None,
+    ) -> None:
+        # Checked before the database is opened: bad input needs no connection.
+        now = datetime.now(UTC)
+        new = parse.new_entry(
+            kind,
+            number,
+            ctx.region,
+            now,
+            extension=extension,
+            code=code,
+            reason=reason,
+            expires=expires,
+        )
+        entry, created = ops.save_entry(ctx.engine(), kind, new, now)
+        code_text = f" -> {entry.sip_code}" if entry.sip_code else ""
+        until = f", expires {_local(entry.expires_at)}" if entry.expires_at else ""
+        click.echo(f"{'added' if created else 'updated'} {entry.describe()}{code_text}{until}")
+
+    if kind == "block":
+        add = click.option(
+            "--code",
+            default="607",
+            show_default=True,
+            metavar="607|608",
+            help="607: the caller is spam (RFC 8197); 608: refused by policy (RFC 8688).",
+        )(add)
+
+    @group.command("list")
+    @for_option
+    @json_option
+    @pass_ctx
+    def list_(ctx: Context, extension: str | None, as_json: bool) -> None:
+        """List entries with how many calls each has decided, and when it last did."""
+        if extension is not None:
+            parse.parse_extension(extension)
+        with Session(ctx.engine()) as session:
+            entries = lists.list_entries(session, kind, extension)
+        if as_json:
+            _json(
+                [
+                    {
+                        **asdict(e),
+                        "created_at": _iso(e.created_at),
+                        "expires_at": _iso(e.expires_at),
+                        "last_hit": _iso(e.last_hit),
+                    }
+                    for e in entries
+                ]
+            )
+            return
+        if not entries:
+            click.echo(f"no {kind} entries" + (f" for extension {extension}" if extension else ""))
+            return
+        headers = ["ID", "NUMBER", "NORMALISED", "SCOPE"]
+        headers += ["CODE"] if kind == "block" else []
+        headers += ["REASON", "SOURCE", "CREATED", "EXPIRES", "CALLS", "LAST CALL"]
+        rows = []
+        for e in entries:
+            row: list[object] = [
+                e.id,
+                e.entered,
+                e.value + ("*" if e.is_prefix else ""),
+                e.extension or "global",
+            ]
+            row += [e.sip_code] if kind == "block" else []
+            row += [
+                e.reason,
+                e.source,
+                _local(e.created_at),
+                _local(e.expires_at),
+                e.hits,
+                _local(e.last_hit),
+            ]
+            rows.append(row)
+        _table(headers, rows)
+
+    @group.command("remove", epilog="Name the entry by its number (and --for) or as #ID.")
+    @click.argument("target", metavar="NUMBER|#ID")
+    @for_option
+    @pass_ctx
+    def remove(ctx: Context, target: str, extension: str | None) -> None:
+        """Remove an entry."""
+        key = parse.entry_key(target, ctx.region, extension)  # before the database is opened
+        entry = ops.remove_entry(ctx.engine(), kind, key)
+        click.echo(f"removed {entry.describe()}")
+
+    return group
+
+
+cli.add_command(_list_group("block", "Callers to reject (607 Unwanted by default)."))
+cli.add_command(
+    _list_group("allow", "Callers that always get through, even past blocks and do-not-disturb.")
+)
+
+
+# -- dnd ------------------------------------------------------------------------------------
+
+
+@cli.group()
+def dnd() -> None:
+    """Do-not-disturb: callers get 608 Rejected (allowed callers still get through)."""
+
+
+@dnd.command("add")
+@click.argument("ext")
+@click.option("--days", required=True, help="mon,tue,... or ranges like mon-fri, or all.")
+@click.option("--from", "start", required=True, metavar="HH:MM", help="Window start.")
+@click.option(
+    "--to",
+    "end",
+    required=True,
+    metavar="HH:MM",
+    help="Window end; earlier than --from crosses midnight; equal means all day.",
+)
+@click.option(
+    "--tz", metavar="ZONE", help="IANA time zone, e.g. Europe/Berlin [default: this host's]."
+)
+@pass_ctx
+def dnd_add(ctx: Context, ext: str, days: str, start: str, end: str, tz: str | None) -> None:
+    """Add a weekly do-not-disturb window for extension EXT."""
+    new = parse.new_dnd(ext, days, start, end, tz)  # before the database is opened
+    window = ops.save_dnd(ctx.engine(), new)
+    click.echo(f"added {window.describe()}")
+
+
+@dnd.command("list")
+@click.argument("ext", required=False)
+@json_option
+@pass_ctx
+def dnd_list(ctx: Context, ext: str | None, as_json: bool) -> None:
+    """List DND schedules and manual DND, for all extensions or for EXT."""
+    if ext is not None:
+        parse.parse_extension(ext, "EXT")
+    now = datetime.now(UTC)
+    with Session(ctx.engine()) as session:
+        windows, manual = lists.list_dnd(session, ext)
+    if as_json:
+        _json(
+            {
+                "schedules": [
+                    {
+                        "id": w.id,
+                        "extension": w.extension,
+                        "days": sorted(w.days),
+                        "from": f"{w.start:%H:%M}",
+                        "to": f"{w.end:%H:%M}",
+                        "tz": w.tz,
+                        "active_now": w.active_at(now),
+                    }
+                    for w in windows
+                ],
+                "manual": [
+                    {
+                        "id": m.id,
+                        "extension": m.extension,
+                        "until": _iso(m.until),
+                        "active_now": m.active_at(now),
+                    }
+                    for m in manual
+                ],
+            }
+        )
+        return
+    if not windows and not manual:
+        click.echo("no do-not-disturb" + (f" for extension {ext}" if ext else ""))
+        return
+    rows: list[list[object]] = [
+        [
+            w.id,
+            w.extension,
+            w.describe().split(f"extension {w.extension} ", 1)[1],
+            "yes" if w.active_at(now) else "no",
+        ]
+        for w in windows
+    ]
+    rows += [
+        [
+            "-",
+            m.extension,
+            f"manual, until {_local(m.until)}" if m.until else "manual, until off",
+            "yes" if m.active_at(now) else "no",
+        ]
+        for m in manual
+    ]
+    _table(["ID", "EXT", "WHEN", "ACTIVE NOW"], rows)
+
+
+@dnd.command("remove")
+@click.argument("schedule_id", metavar="ID")
+@pass_ctx
+def dnd_remove(ctx: Context, schedule_id: str) -> None:
+    """Remove the DND schedule with this ID (see `screening dnd list`)."""
+    ops.remove_dnd(ctx.engine(), schedule_id)
+    click.echo(f"removed DND schedule {schedule_id.lstrip('#')}")
+
+
+@dnd.command("on")
+@click.argument("ext")
+@click.option(
+    "--until",
+    metavar="WHEN",
+    help="Switch off by itself at HH:MM (next), after 2h, or at YYYY-MM-DD HH:MM.",
+)
+@pass_ctx
+def dnd_on(ctx: Context, ext: str, until: str | None) -> None:
+    """Turn DND on for EXT now, until `screening dnd off EXT` (or --until)."""
+    ext = parse.parse_extension(ext, "EXT")
+    now = datetime.now(UTC)
+    end = parse.parse_until(until, now) if until else None
+    manual = ops.dnd_on(ctx.engine(), ext, end, now=now)
+    click.echo(f"DND on for {ext}" + (f" until {_local(manual.until)}" if manual.until else ""))
+
+
+@dnd.command("off")
+@click.argument("ext")
+@pass_ctx
+def dnd_off(ctx: Context, ext: str) -> None:
+    """Turn manual DND off for EXT (schedules stay)."""
+    was_on = ops.dnd_off(ctx.engine(), parse.parse_extension(ext, "EXT"))
+    click.echo(f"DND off for {ext}" + ("" if was_on else " (it was not on)"))
+
+
+# -- check, log, stats ----------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("caller")
+@click.argument("ext")
+@click.option("--at", metavar='"YYYY-MM-DD HH:MM"', help="Decide as of this time [default: now].")
+@click.option("--tz", metavar="ZONE", help="Zone of --at [default: this host's].")
+@json_option
+@pass_ctx
+def check(
+    ctx: Context, caller: str, ext: str, at: str | None, tz: str | None, as_json: bool
+) -> None:
+    """Explain what would happen to a call from CALLER to EXT, and which rule decides it.
+
+    Uses the same rules and decision core as the running app.
+    """
+    call = parse.incoming(caller, ext, ctx.region)
+    zone = parse.parse_tz(tz) if tz else parse.local_zone()
+    when = parse.parse_when_at(at, zone) if at else datetime.now(UTC)
+    decision = ops.check(ctx.engine(), call, when)
+    if as_json:
+        _json(
+            {
+                "caller": call.caller_raw,
+                "caller_normalised": call.caller,
+                "extension": ext,
+                "at": _iso(when),
+                "action": decision.action.value,
+                "decision": "rejected" if decision.rejected else "allowed",
+                "sip_code": decision.sip_code,
+                "rule_kind": decision.rule_kind,
+                "rule_id": decision.rule_id,
+                "reason": decision.reason,
+            }
+        )
+        return
+    names = {607: "607 Unwanted", 608: "608 Rejected"}
+    verdict = (
+        f"rejected with {names.get(decision.sip_code or 0, decision.sip_code)}"
+        if decision.rejected
+        else "allowed: the call goes on"
+    )
+    who = call.caller or f"{caller!r} (no usable caller ID)"
+    click.echo(
+        f"{who} calling {ext} at {when.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}: {verdict}"
+    )
+    click.echo(f"  decided by: {decision.reason}")
+
+
+@cli.group("log", invoke_without_command=True)
+@click.option("--since", metavar="WHEN", help="1h, 7d, 2025-01-01, or YYYY-MM-DD HH:MM.")
+@for_option
+@click.option("--caller", metavar="NUMBER", help="Only calls from this number (any format).")
+@click.option("--decision", type=click.Choice(["rejected", "allowed"]), help="Only these.")
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=50, show_default=True)
+@json_option
+@click.pass_context
+def log_(
+    click_ctx: click.Context,
+    since: str | None,
+    extension: str | None,
+    caller: str | None,
+    decision: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Show decided calls, newest first."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    ctx: Context = click_ctx.obj
+    now = datetime.now(UTC)
+    since_at = parse.parse_since(since, now) if since else None
+    if extension is not None:
+        parse.parse_extension(extension)
+    wanted = None
+    if caller is not None:
+        wanted = normalise(caller, ctx.region)
+        if wanted is None:
+            raise click.BadParameter(
+                f"expected a phone number, got {caller!r}", param_hint="--caller"
+            )
+    with Session(ctx.engine()) as session:
+        rows = calllog.query_log(
+            session,
+            since=since_at,
+            extension=extension,
+            caller=wanted,
+            decision=decision,
+            limit=limit,
+        )
+    if as_json:
+        _json(
+            [
+                {
+                    "id": r.id,
+                    "at": _iso(r.at),
+                    "channel_id": r.channel_id,
+                    "caller_raw": r.caller_raw,
+                    "caller": r.caller,
+                    "extension": r.extension,
+                    "decision": r.decision,
+                    "sip_code": r.sip_code,
+                    "rule_kind": r.rule_kind,
+                    "rule_id": r.rule_id,
+                    "reason": r.reason,
+                    "decision_ms": r.decision_us / 1000,
+                }
+                for r in rows
+            ]
+        )
+        return
+    if not rows:
+        click.echo("no calls match")
+        return
+    _table(
+        ["TIME", "CALLER", "EXT", "DECISION", "CODE", "WHY", "MS"],
+        [
+            [
+                _local(r.at),
+                r.caller or f"({r.caller_raw[:20] or 'empty'})",
+                r.extension,
+                r.decision,
+                r.sip_code,
+                r.reason[:70],
+                f"{r.decision_us / 1000:.1f}",
+            ]
+            for r in rows
+        ],
+    )
+
+
+@log_.command("purge")
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    metavar="AGE",
+    help="Delete calls older than this: 90d, 12w, or a date YYYY-MM-DD.",
+)
+@pass_ctx
+def log_purge(ctx: Context, older_than: str) -> None:
+    """Delete old call-log rows (retention). Rules are not touched."""
+    before = parse.parse_since(older_than, datetime.now(UTC), field="--older-than")
+    with Session(ctx.engine()) as session, session.begin():
+        removed = calllog.purge_log(session, before)
+    click.echo(f"deleted {removed} call-log rows from before {_local(before)}")
+
+
+@cli.command()
+@click.option(
+    "--since",
+    metavar="WHEN",
+    default="7d",
+    show_default=True,
+    help="1h, 7d, 2025-01-01, or YYYY-MM-DD HH:MM.",
+)
+@click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True)
+@json_option
+@pass_ctx
+def stats(ctx: Context, since: str, top: int, as_json: bool) -> None:
+    """Calls screened, rejected by 607 and 608, top blocked callers and top rules."""
+    since_at = parse.parse_since(since, datetime.now(UTC))
+    with Session(ctx.engine()) as session:
+        s = calllog.stats(session, since_at, top)
+    if as_json:
+        _json({**asdict(s), "since": _iso(s.since)})
+        return
+    click.echo(f"since {_local(s.since)}")
+    _table(
+        None,
+        [
+            ["calls screened", s.calls],
+            ["allowed", s.allowed],
+            ["rejected 607", s.rejected_607],
+            ["rejected 608", s.rejected_608],
+            ["by reputation", s.rejected_by_reputation],
+            ["failed open", s.failed_open],
+        ],
+    )
+    if s.top_callers:
+        click.echo("\ntop rejected callers")
+        _table(["CALLER", "CALLS"], s.top_callers)
+    if s.top_rules:
+        click.echo("\ntop rules")
+        _table(["RULE", "CALLS"], s.top_rules)
+
+
+# -- import / export ------------------------------------------------------------------------
+
+
+@contextmanager
+def _progress(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr when it is a terminal; nothing when piped or in scripts."""
+    if not sys.stderr.isatty() or total < 1:
+        yield None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True) as bar:
+        yield bar.update
+
+
+@cli.command(
+    "import",
+    epilog=(
+        "CSV columns (header row, any order): kind (block|allow|dnd, default block), number, "
+        "extension (empty: global), code (607|608), reason, source, expires "
+        "(YYYY-MM-DD or ISO 8601 UTC), days, from, to, tz. A file without that header is read "
+        "as FreePBX's blacklist export: one number per line, optionally followed by a comma and "
+        "a description."
+    ),
+)
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@pass_ctx
+def import_(ctx: Context, file: TextIO) -> None:
+    """Import rules from FILE (or - for standard input). All or nothing."""
+    t0 = time.perf_counter()
+    lines = csvfile.read_text(file)
+    engine = ctx.engine()
+    with _progress("importing", len(lines)) as tick:
+        plan = csvfile.import_lines(engine, lines, ctx.region, progress=tick)
+    name = getattr(file, "name", "-")
+    name = "standard input" if name in ("-", "<stdin>") else name
+    click.echo(
+        f"imported {len(plan.block)} block, {len(plan.allow)} allow, {len(plan.dnd)} dnd rows "
+        f"from {name} ({plan.format} format) in {time.perf_counter() - t0:.1f}s"
+    )
+
+
+@cli.command("export")
+@click.option(
+    "--kind",
+    type=click.Choice(["block", "allow", "dnd"]),
+    help="Only this kind [default: all three].",
+)
+@click.argument("file", type=click.File("w", encoding="utf-8", atomic=True), default="-")
+@pass_ctx
+def export(ctx: Context, kind: str | None, file: TextIO) -> None:
+    """Export rules as CSV to FILE (default: standard output), for `screening import`."""
+    kinds: tuple[csvfile.Kind, ...] = (kind,) if kind else csvfile.KINDS  # type: ignore[assignment]
+    counts = csvfile.export(ctx.engine(), file, kinds)
+    if getattr(file, "name", "-") not in ("-", "<stdout>"):
+        click.echo("exported " + ", ".join(f"{n} {k}" for k, n in counts.items()), err=True)

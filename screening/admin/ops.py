@@ -1,0 +1,162 @@
+"""Admin operations behind the CLI and the import: each one checked input in, one
+transaction, our own values out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from screening.admin.parse import EntryKey, new_dnd, new_entry
+from screening.core.decision import Decision, DndWindow, Entry, IncomingCall, ManualDnd
+from screening.core.errors import InvalidInput, NotFound
+from screening.service import screener
+from screening.store import lists
+from screening.store.lists import NewDnd, NewEntry
+from screening.store.lookup import rules_for
+
+
+def save_entry(
+    engine: Engine, kind: Literal["block", "allow"], new: NewEntry, now: datetime
+) -> tuple[Entry, bool]:
+    with Session(engine) as session, session.begin():
+        return lists.upsert_entry(session, kind, new, now)
+
+
+def add_entry(
+    engine: Engine,
+    kind: Literal["block", "allow"],
+    number: str,
+    region: str,
+    *,
+    extension: str | None = None,
+    code: int | str | None = None,
+    reason: str | None = None,
+    source: str = "cli",
+    expires: str | None = None,
+    now: datetime | None = None,
+) -> tuple[Entry, bool]:
+    now = now or datetime.now(UTC)
+    new = new_entry(
+        kind,
+        number,
+        region,
+        now,
+        extension=extension,
+        code=code,
+        reason=reason,
+        source=source,
+        expires=expires,
+    )
+    return save_entry(engine, kind, new, now)
+
+
+def add_dnd(
+    engine: Engine,
+    extension: str,
+    days: str,
+    start: str,
+    end: str,
+    tz: str | None = None,
+    now: datetime | None = None,
+) -> DndWindow:
+    return save_dnd(engine, new_dnd(extension, days, start, end, tz), now)
+
+
+def save_dnd(engine: Engine, new: NewDnd, now: datetime | None = None) -> DndWindow:
+    with Session(engine) as session, session.begin():
+        return lists.add_dnd(
+            session,
+            new.extension,
+            new.days,
+            new.start,
+            new.end,
+            new.tz,
+            now or datetime.now(UTC),
+        )
+
+
+def remove_entry(engine: Engine, kind: Literal["block", "allow"], key: EntryKey) -> Entry:
+    with Session(engine) as session, session.begin():
+        removed = lists.remove_entry(
+            session,
+            kind,
+            entry_id=key.entry_id,
+            value=key.value,
+            is_prefix=key.is_prefix,
+            extension=key.extension,
+        )
+    if removed is None:
+        scope = f"extension {key.extension}" if key.extension else "global"
+        what = f"id {key.entry_id}" if key.entry_id is not None else f"{key.target!r} ({scope})"
+        raise NotFound(f"no {kind} entry {what}; see `screening {kind} list`")
+    return removed
+
+
+def remove_dnd(engine: Engine, schedule_id: str) -> DndWindow:
+    if not schedule_id.strip().lstrip("#").isdigit():
+        raise InvalidInput(
+            "ID",
+            f"expected the number of a schedule from `screening dnd list`, got {schedule_id!r}",
+        )
+    with Session(engine) as session, session.begin():
+        removed = lists.remove_dnd(session, int(schedule_id.strip().lstrip("#")))
+    if removed is None:
+        raise NotFound(f"no DND schedule with id {schedule_id}; see `screening dnd list`")
+    return removed
+
+
+def dnd_on(
+    engine: Engine,
+    extension: str,
+    until: datetime | None = None,
+    source: str = "cli",
+    now: datetime | None = None,
+) -> ManualDnd:
+    """Manual DND for `extension` (checked by parse_extension), until `until` or until
+    switched off."""
+    with Session(engine) as session, session.begin():
+        return lists.set_manual_dnd(session, extension, until, source, now or datetime.now(UTC))
+
+
+def dnd_off(engine: Engine, extension: str) -> bool:
+    with Session(engine) as session, session.begin():
+        return lists.clear_manual_dnd(session, extension)
+
+
+def check(engine: Engine, call: IncomingCall, at: datetime) -> Decision:
+    """What the app would do with this call at that instant: the same look-up, the same core."""
+    with Session(engine) as session:
+        return screener.check(
+            lambda caller, ext, now: rules_for(session, caller, ext, now), call, at
+        )
+
+
+def backup_sqlite(engine: Engine, target: str) -> int:
+    """SQLite's online backup: a consistent copy while the app keeps writing. The copy goes
+    to a temporary name first, so a failure never leaves a half-written FILE."""
+    import sqlite3
+
+    if engine.dialect.name != "sqlite":
+        raise InvalidInput(
+            "db backup", f"is for SQLite; back up {engine.dialect.name} with its own dump tool"
+        )
+    path = Path(target)
+    partial = path.with_name(path.name + ".partial")
+    raw = engine.raw_connection()
+    try:
+        source = raw.driver_connection
+        assert isinstance(source, sqlite3.Connection)
+        copy = sqlite3.connect(partial)
+        try:
+            source.backup(copy)
+        finally:
+            copy.close()
+        partial.replace(path)
+    finally:
+        raw.close()
+        partial.unlink(missing_ok=True)
+    return path.stat().st_size

@@ -1,0 +1,284 @@
+"""The FastAGI door: `AGI(agi://127.0.0.1:4573/screen,${EXTEN})` -> Call -> the screener ->
+`SET VARIABLE SCREENING_RESULT`, which the dialplan routes on. Feature codes arrive as
+`agi://.../feature,NAME,EXT` from [screening-feature].
+
+FastAGI has no authentication, and anything can connect: every read is bounded in size and
+time, a connection that is not FastAGI is closed with a log line, and no connection outlives
+its bounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from screening.asterisk import agi
+from screening.asterisk.dialplan import FEATURE_CONTEXT, RESULT_VARIABLE
+from screening.config import Config
+from screening.core.decision import Decision
+from screening.core.features import Result
+from screening.service.features import FeatureCodes
+from screening.service.runtime import running, stop_on_signals
+from screening.service.screener import Call, Screener, failed_open
+
+log = logging.getLogger(__name__)
+
+#: Asterisk writes the whole environment the moment it connects; a peer that has not
+#: finished it by then is not Asterisk.
+ENV_TIMEOUT = 1.0
+#: Longest wait for the answer to one command.
+COMMAND_TIMEOUT = 2.0
+#: Connections open at once; more are closed at once (each costs a descriptor).
+MAX_CONNECTIONS = 2048
+#: What the variable says when the call goes on.
+CONTINUE = "continue"
+
+
+class _Closed(Exception):
+    """The connection ended, or the peer broke the protocol; the reason is the message."""
+
+
+class AgiSession:
+    """One FastAGI connection: the environment, then commands and their responses."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.hung_up = False  # Asterisk said HANGUP
+
+    async def environment(self) -> agi.AgiRequest:
+        env: dict[str, str] = {}
+        for _ in range(agi.MAX_ENV_LINES):
+            pair = agi.env_line(await self._line())
+            if pair is None:
+                return agi.request(env)
+            env[pair[0]] = pair[1]
+        raise agi.AgiProtocolError(f"more than {agi.MAX_ENV_LINES} environment lines")
+
+    async def command(self, line: bytes, last: bool = False) -> agi.Response:
+        """Send one command and read its response, skipping HANGUP lines. With `last`, the
+        connection is half-closed at once: Asterisk ends the AGI as soon as it has run the
+        command, without waiting for us to read the answer and close."""
+        self._writer.write(line)
+        if last and self._writer.can_write_eof():
+            self._writer.write_eof()
+        await self._writer.drain()
+        async with asyncio.timeout(COMMAND_TIMEOUT):
+            while True:
+                raw = await self._line()
+                if raw.rstrip(b"\r\n") == agi.HANGUP.encode():
+                    self.hung_up = True
+                    continue
+                code, more, text = agi.response_line(raw)
+                lines = [text]
+                # `520-` is followed by the usage text as it is, up to a line `520 ...`.
+                while more and len(lines) < agi.MAX_ENV_LINES:
+                    usage = agi.text(await self._line())
+                    more = not usage.startswith(f"{code} ")
+                    lines.append(usage.removeprefix(f"{code} "))
+                if more:
+                    raise agi.AgiProtocolError(f"a {code} response that does not end")
+                return agi.response(code, lines)
+
+    async def _line(self) -> bytes:
+        try:
+            raw = await self._reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as e:
+            raise _Closed(
+                "the peer closed the connection"
+                if not e.partial
+                else f"the peer closed the connection mid-line ({len(e.partial)} bytes)"
+            ) from None
+        except asyncio.LimitOverrunError:
+            raise _Closed(f"a line longer than {agi.MAX_LINE} bytes") from None
+        return raw
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._writer.wait_closed(), 1.0)
+
+
+@dataclass
+class _Throttle:
+    """At most `per_second` warnings a second; the rest are counted and summed up."""
+
+    per_second: int = 10
+    _window: float = 0.0
+    _sent: int = 0
+    _held: int = 0
+
+    def warn(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._window >= 1.0:
+            if self._held:
+                log.warning("... and %d more such lines in the last second", self._held)
+            self._window, self._sent, self._held = now, 0, 0
+        if self._sent < self.per_second:
+            self._sent += 1
+            log.warning(message, *args)
+        else:
+            self._held += 1
+
+
+class FastAgiServer:
+    """Serves `screen` and `feature` requests; every connection is closed when its request
+    is answered, or when it breaks a bound."""
+
+    def __init__(
+        self,
+        screener: Screener,
+        features: FeatureCodes,
+        max_connections: int = MAX_CONNECTIONS,
+        env_timeout: float = ENV_TIMEOUT,
+    ) -> None:
+        self._screener = screener
+        self._features = features
+        self._max = max_connections
+        self._env_timeout = env_timeout
+        self._open: set[asyncio.Task[None]] = set()
+        self._throttle = _Throttle()
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._open)
+
+    async def run(self, host: str, port: int, stop: asyncio.Event) -> None:
+        """Listen until `stop`; then finish the requests in hand."""
+        server = await asyncio.start_server(
+            self.handle, host, port, limit=agi.MAX_LINE, backlog=1024, reuse_address=True
+        )
+        if not _loopback(host):
+            log.warning(
+                "FastAGI is listening on %s:%d, not loopback: FastAGI has no authentication, so "
+                "anyone who can reach this port can ask for decisions and feature codes",
+                host,
+                port,
+            )
+        log.info("FastAGI listening on %s:%d", host, port)
+        async with server:
+            await stop.wait()
+            server.close()
+            if self._open:
+                await asyncio.wait(self._open, timeout=self._env_timeout + 2 * COMMAND_TIMEOUT)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = _peer(writer)
+        session = AgiSession(reader, writer)
+        task = asyncio.current_task()
+        if len(self._open) >= self._max:
+            self._throttle.warn(
+                "closing FastAGI connection from %s: %d connections open already", peer, self._max
+            )
+            await session.close()
+            return
+        assert task is not None
+        self._open.add(task)
+        try:
+            try:
+                async with asyncio.timeout(self._env_timeout):
+                    request = await session.environment()
+            except TimeoutError:
+                self._throttle.warn(
+                    "closing FastAGI connection from %s: no complete AGI environment within %gs",
+                    peer,
+                    self._env_timeout,
+                )
+                return
+            await self._serve(session, request, peer)
+        except (agi.AgiProtocolError, _Closed) as e:
+            self._throttle.warn("closing FastAGI connection from %s: %s", peer, e)
+        except Exception:
+            log.exception("FastAGI connection from %s failed; closing it", peer)
+        finally:
+            self._open.discard(task)
+            await session.close()
+
+    async def _serve(self, session: AgiSession, request: agi.AgiRequest, peer: str) -> None:
+        if request.script == "screen":
+            await self.screen(session, request)
+        elif request.script == "feature":
+            await self.feature(session, request)
+        else:
+            # The dialplan finds the variable unset and routes the call on (fail open).
+            self._throttle.warn(
+                "closing FastAGI connection from %s: unknown script %r (expected screen or "
+                "feature)",
+                peer,
+                request.script[:64],
+            )
+
+    async def screen(self, session: AgiSession, request: agi.AgiRequest) -> None:
+        extension = request.args[0] if request.args else request.extension
+        call = Call(request.unique_id or request.channel, request.caller_id, extension, "agi")
+
+        async def act(decision: Decision) -> Decision:
+            value = str(decision.sip_code) if decision.rejected else CONTINUE
+            why = await self._set_result(session, value, call.id)
+            if why is not None and decision.rejected:
+                # The variable may be unset: the dialplan then routes the call on.
+                return failed_open(f"reject failed ({why})")
+            return decision
+
+        await self._screener.screen(call, act)
+
+    async def feature(self, session: AgiSession, request: agi.AgiRequest) -> None:
+        """A feature code from a phone; the extension comes from our own dialplan."""
+        name = request.args[0] if request.args else "?"
+        who = request.args[1] if len(request.args) > 1 else "?"
+        result: Result
+        if request.context != FEATURE_CONTEXT:
+            why = f"refused: feature request from context {request.context!r}"
+            result = self._features.refused(name, who, why)
+        elif len(request.args) != 2:
+            result = self._features.refused(name, who, "expected 2 arguments: feature, extension")
+        else:
+            result = await self._features.request(name, who)
+        await self._set_result(session, result.outcome.value, request.unique_id)
+
+    async def _set_result(self, session: AgiSession, value: str, call_id: str) -> str | None:
+        """Set the result variable; None when Asterisk took it (or the caller is already
+        gone), else why not."""
+        try:
+            answer = await session.command(agi.set_variable(RESULT_VARIABLE, value), last=True)
+        except TimeoutError:
+            why = f"no answer to SET VARIABLE within {COMMAND_TIMEOUT:g}s"
+        except (agi.AgiProtocolError, _Closed, OSError) as e:
+            why = str(e)
+        else:
+            if answer.ok or answer.dead_channel:
+                return None
+            why = answer.text
+        if session.hung_up:
+            return None  # the caller hung up: nothing is waiting for the answer
+        log.error("could not set %s on %s: %s", RESULT_VARIABLE, call_id, why)
+        return why
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer)
+
+
+async def serve(config: Config, engine: Engine) -> None:
+    """Run the FastAGI server until SIGTERM/SIGINT; then finish the requests in hand and
+    write the call log."""
+    stop = stop_on_signals()
+    async with running(config, engine) as service:
+        server = FastAgiServer(service.screener, service.features)
+        await server.run(config.agi_host, config.agi_port, stop)

@@ -1,0 +1,97 @@
+"""Writes call-log rows on a thread of its own, in batches, after each call has moved on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from screening.store.calllog import CallRecord, write_call_log
+from screening.store.watchdog import Watchdog
+
+log = logging.getLogger(__name__)
+
+#: A batch of call-log rows takes a few milliseconds; one that has not finished in this
+#: long is on a hung connection (store.watchdog).
+WRITE_HUNG_S = 10.0
+
+
+class CallLogWriter:
+    """Writes call-log rows in batches, after the call has already moved on. Rows wait in
+    memory while the database is away and are written when it returns."""
+
+    def __init__(self, engine: Engine, batch: int = 500, hung_after: float = WRITE_HUNG_S) -> None:
+        self._engine = engine
+        self._batch = batch
+        self._queue: asyncio.Queue[CallRecord] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+        self._unwritten = 0  # queued or in a batch, not yet committed
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="call-log")
+        self._watchdog = Watchdog("call log", hung_after)
+
+    async def start(self) -> None:
+        """Open the writer's connection, before the first call rather than during it, and
+        start writing."""
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._open)
+        self._task = asyncio.create_task(self._run(), name="call-log-writer")
+
+    def add(self, record: CallRecord) -> None:
+        self._unwritten += 1
+        self._queue.put_nowait(record)
+
+    async def flush(self) -> None:
+        """Wait until every row queued so far is written."""
+        await self._queue.join()
+
+    async def close(self, within: float = 10.0) -> int:
+        """Write every pending row, then stop. Returns how many rows could not be written
+        because the database stayed away for `within` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), within)
+        if self._task is not None:
+            self._task.cancel()
+        self._thread.shutdown(wait=False, cancel_futures=True)
+        return self._unwritten
+
+    def dispose(self) -> None:
+        self._engine.dispose()
+
+    def _open(self) -> None:
+        with contextlib.suppress(Exception), self._engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")  # if it fails, the first write says why
+
+    def _write(self, rows: list[CallRecord]) -> None:
+        with Session(self._engine) as session, self._watchdog.watching(session.connection()):
+            write_call_log(session, rows)
+            session.commit()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            rows = [await self._queue.get()]
+            while len(rows) < self._batch and not self._queue.empty():
+                rows.append(self._queue.get_nowait())
+            delay = 0.1
+            while True:
+                try:
+                    await loop.run_in_executor(self._thread, self._write, rows)
+                    self._unwritten -= len(rows)
+                    break
+                except Exception as e:
+                    if not self._failing:
+                        log.warning(
+                            "cannot write the call log (%s); keeping rows until it works", e
+                        )
+                        self._failing = True
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            if self._failing:
+                log.warning("call log writes work again")
+                self._failing = False
+            for _ in rows:
+                self._queue.task_done()

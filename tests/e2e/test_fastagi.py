@@ -1,0 +1,131 @@
+"""The FastAGI door under hostile input: whatever connects to its port, the server closes
+what is not Asterisk with a log line and keeps screening real calls."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from tests.e2e.conftest import AGI_LISTEN, App
+
+pytestmark = pytest.mark.e2e
+
+BLOCKED = "+15550700001"
+
+
+@pytest.fixture
+def agi(agi_app: App) -> App:
+    assert agi_app.cli("block", "add", BLOCKED).code == 0
+    return agi_app
+
+
+@contextmanager
+def connection() -> Iterator[socket.socket]:
+    s = socket.create_connection(AGI_LISTEN, timeout=5)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def closed_by_server(s: socket.socket, within: float) -> float:
+    """Seconds until the server closed `s` (EOF or reset), reading whatever it sends."""
+    t0 = time.monotonic()
+    s.settimeout(within)
+    try:
+        while s.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        pytest.fail(f"the server kept the connection open for more than {within}s")
+    return time.monotonic() - t0
+
+
+def still_screens(app: App) -> None:
+    assert app.call(BLOCKED, "201").status_line == "607 Unwanted"
+    assert app.call("+15550700002", "201").status_line == "200 OK"
+
+
+def test_garbage_is_closed_with_a_log_line(agi: App) -> None:
+    with connection() as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert closed_by_server(s, 5) < 1
+    agi.wait_log("not an AGI environment line: 'GET / HTTP/1.1'")
+    still_screens(agi)
+
+
+def test_an_environment_that_never_ends_is_closed_after_its_bound(agi: App) -> None:
+    with connection() as s:
+        s.sendall(b"agi_network: yes\nagi_request: agi://x/screen\n")  # no blank line
+        waited = closed_by_server(s, 5)
+    assert 0.8 < waited < 3, waited
+    agi.wait_log("no complete AGI environment within 1s")
+    still_screens(agi)
+
+
+def test_a_silent_connection_is_closed_after_its_bound(agi: App) -> None:
+    with connection() as s:
+        waited = closed_by_server(s, 5)
+    assert 0.8 < waited < 3, waited
+
+
+def test_a_100_kb_line_is_closed(agi: App) -> None:
+    with connection() as s:
+        # Closed while we are still sending is as good.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            s.sendall(b"agi_network_script: " + b"x" * 100_000 + b"\n\n")
+        assert closed_by_server(s, 5) < 1
+    agi.wait_log("a line longer than 8192 bytes")
+    still_screens(agi)
+
+
+def test_unknown_script_is_refused_and_a_real_call_fails_open_meanwhile(agi: App) -> None:
+    with connection() as s:
+        s.sendall(b"agi_network: yes\nagi_network_script: rm-rf?x=1\nagi_arg_1: 201\n\n")
+        assert closed_by_server(s, 5) < 1
+    agi.wait_log("unknown script 'rm-rf'")
+    still_screens(agi)
+
+
+def test_a_thousand_connections_at_once_do_not_stop_real_calls(agi: App) -> None:
+    assert agi.proc is not None
+    sockets = []
+    try:
+        for _ in range(1000):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(AGI_LISTEN)
+            sockets.append(s)
+        time.sleep(0.2)
+        # While the thousand sit there saying nothing, real calls are screened.
+        t0 = time.monotonic()
+        still_screens(agi)
+        assert time.monotonic() - t0 < 1.5  # not queued behind them
+        # Each is closed after the environment's bound; none stays.
+        deadline = time.monotonic() + 5
+        open_ = list(sockets)
+        while open_ and time.monotonic() < deadline:
+            still = []
+            for s in open_:
+                try:
+                    if s.recv(1) == b"":
+                        continue  # EOF: closed by the server
+                    still.append(s)
+                except BlockingIOError:
+                    still.append(s)
+                except OSError:
+                    continue  # reset: closed by the server
+            open_ = still
+            time.sleep(0.1)
+        assert not open_, f"{len(open_)} of 1000 connections still open after 5s"
+    finally:
+        for s in sockets:
+            s.close()
+    agi.wait_log("no complete AGI environment within 1s")
+    still_screens(agi)
