@@ -231,9 +231,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5060)
     p.add_argument("--hold", type=float, default=0.0, help="seconds to stay on an answered call")
+    p.add_argument(
+        "--source", default="127.0.0.1", help="send from this address (picks the sandbox trunk)"
+    )
     args = p.parse_args(argv)
     result = asyncio.run(
-        place_call(args.to, args.caller, host=args.host, port=args.port, hold=args.hold)
+        place_call(
+            args.to,
+            args.caller,
+            host=args.host,
+            port=args.port,
+            hold=args.hold,
+            source=args.source,
+        )
     )
     print(f"{args.caller} -> {args.to}: {result.status_line} ({result.elapsed_ms:.1f} ms)")
     return 0 if result.status else 1

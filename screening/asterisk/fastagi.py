@@ -22,6 +22,7 @@ from screening.asterisk import agi
 from screening.asterisk.dialplan import FEATURE_CONTEXT, RESULT_VARIABLE
 from screening.config import Config
 from screening.core.decision import Decision
+from screening.core.errors import ScreeningError
 from screening.core.features import Result
 from screening.service.features import FeatureCodes
 from screening.service.runtime import running, stop_on_signals
@@ -151,9 +152,15 @@ class FastAgiServer:
 
     async def run(self, host: str, port: int, stop: asyncio.Event) -> None:
         """Listen until `stop`; then finish the requests in hand."""
-        server = await asyncio.start_server(
-            self.handle, host, port, limit=agi.MAX_LINE, backlog=1024, reuse_address=True
-        )
+        try:
+            server = await asyncio.start_server(
+                self.handle, host, port, limit=agi.MAX_LINE, backlog=1024, reuse_address=True
+            )
+        except OSError as e:
+            raise ScreeningError(
+                f"FastAGI cannot listen on {host}:{port}: {e.strerror or e} "
+                "(see --listen and SCREENING_AGI_LISTEN)"
+            ) from None
         if not _loopback(host):
             log.warning(
                 "FastAGI is listening on %s:%d, not loopback: FastAGI has no authentication, so "
