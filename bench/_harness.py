@@ -40,6 +40,8 @@ def serving(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`screening serve` (ARI) or `screening agi` (FastAGI) until the block ends; then
     SIGTERM and wait."""
+    # Databases cached by an earlier version of the benchmarks may be a revision behind.
+    screening(env, "db", "upgrade")
     log_path = workdir / f"{door}.log"
     with log_path.open("w") as log:
         serve = subprocess.Popen([*CLI, door], env=env, stdout=log, stderr=subprocess.STDOUT)
