@@ -391,6 +391,11 @@ def main() -> int:
     parser.add_argument("--capacity-seconds", type=float, default=60)
     parser.add_argument("--no-postgresql", action="store_true")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="only the four paths at --rates: no capacity, list-size or PostgreSQL runs",
+    )
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     require_tools()
@@ -400,7 +405,7 @@ def main() -> int:
 
     data = make_dataset()
     big, small = sqlite_databases(data, note)
-    pg_url = None if args.no_postgresql else postgresql_database(data, note)
+    pg_url = None if args.no_postgresql or args.quick else postgresql_database(data, note)
     load_astdb(data, note)
     env = sandbox_env()
     with tempfile.TemporaryDirectory() as tmp:
@@ -433,31 +438,12 @@ def main() -> int:
                     rate,
                     args.seconds,
                 )
-            capacity = Lane("screening 1M SQLite, capacity", "screening", pid)
-            bench.compare([capacity], max(rates), args.capacity_seconds, slices=1)
-            agi_capacity = Lane("FastAGI 1M SQLite, capacity", "agi", pid_agi)
-            bench.compare([agi_capacity], max(rates), args.capacity_seconds, slices=1)
-            # The second app instance ("screening-b", another source address) runs beside
-            # the first, and the two take turns: comparisons made under the same conditions.
-            with bench.serve(f"sqlite:///{db_1k}", "screening-b") as pid_b:
-                bench.compare(
-                    [
-                        Lane("screening 1M SQLite, beside 1k", "screening", pid),
-                        Lane("screening 1k SQLite", "screening-b", pid_b),
-                    ],
-                    rates[0],
-                    args.seconds,
-                )
-            if pg_url is not None:
-                with bench.serve(pg_url, "screening-b") as pid_b:
-                    bench.compare(
-                        [
-                            Lane("screening 1M SQLite, beside PostgreSQL", "screening", pid),
-                            Lane("screening 1M PostgreSQL", "screening-b", pid_b),
-                        ],
-                        rates[0],
-                        args.seconds,
-                    )
+            if not args.quick:
+                capacity = Lane("screening 1M SQLite, capacity", "screening", pid)
+                bench.compare([capacity], max(rates), args.capacity_seconds, slices=1)
+                agi_capacity = Lane("FastAGI 1M SQLite, capacity", "agi", pid_agi)
+                bench.compare([agi_capacity], max(rates), args.capacity_seconds, slices=1)
+                beside_runs(bench, pid, f"sqlite:///{db_1k}", pg_url, rates[0], args.seconds)
     print(SPLIT_HEADER)
     for result in bench.results:
         if (line := result.split_row()) is not None:
@@ -494,6 +480,33 @@ def main() -> int:
     return 0
 
 
+def beside_runs(
+    bench: Bench, pid: int, url_1k: str, pg_url: str | None, rate: float, seconds: float
+) -> None:
+    """A second app instance ("screening-b", another source address) beside the first, the
+    two taking turns, so that each comparison is made under the same conditions: 1M entries
+    against 1k, then SQLite against PostgreSQL."""
+    with bench.serve(url_1k, "screening-b") as pid_b:
+        bench.compare(
+            [
+                Lane("screening 1M SQLite, beside 1k", "screening", pid),
+                Lane("screening 1k SQLite", "screening-b", pid_b),
+            ],
+            rate,
+            seconds,
+        )
+    if pg_url is not None:
+        with bench.serve(pg_url, "screening-b") as pid_b:
+            bench.compare(
+                [
+                    Lane("screening 1M SQLite, beside PostgreSQL", "screening", pid),
+                    Lane("screening 1M PostgreSQL", "screening-b", pid_b),
+                ],
+                rate,
+                seconds,
+            )
+
+
 def summarise(results: list[Result], rate: float, top_rate: float) -> str:
     def find(label: str, at: float = rate) -> Result:
         return next(r for r in results if r.label == label and r.rate == at)
@@ -514,6 +527,8 @@ def summarise(results: list[Result], rate: float, top_rate: float) -> str:
                 f"- {door} allowed calls (200) p50: {p50(ok):.2f} ms, AstDB path"
                 f" {p50(ok_astdb):.2f} ms: the door adds {p50(ok) - p50(ok_astdb):.2f} ms",
             ]
+    if not any(r.label == "screening 1k SQLite" for r in results):
+        return "\n".join(lines)  # --quick
     small, beside = find("screening 1k SQLite"), find("screening 1M SQLite, beside 1k")
     capacity = find("screening 1M SQLite, capacity", top_rate)
     agi_capacity = find("FastAGI 1M SQLite, capacity", top_rate)

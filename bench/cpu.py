@@ -34,26 +34,39 @@ def cpu_times(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
+#: Where a thread waits rather than works: py-spy samples these too.
+IDLE = ("EpollSelector.select (", "_worker (thread.py:81)", "Condition.wait (")
+
+
+def _short(frame: str) -> str:
+    """`function (/long/path/file.py:12)` -> `function (file.py:12)`."""
+    function, _, where = frame.partition(" (")
+    return f"{function} ({where.rsplit('/', 1)[-1]}"
+
+
 def summarise(raw: Path, top: int) -> str:
-    """py-spy's raw (collapsed) stacks -> the functions where samples ended (self time) and
-    the ones they passed through (total time), as shares of all samples."""
+    """py-spy's raw (collapsed) stacks, less the samples of threads waiting -> the functions
+    where samples ended (self time) and the ones they passed through (total time), as
+    shares of the working samples."""
     own: collections.Counter[str] = collections.Counter()
     through: collections.Counter[str] = collections.Counter()
-    total = 0
+    total = idle = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
         n = int(count)
-        frames = [f for f in stack.split(";") if not f.startswith("process ")]
-        frames = [f.split(" (")[0] + " (" + f.split("/")[-1] for f in frames if "(" in f]
+        frames = [_short(f) for f in stack.split(";") if "(" in f]
         if not frames:
+            continue
+        if frames[-1].startswith(IDLE):
+            idle += n
             continue
         total += n
         own[frames[-1]] += n
         for frame in set(frames):
             through[frame] += n
-    lines = [f"{total} samples", "", "self %  function (file:line)"]
+    lines = [f"{total} working samples ({idle} more waiting)", "", "self %  function (file:line)"]
     lines += [f"{100 * n / total:5.1f}  {f}" for f, n in own.most_common(top)]
     lines += ["", "total %  function (file:line)"]
     lines += [f"{100 * n / total:5.1f}  {f}" for f, n in through.most_common(top)]

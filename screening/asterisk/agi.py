@@ -17,6 +17,8 @@ from urllib.parse import unquote
 MAX_LINE = 8192
 #: res_agi writes about 25 environment lines plus one per argument (at most 128).
 MAX_ENV_LINES = 200
+#: The most a whole environment can take, whatever its lines.
+MAX_ENV_BYTES = 65536
 #: The line Asterisk writes when the channel hangs up (when AGISIGHUP is not "no").
 HANGUP = "HANGUP"
 
@@ -38,6 +40,23 @@ def env_line(raw: bytes) -> tuple[str, str] | None:
     if m is None:
         raise AgiProtocolError(f"not an AGI environment line: {line[:80]!r}")
     return m.group(1), m.group(2)
+
+
+def environment(block: bytes) -> AgiRequest:
+    """The request an environment describes, from its bytes up to the blank line that ends
+    it (the blank line included or not)."""
+    lines = block.rstrip(b"\n").split(b"\n")
+    if len(lines) > MAX_ENV_LINES:
+        raise AgiProtocolError(f"more than {MAX_ENV_LINES} environment lines")
+    env: dict[str, str] = {}
+    for raw in lines:
+        if len(raw) >= MAX_LINE:
+            raise AgiProtocolError(f"a line longer than {MAX_LINE} bytes")
+        pair = env_line(raw)
+        if pair is None:
+            break
+        env[pair[0]] = pair[1]
+    return request(env)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ its bounds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import time
@@ -54,13 +53,24 @@ class AgiSession:
         self.hung_up = False  # Asterisk said HANGUP
 
     async def environment(self) -> agi.AgiRequest:
-        env: dict[str, str] = {}
-        for _ in range(agi.MAX_ENV_LINES):
-            pair = agi.env_line(await self._line())
-            if pair is None:
-                return agi.request(env)
-            env[pair[0]] = pair[1]
-        raise agi.AgiProtocolError(f"more than {agi.MAX_ENV_LINES} environment lines")
+        """The environment in at most three reads (one per line cost an event-loop turn
+        each): the first line alone, so that a peer that is not Asterisk is refused at once;
+        the second, which may be the blank line; then the rest up to the blank line."""
+        first = await self._line()
+        if agi.env_line(first) is None:
+            return agi.environment(b"")
+        second = await self._line()
+        if not second.strip(b"\r\n"):
+            return agi.environment(first)
+        try:
+            rest = await self._reader.readuntil(b"\n\n")
+        except asyncio.IncompleteReadError as e:
+            raise _Closed(_closed_by_peer(e)) from None
+        except asyncio.LimitOverrunError:
+            raise _Closed(
+                f"no blank line within {agi.MAX_ENV_BYTES} bytes: not an AGI environment"
+            ) from None
+        return agi.environment(first + second + rest)
 
     async def command(self, line: bytes, last: bool = False) -> agi.Response:
         """Send one command and read its response, skipping HANGUP lines. With `last`, the
@@ -91,19 +101,22 @@ class AgiSession:
         try:
             raw = await self._reader.readuntil(b"\n")
         except asyncio.IncompleteReadError as e:
-            raise _Closed(
-                "the peer closed the connection"
-                if not e.partial
-                else f"the peer closed the connection mid-line ({len(e.partial)} bytes)"
-            ) from None
+            raise _Closed(_closed_by_peer(e)) from None
         except asyncio.LimitOverrunError:
             raise _Closed(f"a line longer than {agi.MAX_LINE} bytes") from None
+        if len(raw) > agi.MAX_LINE:
+            raise _Closed(f"a line longer than {agi.MAX_LINE} bytes")
         return raw
 
-    async def close(self) -> None:
+    def close(self) -> None:
+        # Everything we wrote was drained already: closing needs no wait.
         self._writer.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._writer.wait_closed(), 1.0)
+
+
+def _closed_by_peer(e: asyncio.IncompleteReadError) -> str:
+    if not e.partial:
+        return "the peer closed the connection"
+    return f"the peer closed the connection mid-line ({len(e.partial)} bytes)"
 
 
 @dataclass
@@ -150,12 +163,15 @@ class FastAgiServer:
     def open_connections(self) -> int:
         return len(self._open)
 
+    async def listen(self, host: str, port: int) -> asyncio.Server:
+        return await asyncio.start_server(
+            self.handle, host, port, limit=agi.MAX_ENV_BYTES, backlog=1024, reuse_address=True
+        )
+
     async def run(self, host: str, port: int, stop: asyncio.Event) -> None:
         """Listen until `stop`; then finish the requests in hand."""
         try:
-            server = await asyncio.start_server(
-                self.handle, host, port, limit=agi.MAX_LINE, backlog=1024, reuse_address=True
-            )
+            server = await self.listen(host, port)
         except OSError as e:
             raise ScreeningError(
                 f"FastAGI cannot listen on {host}:{port}: {e.strerror or e} "
@@ -183,7 +199,7 @@ class FastAgiServer:
             self._throttle.warn(
                 "closing FastAGI connection from %s: %d connections open already", peer, self._max
             )
-            await session.close()
+            session.close()
             return
         assert task is not None
         self._open.add(task)
@@ -205,7 +221,7 @@ class FastAgiServer:
             log.exception("FastAGI connection from %s failed; closing it", peer)
         finally:
             self._open.discard(task)
-            await session.close()
+            session.close()
 
     async def _serve(self, session: AgiSession, request: agi.AgiRequest, peer: str) -> None:
         if request.script == "screen":

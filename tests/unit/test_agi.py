@@ -138,7 +138,7 @@ class Harness:
     async def exchange(self, send: bytes, answers: list[bytes]) -> list[bytes]:
         """Connect like Asterisk: send `send`, then answer each command with the next of
         `answers`. Returns the commands the server wrote."""
-        srv = await asyncio.start_server(self.server.handle, "127.0.0.1", 0, limit=agi.MAX_LINE)
+        srv = await self.server.listen("127.0.0.1", 0)
         port = srv.sockets[0].getsockname()[1]
         async with srv:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -214,7 +214,7 @@ def test_a_peer_that_never_answers_the_command_is_cut_off() -> None:
     h = Harness()
 
     async def scenario() -> None:
-        srv = await asyncio.start_server(h.server.handle, "127.0.0.1", 0)
+        srv = await h.server.listen("127.0.0.1", 0)
         port = srv.sockets[0].getsockname()[1]
         async with srv:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -244,6 +244,16 @@ def test_what_is_not_fastagi_is_closed_without_a_decision(send: bytes) -> None:
     h = Harness()
     assert asyncio.run(h.exchange(send, [])) == []
     assert h.log.rows == []
+
+
+def test_a_line_past_8_kb_inside_the_environment_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    h = Harness()
+    env = env_bytes({**ENV, "agi_calleridname": "x" * 9000})
+    assert asyncio.run(h.exchange(env, [])) == []
+    assert h.log.rows == []
+    assert "a line longer than 8192 bytes" in caplog.text
 
 
 def test_feature_requests_only_from_the_feature_context() -> None:
