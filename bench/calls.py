@@ -486,21 +486,15 @@ def beside_runs(
     """A second app instance ("screening-b", another source address) beside the first, the
     two taking turns, so that each comparison is made under the same conditions: 1M entries
     against 1k, then SQLite against PostgreSQL."""
-    with bench.serve(url_1k, "screening-b") as pid_b:
-        bench.compare(
-            [
-                Lane("screening 1M SQLite, beside 1k", "screening", pid),
-                Lane("screening 1k SQLite", "screening-b", pid_b),
-            ],
-            rate,
-            seconds,
-        )
+    runs = [(url_1k, "beside 1k", "screening 1k SQLite")]
     if pg_url is not None:
-        with bench.serve(pg_url, "screening-b") as pid_b:
+        runs.append((pg_url, "beside PostgreSQL", "screening 1M PostgreSQL"))
+    for url, beside, label in runs:
+        with bench.serve(url, "screening-b") as pid_b:
             bench.compare(
                 [
-                    Lane("screening 1M SQLite, beside PostgreSQL", "screening", pid),
-                    Lane("screening 1M PostgreSQL", "screening-b", pid_b),
+                    Lane(f"screening 1M SQLite, {beside}", "screening", pid),
+                    Lane(label, "screening-b", pid_b),
                 ],
                 rate,
                 seconds,
