@@ -177,13 +177,8 @@ class FastAgiServer:
                 f"FastAGI cannot listen on {host}:{port}: {e.strerror or e} "
                 "(see --listen and SCREENING_AGI_LISTEN)"
             ) from None
-        if not _loopback(host):
-            log.warning(
-                "FastAGI is listening on %s:%d, not loopback: FastAGI has no authentication, so "
-                "anyone who can reach this port can ask for decisions and feature codes",
-                host,
-                port,
-            )
+        if (warning := exposure_warning(host, port)) is not None:
+            log.warning("%s", warning)
         log.info("FastAGI listening on %s:%d", host, port)
         async with server:
             await stop.wait()
@@ -284,11 +279,18 @@ class FastAgiServer:
         return why
 
 
-def _loopback(host: str) -> bool:
+def exposure_warning(host: str, port: int) -> str | None:
+    """What to tell the admin when the server listens beyond loopback."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return host == "localhost"
+        loopback = host == "localhost"
+    if loopback:
+        return None
+    return (
+        f"FastAGI is listening on {host}:{port}, not loopback: FastAGI has no authentication, "
+        "so anyone who can reach this port can ask for decisions and run feature codes"
+    )
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -138,8 +141,35 @@ def test_help_is_there_for_every_command() -> None:
         ["block", "add", "--help"],
         ["dnd", "add", "--help"],
         ["serve", "--help"],
+        ["agi", "--help"],
     ):
         r = screening(*args)
         assert r.code == 0 and "Usage: screening" in r.out
     help_text = screening("block", "add", "--help").out
     assert "Reject calls from NUMBER" in help_text and "spam (RFC 8197)" in help_text
+
+
+def test_agi_refuses_a_bad_listen_address_before_opening_anything(tmp_path: Path) -> None:
+    env = {"SCREENING_DATABASE_URL": f"sqlite:///{tmp_path / 'none.db'}"}
+    r = screening("agi", "--listen", "localhost", env=env)
+    assert r.code == 2
+    assert r.err.strip() == (
+        "screening: error: --listen: expected HOST:PORT like 127.0.0.1:4573, got 'localhost'"
+    )
+    r = screening("agi", env={**env, "SCREENING_AGI_LISTEN": "4573x"})
+    assert r.code == 2 and "SCREENING_AGI_LISTEN: expected HOST:PORT" in r.err
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_agi_on_a_taken_port_exits_1_with_one_line(database_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = screening(
+            "agi", "--listen", f"127.0.0.1:{port}", env={"SCREENING_DATABASE_URL": database_url}
+        )
+    assert r.code == 1
+    last = r.err.strip().splitlines()[-1]
+    assert last.startswith(f"screening: error: FastAGI cannot listen on 127.0.0.1:{port}:")
+    assert "Traceback" not in r.err

@@ -12,9 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from screening.asterisk import agi
-from screening.asterisk.fastagi import FastAgiServer
-from screening.config import Config
+from screening.asterisk.fastagi import FastAgiServer, exposure_warning
+from screening.config import Config, parse_listen
 from screening.core.decision import Entry, Rules
+from screening.core.errors import ConfigError
 from screening.core.features import Outcome, Result
 from screening.service.features import FeatureCodes
 from screening.service.screener import Screener
@@ -281,3 +282,33 @@ def test_feature_requests_only_from_the_feature_context() -> None:
         b'SET VARIABLE SCREENING_RESULT "not-possible"\n'
     ]
     assert ran == [("mark-spam", "221")]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_loopback_needs_no_warning(host: str) -> None:
+    assert exposure_warning(host, 4573) is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "pbx.example.com"])
+def test_anything_else_is_warned_about(host: str) -> None:
+    warning = exposure_warning(host, 4573)
+    assert warning is not None and "no authentication" in warning and host in warning
+
+
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [
+        ("127.0.0.1:4573", ("127.0.0.1", 4573)),
+        ("4574", ("127.0.0.1", 4574)),
+        ("[::1]:4573", ("::1", 4573)),
+        (" 10.0.0.5:4573 ", ("10.0.0.5", 4573)),
+    ],
+)
+def test_listen_addresses(raw: str, want: tuple[str, int]) -> None:
+    assert parse_listen(raw) == want
+
+
+@pytest.mark.parametrize("raw", ["", "host", "127.0.0.1:", ":4573", "127.0.0.1:99999", "a b:1"])
+def test_bad_listen_addresses_name_the_setting(raw: str) -> None:
+    with pytest.raises(ConfigError, match="SCREENING_AGI_LISTEN: expected HOST:PORT"):
+        parse_listen(raw)
