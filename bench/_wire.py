@@ -307,9 +307,11 @@ def split_agi_calls(pcap: Path, agi_port: int) -> dict[str, Split]:
         before = [c for c in candidates if c[0] <= seen]
         if request is None or not before:
             continue
-        call_id = max(before)[1]
+        invited, call_id = max(before)
         call = sip.get(call_id)
-        if call is None or call_id in out:
+        # A pair repeats seconds apart: a match further back, or a final response before
+        # our answer, is another call's.
+        if call is None or call_id in out or seen - invited > 1.0 or call.final_at < request:
             continue
         out[call_id] = Split(
             to_app=(seen - call.invite_at) * 1000,
