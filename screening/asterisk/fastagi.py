@@ -79,8 +79,8 @@ class AgiSession:
         self._writer.write(line)
         if last and self._writer.can_write_eof():
             self._writer.write_eof()
-        await self._writer.drain()
         async with asyncio.timeout(COMMAND_TIMEOUT):
+            await self._writer.drain()
             while True:
                 raw = await self._line()
                 if raw.rstrip(b"\r\n") == agi.HANGUP.encode():

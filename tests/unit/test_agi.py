@@ -131,10 +131,12 @@ BLOCKED = Rules(block=[Entry(3, "block", "+15551234567", False, None, 607, "robo
 
 
 class Harness:
-    def __init__(self, rules: Rules = BLOCKED, runner: Any = None) -> None:
+    def __init__(self, rules: Rules = BLOCKED, runner: Any = None, most: int = 100) -> None:
         self.log = Log()
         screener = Screener(Config(), lambda *a: rules, self.log, clock=lambda: NOW)
-        self.server = FastAgiServer(screener, FeatureCodes(runner, _nothing), env_timeout=0.3)
+        self.server = FastAgiServer(
+            screener, FeatureCodes(runner, _nothing), max_connections=most, env_timeout=0.3
+        )
 
     async def exchange(self, send: bytes, answers: list[bytes]) -> list[bytes]:
         """Connect like Asterisk: send `send`, then answer each command with the next of
@@ -255,6 +257,33 @@ def test_a_line_past_8_kb_inside_the_environment_is_refused(
     assert asyncio.run(h.exchange(env, [])) == []
     assert h.log.rows == []
     assert "a line longer than 8192 bytes" in caplog.text
+
+
+def test_connections_past_the_limit_are_closed_at_once_and_the_rest_served(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    h = Harness(most=2)
+
+    async def scenario() -> list[bytes]:
+        srv = await h.server.listen("127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        async with srv:
+            idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+            await asyncio.sleep(0.05)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            extra = await asyncio.wait_for(reader.read(), 1)  # closed at once, unread
+            writer.close()
+            for _, w in idle:
+                w.close()
+            await h.done()
+            return [extra]
+
+    assert asyncio.run(scenario()) == [b""]
+    assert "2 connections open already" in caplog.text
+    # Once they are gone, calls are served again.
+    assert asyncio.run(h.exchange(env_bytes(ENV), [b"200 result=1\n"])) == [
+        b'SET VARIABLE SCREENING_RESULT "607"\n'
+    ]
 
 
 def test_feature_requests_only_from_the_feature_context() -> None:
