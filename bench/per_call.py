@@ -35,6 +35,7 @@ from screening.asterisk.ari import AriClient, parse_stasis_start  # noqa: E402
 from screening.config import Config  # noqa: E402
 from screening.core.decision import IncomingCall, decide  # noqa: E402
 from screening.core.numbers import normalise  # noqa: E402
+from screening.store import migrate  # noqa: E402
 from screening.store.calllog import CallRecord, write_call_log  # noqa: E402
 from screening.store.engine import lookup_engine, make_engine  # noqa: E402
 from screening.store.lookup import sql_rules_lookup  # noqa: E402
@@ -104,6 +105,7 @@ def main() -> int:
         db = Path(tmp) / "1m.db"
         shutil.copy(cached, db)
         engine = make_engine(f"sqlite:///{db}")
+        migrate.upgrade(engine)  # the cached database may be a revision behind
         lookup = sql_rules_lookup(lookup_engine(engine))
         for c, d in callers:  # warm the page cache, as a running app has it
             lookup(normalise(c, "US"), d, now)
