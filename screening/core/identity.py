@@ -1,0 +1,219 @@
+"""Who is really calling, from what the dialplan passes about the caller: a withheld caller
+ID, a carrier's verstat verdict, and the PASSporT in a STIR/SHAKEN Identity header (parsed
+and checked field by field; its signature and certificate are checked at the edge, where
+certificates are fetched). Pure: no I/O.
+
+Verification results are named as Asterisk's res_stir_shaken names them, so an admin sees
+the same words in both.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+from typing import Any
+
+#: Caller IDs that say "no number" rather than give one, compared without case.
+WITHHELD = frozenset(
+    {"", "anonymous", "unknown", "unavailable", "private", "restricted", "blocked"}
+)
+#: Longest Identity header read; a real one is under 1 KB.
+MAX_IDENTITY = 8192
+#: How old a PASSporT's iat and the Date header may be (Asterisk's defaults: 15 s each).
+MAX_AGE = timedelta(seconds=15)
+
+
+def withheld(caller: str, presentation: str = "") -> bool:
+    """The caller withheld their number, or sent none we could use: an empty or placeholder
+    caller ID, or presentation prohibited (`CALLERID(pres)` starting `prohib`)."""
+    return caller.strip().lower() in WITHHELD or presentation.strip().lower().startswith("prohib")
+
+
+class Result(StrEnum):
+    """Verification outcomes, as Asterisk's res_stir_shaken names them."""
+
+    SUCCESS = "success"
+    NO_IDENTITY = "missing_identity_hdr"
+    INVALID_HEADER = "invalid_header"
+    NO_DATE = "missing_date_hdr"
+    DATE_PARSE = "date_hdr_parse_failure"
+    DATE_RANGE = "date_hdr_range_error"
+    INVALID_ALG = "invalid_or_no_alg"
+    INVALID_PPT = "invalid_or_no_ppt"
+    INVALID_TYP = "invalid_or_no_typ"
+    INVALID_ATTEST = "invalid_or_no_attest"
+    NO_IAT = "missing_iat"
+    IAT_RANGE = "iat_range_error"
+    NO_ORIG_TN = "missing_orig_tn"
+    NO_DEST_TN = "missing_dest_tn"
+    NO_ORIGID = "missing_origid"
+    CID_MISMATCH = "cid_orig_tn_mismatch"
+    NO_X5U = "invalid_or_no_x5u"
+    CERT_RETRIEVAL = "cert_retrieval_failure"
+    CERT_NOT_TRUSTED = "cert_not_trusted"
+    CERT_DATE = "cert_date_failure"
+    CERT_NO_TN_AUTH = "cert_no_tn_auth_ext"
+    SIGNATURE = "signature_validation"
+
+
+@dataclass(frozen=True)
+class Passport:
+    """A SHAKEN PASSporT whose fields all checked out; what remains is its signature."""
+
+    attest: str  # A, B or C
+    orig_tn: str
+    dest_tn: tuple[str, ...]
+    iat: int
+    origid: str
+    x5u: str
+    signing_input: bytes  # what the signature covers: b64 header "." b64 payload
+    signature: bytes  # r || s, 64 bytes for ES256
+
+
+def parse_passport(identity: str, caller: str, date: str, now: datetime) -> Passport | Result:
+    """Check an Identity header (RFC 8224, compact or full form) and its Date header against
+    the caller ID `caller` at `now`. Returns the PASSporT, or why it fails."""
+    if not identity.strip():
+        return Result.NO_IDENTITY
+    if len(identity) > MAX_IDENTITY:
+        return Result.INVALID_HEADER
+    token, _, params = identity.strip().partition(";")
+    parts = token.strip().split(".")
+    if len(parts) != 3:
+        return Result.INVALID_HEADER
+    header, payload = _json(parts[0]), _json(parts[1])
+    signature = _b64(parts[2])
+    if header is None or payload is None or signature is None:
+        return Result.INVALID_HEADER
+    info = _param(params, "info").strip("<>")
+    alg, ppt = _param(params, "alg") or "ES256", _param(params, "ppt") or "shaken"
+    if header.get("alg") != "ES256" or alg != "ES256":
+        return Result.INVALID_ALG
+    if header.get("ppt") != "shaken" or ppt.strip('"') != "shaken":
+        return Result.INVALID_PPT
+    if header.get("typ") != "passport":
+        return Result.INVALID_TYP
+    x5u = header.get("x5u")
+    if not isinstance(x5u, str) or not x5u or (info and info != x5u):
+        return Result.NO_X5U
+    checked = _payload(payload, caller)
+    if isinstance(checked, Result):
+        return checked
+    attest, orig_tn, dest_tn, iat, origid = checked
+    when = _date(date)
+    if isinstance(when, Result):
+        return when
+    if abs(now - when) > MAX_AGE:
+        return Result.DATE_RANGE
+    if abs(now.timestamp() - iat) > MAX_AGE.total_seconds():
+        return Result.IAT_RANGE
+    signing_input = f"{parts[0]}.{parts[1]}".encode()
+    return Passport(attest, orig_tn, dest_tn, iat, origid, x5u, signing_input, signature)
+
+
+def _payload(
+    payload: dict[str, Any], caller: str
+) -> tuple[str, str, tuple[str, ...], int, str] | Result:
+    attest = payload.get("attest")
+    if attest not in ("A", "B", "C"):
+        return Result.INVALID_ATTEST
+    iat = payload.get("iat")
+    if not isinstance(iat, int) or isinstance(iat, bool):
+        return Result.NO_IAT
+    orig = payload.get("orig")
+    orig_tn = orig.get("tn") if isinstance(orig, dict) else None
+    if not isinstance(orig_tn, str) or not orig_tn:
+        return Result.NO_ORIG_TN
+    dest = payload.get("dest")
+    dest_tn = dest.get("tn") if isinstance(dest, dict) else None
+    if not isinstance(dest_tn, list) or not dest_tn or not all(isinstance(t, str) for t in dest_tn):
+        return Result.NO_DEST_TN
+    origid = payload.get("origid")
+    if not isinstance(origid, str) or not origid:
+        return Result.NO_ORIGID
+    if _digits(orig_tn) != _digits(caller) or not _digits(caller):
+        return Result.CID_MISMATCH
+    return attest, orig_tn, tuple(dest_tn), iat, origid
+
+
+def _date(raw: str) -> datetime | Result:
+    if not raw.strip():
+        return Result.NO_DATE
+    try:
+        when = parsedate_to_datetime(raw.strip())
+    except (TypeError, ValueError, IndexError):
+        return Result.DATE_PARSE
+    if when.tzinfo is None:
+        return Result.DATE_PARSE
+    return when
+
+
+class Verstat(StrEnum):
+    """A carrier's verdict on the caller's number (3GPP TS 24.229 `verstat`)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    NONE = "none"  # No-TN-Validation: the carrier did not verify
+
+
+@dataclass(frozen=True)
+class CarrierVerdict:
+    verstat: Verstat
+    attestation: str | None  # A, B or C when the carrier says which
+
+
+_VERSTAT = re.compile(r"(?i)(TN-Validation-(Passed|Failed)(?:-([ABC]))?|No-TN-Validation)")
+
+
+def verstat(header: str) -> CarrierVerdict | None:
+    """The verstat parameter of a P-Asserted-Identity or From header, or a vendor header's
+    whole value (X-Twilio-VerStat); None when there is none or it is not one we know."""
+    text = header[:MAX_IDENTITY]
+    m = re.search(r"(?i)[;?&]verstat=([A-Za-z-]+)", text)
+    value = m.group(1) if m else text.strip()
+    v = _VERSTAT.fullmatch(value)
+    if v is None:
+        return None
+    if v.group(2) is None:
+        return CarrierVerdict(Verstat.NONE, None)
+    passed = v.group(2).lower() == "passed"
+    letter = v.group(3).upper() if v.group(3) else None
+    return CarrierVerdict(Verstat.PASSED if passed else Verstat.FAILED, letter)
+
+
+def _b64(text: str) -> bytes | None:
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", text):
+        return None
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _json(text: str) -> dict[str, Any] | None:
+    raw = _b64(text)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _param(params: str, name: str) -> str:
+    for part in params.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key.strip().lower() == name:
+            return value.strip()
+    return ""
+
+
+def _digits(number: str) -> str:
+    return re.sub(r"\D", "", number)
