@@ -1,8 +1,9 @@
 """Soak: real calls at a fixed rate for a long time; does anything leak or fail?
 
-    .venv/bin/python bench/soak.py [--rate 50] [--minutes 30]
+    .venv/bin/python bench/soak.py [--rate 50] [--minutes 30] [--door ari|agi]
 
-Starts the sandbox and a `screening serve` on a fresh SQLite database, then places calls
+Starts the sandbox and a screening door (`screening serve`, or `screening agi` with
+--door agi) on a fresh SQLite database, then places calls
 open-loop at --rate per second, mixing callers whose right answer is known (blocked -> 607,
 prefix -> 608, DND -> 608, allowed through DND -> 200, unknown -> 200). Reports calls, wrong
 answers, time-outs, latency percentiles, and the app's resident memory, open file
@@ -52,12 +53,12 @@ def proc_stats(pid: int) -> dict[str, float]:
 
 
 async def drive(
-    rate: float, seconds: float, port: int
+    rate: float, seconds: float, port: int, source: str = "127.0.0.1"
 ) -> tuple[Counter[str], list[tuple[float, float]], int]:
     """Status lines, (seconds into the run, latency ms) of each answered call, wrong answers."""
     mix = [(caller, ext) for caller, ext, _ in MIX]
     expected = {(caller, ext): want for caller, ext, want in MIX}
-    done = await load(mix, rate, seconds, port=port)
+    done = await load(mix, rate, seconds, port=port, source=source)
     results = Counter(r.status_line for _, _, _, r in done)
     timed = [(offset, r.elapsed_ms) for offset, _, _, r in done if r.status]
     wrong = sum(1 for _, c, e, r in done if r.status_line != expected[(c, e)])
@@ -82,6 +83,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--minutes", type=float, default=30)
+    parser.add_argument("--door", choices=["ari", "agi"], default="ari")
     args = parser.parse_args()
     env = sandbox_env()
     port = int(env["SANDBOX_SIP_PORT"])
@@ -95,8 +97,10 @@ def main() -> int:
             ["allow", "add", "+15550800003", "--for", "202"],
         ):
             screening(env, *cmd)
-        with serving(env, Path(work)) as serve:
-            asyncio.run(drive(args.rate, 3, port))  # warm-up
+        # The sandbox's FastAGI trunk answers calls from 127.0.0.5 (pjsip.conf).
+        source = "127.0.0.5" if args.door == "agi" else "127.0.0.1"
+        with serving(env, Path(work), "agi" if args.door == "agi" else "serve") as serve:
+            asyncio.run(drive(args.rate, 3, port, source))  # warm-up
             start = proc_stats(serve.pid)
             # A sample a minute: growth that levels off (pools, caches filling) and growth
             # that goes on (a leak) look the same at the two ends.
@@ -110,7 +114,7 @@ def main() -> int:
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
             began = time.time()
-            results, timed, wrong = asyncio.run(drive(args.rate, args.minutes * 60, port))
+            results, timed, wrong = asyncio.run(drive(args.rate, args.minutes * 60, port, source))
             stop.set()
             end = proc_stats(serve.pid)
         code = serve.returncode

@@ -260,6 +260,7 @@ async def load(
     *,
     port: int = 5060,
     final_within: float = 10.0,
+    source: str = "127.0.0.1",
 ) -> list[tuple[float, str, str, CallResult]]:
     """Open-loop load: start a call every 1/rate seconds for `seconds`, cycling through
     (caller, extension) pairs, whatever the earlier calls are doing. Returns
@@ -268,7 +269,7 @@ async def load(
     tasks: list[asyncio.Task[None]] = []
 
     async def one(offset: float, caller: str, ext: str) -> None:
-        result = await place_call(ext, caller, port=port, final_within=final_within)
+        result = await place_call(ext, caller, port=port, final_within=final_within, source=source)
         out.append((offset, caller, ext, result))
 
     t0 = time.monotonic()
