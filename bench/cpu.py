@@ -1,6 +1,6 @@
 """Where a door's CPU goes under load: calls at a fixed rate through one door, the door's
 CPU time per call from /proc, and (with py-spy installed) a sampled profile of every thread
-of the door (samples holding the GIL: Python's own work), summed by function.
+of the door (less the samples of threads waiting), summed by function.
 
     .venv/bin/python bench/cpu.py [--door ari|agi] [--rate 200] [--seconds 20] [--top 25]
 
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench._harness import sandbox_env, serving  # noqa: E402
-from bench._wire import place_calls, require_tools  # noqa: E402
+from bench._wire import Batch, place_calls, require_tools  # noqa: E402
 from bench.calls import CACHE, DATASET_VERSION, PATHS, make_dataset  # noqa: E402
 
 
@@ -94,16 +94,20 @@ def main() -> int:
         shutil.copy(cached, db)
         env["SCREENING_DATABASE_URL"] = f"sqlite:///{db}"
         with serving(env, work, "serve" if args.door == "ari" else "agi") as proc:
-            place_calls(  # warm-up: first connections, first pages of the database
-                callers,
-                rate=50,
-                count=200,
-                source_ip=PATHS[path],
-                sip_port=port,
-                local_port=5098,
-                workdir=work,
-                wire=False,
-            )
+
+            def calls(rate: float, count: int, local_port: int) -> Batch:
+                return place_calls(
+                    callers,
+                    rate=rate,
+                    count=count,
+                    source_ip=PATHS[path],
+                    sip_port=port,
+                    local_port=local_port,
+                    workdir=work,
+                    wire=False,
+                )
+
+            calls(50, 200, 5098)  # warm-up: first connections, first pages of the database
             before = cpu_times(proc.pid)
             spy = None
             raw = work / "profile.txt"
@@ -128,17 +132,7 @@ def main() -> int:
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-            count = int(args.rate * args.seconds)
-            batch = place_calls(
-                callers,
-                rate=args.rate,
-                count=count,
-                source_ip=PATHS[path],
-                sip_port=port,
-                local_port=5097,
-                workdir=work,
-                wire=False,
-            )
+            batch = calls(args.rate, int(args.rate * args.seconds), 5097)
             after = cpu_times(proc.pid)
             user, system = after[0] - before[0], after[1] - before[1]
             if spy is not None:

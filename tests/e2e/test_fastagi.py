@@ -52,11 +52,27 @@ def still_screens(app: App) -> None:
     assert app.call("+15550700002", "201").status_line == "200 OK"
 
 
-def test_garbage_is_closed_with_a_log_line(agi: App) -> None:
+@pytest.mark.parametrize(
+    ("sent", "logged"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "not an AGI environment line: 'GET / HTTP/1.1'"),
+        (b"agi_network_script: " + b"x" * 100_000 + b"\n\n", "a line longer than 8192 bytes"),
+        (
+            b"agi_network: yes\nagi_network_script: rm-rf?x=1\nagi_arg_1: 201\n\n",
+            "unknown script 'rm-rf'",
+        ),
+    ],
+    ids=["garbage", "100-kb-line", "unknown-script"],
+)
+def test_what_is_not_a_screening_request_is_closed_at_once_with_a_log_line(
+    agi: App, sent: bytes, logged: str
+) -> None:
     with connection() as s:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        # Closed while we are still sending is as good.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            s.sendall(sent)
         assert closed_by_server(s, 5) < 1
-    agi.wait_log("not an AGI environment line: 'GET / HTTP/1.1'")
+    agi.wait_log(logged)
     still_screens(agi)
 
 
@@ -73,24 +89,6 @@ def test_a_silent_connection_is_closed_after_its_bound(agi: App) -> None:
     with connection() as s:
         waited = closed_by_server(s, 5)
     assert 0.8 < waited < 3, waited
-
-
-def test_a_100_kb_line_is_closed(agi: App) -> None:
-    with connection() as s:
-        # Closed while we are still sending is as good.
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            s.sendall(b"agi_network_script: " + b"x" * 100_000 + b"\n\n")
-        assert closed_by_server(s, 5) < 1
-    agi.wait_log("a line longer than 8192 bytes")
-    still_screens(agi)
-
-
-def test_unknown_script_is_refused_and_a_real_call_fails_open_meanwhile(agi: App) -> None:
-    with connection() as s:
-        s.sendall(b"agi_network: yes\nagi_network_script: rm-rf?x=1\nagi_arg_1: 201\n\n")
-        assert closed_by_server(s, 5) < 1
-    agi.wait_log("unknown script 'rm-rf'")
-    still_screens(agi)
 
 
 def test_a_thousand_connections_at_once_do_not_stop_real_calls(agi: App) -> None:
