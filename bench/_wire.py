@@ -203,6 +203,17 @@ def _nothing() -> Iterator[None]:
 class _SipCall:
     invite_at: float
     final_at: float
+    caller: str  # the From user
+    dialled: str  # the Request-URI user
+
+    def split(self, seen: float, request: float) -> Split:
+        """This call's time by who held it: the door saw it at `seen` and answered at
+        `request`."""
+        return Split(
+            to_app=(seen - self.invite_at) * 1000,
+            in_app=(request - seen) * 1000,
+            after_app=(self.final_at - request) * 1000,
+        )
 
 
 def wire_times(pcap: Path) -> dict[str, float]:
@@ -211,7 +222,7 @@ def wire_times(pcap: Path) -> dict[str, float]:
 
 
 def _sip_calls(pcap: Path) -> dict[str, _SipCall]:
-    invites: dict[str, float] = {}
+    invites: dict[str, tuple[float, str, str]] = {}
     finals: dict[str, float] = {}
     for t, proto, _, payload in _packets(pcap):
         if proto != "udp":
@@ -223,14 +234,17 @@ def _sip_calls(pcap: Path) -> dict[str, _SipCall]:
             continue
         key = call_id.decode(errors="replace")
         if head.startswith(b"INVITE "):
-            invites.setdefault(key, t)
+            to = re.match(rb"INVITE sip:([^@;]*)@", head)
+            frm = re.search(rb"sip:([^@;>]*)@", headers.get(b"from") or headers.get(b"f") or b"")
+            users = [m.group(1).decode(errors="replace") if m else "" for m in (frm, to)]
+            invites.setdefault(key, (t, users[0], users[1]))
         elif (
             head.startswith(b"SIP/2.0 ")
             and headers.get(b"cseq", b"").endswith(b"INVITE")
             and int(head.split()[1]) >= 200
         ):
             finals.setdefault(key, t)
-    return {k: _SipCall(invites[k], finals[k]) for k in invites.keys() & finals.keys()}
+    return {k: _SipCall(invites[k][0], finals[k], *invites[k][1:]) for k in invites.keys() & finals}
 
 
 _CHANNEL_IN_URI = re.compile(r"channels/([^/?]+)")
@@ -259,11 +273,7 @@ def split_calls(pcap: Path, ari_port: int) -> dict[str, Split]:
         request = moved_on.get(channel_id)
         if call is None or request is None:
             continue
-        out[call_id] = Split(
-            to_app=(seen - call.invite_at) * 1000,
-            in_app=(request - seen) * 1000,
-            after_app=(call.final_at - request) * 1000,
-        )
+        out[call_id] = call.split(seen, request)
     return out
 
 
@@ -272,17 +282,12 @@ def split_agi_calls(pcap: Path, agi_port: int) -> dict[str, Split]:
     names no Call-ID: each AGI connection is matched to the latest INVITE before it from the
     same caller to the same extension (sipp cycles through a thousand callers, so the same
     pair repeats only seconds apart)."""
+    sip = _sip_calls(pcap)
     invites: dict[tuple[str, str], list[tuple[float, str]]] = {}
-    for t, proto, _, payload in _packets(pcap):
-        if proto == "udp" and payload.startswith(b"INVITE "):
-            head, _, rest = payload.partition(b"\r\n")
-            headers = _headers(rest)
-            call_id = (headers.get(b"call-id") or headers.get(b"i") or b"").decode()
-            to = re.match(rb"INVITE sip:([^@;]*)@", head)
-            frm = re.search(rb"sip:([^@;>]*)@", headers.get(b"from") or headers.get(b"f") or b"")
-            if to and frm and call_id:
-                key = (frm.group(1).decode(), to.group(1).decode())
-                invites.setdefault(key, []).append((t, call_id))
+    for call_id, sip_call in sip.items():
+        invites.setdefault((sip_call.caller, sip_call.dialled), []).append(
+            (sip_call.invite_at, call_id)
+        )
     streams: dict[bytes, bytearray] = {}  # Asterisk's side of each connection
     env_done: dict[bytes, tuple[float, dict[str, str]]] = {}
     answered: dict[bytes, float] = {}
@@ -299,7 +304,6 @@ def split_agi_calls(pcap: Path, agi_port: int) -> dict[str, Split]:
                 env_done[tcp[:2]] = (t, env)
         elif sport == agi_port:
             answered.setdefault(tcp[2:4], t)
-    sip = _sip_calls(pcap)
     out: dict[str, Split] = {}
     for conn, (seen, env) in env_done.items():
         request = answered.get(conn)
@@ -313,11 +317,7 @@ def split_agi_calls(pcap: Path, agi_port: int) -> dict[str, Split]:
         # our answer, is another call's.
         if call is None or call_id in out or seen - invited > 1.0 or call.final_at < request:
             continue
-        out[call_id] = Split(
-            to_app=(seen - call.invite_at) * 1000,
-            in_app=(request - seen) * 1000,
-            after_app=(call.final_at - request) * 1000,
-        )
+        out[call_id] = call.split(seen, request)
     return out
 
 

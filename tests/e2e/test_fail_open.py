@@ -31,6 +31,22 @@ def test_app_stopped_calls_still_go_through(app: App) -> None:
     assert app.call("+15550200001", "201").status_line == "607 Unwanted"
 
 
+LISTEN, ESTABLISHED = "0A", "01"  # socket states in the kernel's tables
+
+
+def _tcp_sockets(state: str) -> list[tuple[str, int, int]]:
+    """(local address in hex, local port, remote port) of every TCP socket in `state`, from
+    the kernel's tables (/proc/net/tcp and tcp6)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == state:
+                address, local = fields[1].rsplit(":", 1)
+                found.append((address, int(local, 16), int(fields[2].rsplit(":", 1)[1], 16)))
+    return found
+
+
 def _asterisk_pids() -> list[int]:
     pids = []
     for proc in Path("/proc").iterdir():
@@ -79,14 +95,7 @@ def test_ari_listens_on_loopback_only(app: App) -> None:
     """The sandbox runs asterisk-conf/http.conf as shipped (only the port changed): the
     kernel's table of listening sockets shows ARI bound to loopback and nowhere else."""
     port = urlsplit(app.env["SCREENING_ARI_URL"]).port
-    listening = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            local, state = fields[1], fields[3]
-            address, hex_port = local.rsplit(":", 1)
-            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
-                listening.append(address)
+    listening = [address for address, local, _ in _tcp_sockets(LISTEN) if local == port]
     loopback = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1, ::1
     assert listening, f"nothing listens on port {port}: is the sandbox up?"
     assert set(listening) <= loopback, f"ARI listens on {listening} (hex), not only loopback"
@@ -209,20 +218,9 @@ def test_fastagi_server_killed_in_the_middle_of_a_call(agi_app: App) -> None:
 
 
 def _established_to(port: int) -> bool:
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port:
-                return True  # 01: ESTABLISHED, remote port = the server's
-    return False
+    return any(remote == port for _, _, remote in _tcp_sockets(ESTABLISHED))
 
 
 def test_fastagi_listens_on_loopback_only(agi_app: App) -> None:
-    listening = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            address, hex_port = fields[1].rsplit(":", 1)
-            if fields[3] == "0A" and int(hex_port, 16) == 4573:
-                listening.append(address)
+    listening = [address for address, local, _ in _tcp_sockets(LISTEN) if local == 4573]
     assert listening == ["0100007F"], f"FastAGI listens on {listening} (hex), not 127.0.0.1"
