@@ -20,6 +20,9 @@ _DRIVERS = {
 }
 
 
+SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"
+
+
 @dataclass(frozen=True)
 class Config:
     database_url: str = "sqlite:///screening.db"
@@ -38,6 +41,15 @@ class Config:
     # The FastAGI door (`screening agi`): loopback by default, FastAGI has no authentication.
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
+    # STIR/SHAKEN (README "Who is really calling"): the CA store signing certificates must
+    # chain to; Asterisk's strict x5u rules unless relaxed (the sandbox, with http on
+    # loopback); where certificates are cached, and for how long; how long a call waits for
+    # a certificate that is not cached yet.
+    stir_ca_file: str = SYSTEM_CAS
+    stir_relax_x5u: bool = False
+    stir_cache_dir: str = ""  # "" = ~/.cache/screening/stir
+    stir_cache_max_age: int = 86400
+    stir_fetch_wait: float = 1.0
 
     @property
     def events_url(self) -> str:
@@ -92,6 +104,10 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
     reports = _int(env, "SCREENING_REPUTATION_REPORTS", 3, 1, 1000)
     days = _int(env, "SCREENING_REPUTATION_DAYS", 30, 1, 3650)
     agi_host, agi_port = parse_listen(env.get("SCREENING_AGI_LISTEN", "127.0.0.1:4573"))
+    relax = env.get("SCREENING_STIR_RELAX_X5U", "no").strip().lower()
+    if relax not in ("yes", "no", "true", "false", "1", "0"):
+        raise ConfigError("SCREENING_STIR_RELAX_X5U", f"expected yes or no, got {relax!r}")
+    fetch_wait_ms = _int(env, "SCREENING_STIR_FETCH_WAIT_MS", 1000, 1, 10000)
     return Config(
         database_url=normalise_database_url(
             env.get("SCREENING_DATABASE_URL", "sqlite:///screening.db")
@@ -106,6 +122,11 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         reputation_days=days,
         agi_host=agi_host,
         agi_port=agi_port,
+        stir_ca_file=env.get("SCREENING_STIR_CA_FILE", SYSTEM_CAS),
+        stir_relax_x5u=relax in ("yes", "true", "1"),
+        stir_cache_dir=env.get("SCREENING_STIR_CACHE_DIR", ""),
+        stir_cache_max_age=_int(env, "SCREENING_STIR_CACHE_MAX_AGE_S", 86400, 0, 30 * 86400),
+        stir_fetch_wait=fetch_wait_ms / 1000,
     )
 
 

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import json
 import secrets
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import formatdate
+from pathlib import Path
 
 
 @dataclass
@@ -222,6 +227,45 @@ async def _wait_for_response(sip: _Sip, call_id: str, method: str) -> None:
             return
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def identity_headers(
+    key_pem: bytes,
+    x5u: str,
+    caller: str,
+    dest: str,
+    attest: str = "A",
+    *,
+    at: float | None = None,
+) -> dict[str, str]:
+    """Identity and Date headers for a call from `caller` to `dest`: a SHAKEN PASSporT
+    (RFC 8588) signed ES256 with the PEM key, as an originating carrier would send it."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    when = time.time() if at is None else at
+    header = {"alg": "ES256", "ppt": "shaken", "typ": "passport", "x5u": x5u}
+    payload = {
+        "attest": attest,
+        "dest": {"tn": [dest]},
+        "iat": int(when),
+        "orig": {"tn": caller.lstrip("+")},
+        "origid": str(uuid.uuid4()),
+    }
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(payload).encode())}"
+    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    signature = _b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+    return {
+        "Identity": f"{signing_input}.{signature};info=<{x5u}>;alg=ES256;ppt=shaken",
+        "Date": formatdate(when, usegmt=True),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m screening.sipprobe", description=__doc__.split("\n")[0]
@@ -234,7 +278,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--source", default="127.0.0.1", help="send from this address (picks the sandbox trunk)"
     )
+    p.add_argument("--name", default="", help="caller name (From display name)")
+    p.add_argument("--sign", metavar="KEY.pem", help="send a STIR/SHAKEN Identity signed with it")
+    p.add_argument("--x5u", default="", help="the signing certificate's URL (with --sign)")
+    p.add_argument("--attest", default="A", choices=("A", "B", "C"), help="with --sign")
     args = p.parse_args(argv)
+    extra = None
+    if args.sign:
+        key = Path(args.sign).read_bytes()
+        extra = identity_headers(key, args.x5u, args.caller, args.to, args.attest)
     result = asyncio.run(
         place_call(
             args.to,
@@ -243,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             hold=args.hold,
             source=args.source,
+            display_name=args.name,
+            extra_headers=extra,
         )
     )
     print(f"{args.caller} -> {args.to}: {result.status_line} ({result.elapsed_ms:.1f} ms)")
@@ -261,15 +315,20 @@ async def load(
     port: int = 5060,
     final_within: float = 10.0,
     source: str = "127.0.0.1",
+    headers: Callable[[str, str], dict[str, str]] | None = None,
 ) -> list[tuple[float, str, str, CallResult]]:
     """Open-loop load: start a call every 1/rate seconds for `seconds`, cycling through
-    (caller, extension) pairs, whatever the earlier calls are doing. Returns
-    (start offset s, caller, extension, result) per call, in start order."""
+    (caller, extension) pairs, whatever the earlier calls are doing; `headers(caller, ext)`
+    adds headers to each INVITE (Identity). Returns (start offset s, caller, extension,
+    result) per call, in start order."""
     out: list[tuple[float, str, str, CallResult]] = []
     tasks: list[asyncio.Task[None]] = []
 
     async def one(offset: float, caller: str, ext: str) -> None:
-        result = await place_call(ext, caller, port=port, final_within=final_within, source=source)
+        extra = headers(caller, ext) if headers else None
+        result = await place_call(
+            ext, caller, port=port, final_within=final_within, source=source, extra_headers=extra
+        )
         out.append((offset, caller, ext, result))
 
     t0 = time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -52,3 +53,12 @@ def run(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> Resul
         os.environ.update(saved_env)
         sys.stdin = saved_stdin
     return Result(code, out.getvalue(), err.getvalue())
+
+
+Cli = Callable[..., Result]
+
+
+def ok(result: Result) -> str:
+    """The output of a command that must succeed (its stderr in the failure message)."""
+    assert result.code == 0, result.err
+    return result.out

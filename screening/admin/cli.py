@@ -24,9 +24,11 @@ from sqlalchemy.orm import Session
 
 from screening import __version__, config
 from screening.admin import csvfile, ops, parse
+from screening.core.errors import InvalidInput
 from screening.core.numbers import normalise
-from screening.store import calllog, lists, migrate
+from screening.store import calllog, lists, migrate, policies
 from screening.store.engine import make_engine
+from screening.store.policies import NameKind
 
 log = logging.getLogger("screening")
 
@@ -92,6 +94,13 @@ def _json(data: object) -> None:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+name_option = click.option(
+    "--name", metavar="PATTERN", help="A caller name instead of a number: '*SPAM*', 'Scam Likely'."
+)
+_NAME_HELP = (
+    " With --name, the entry matches the caller's name (CALLERID(name)) instead, ignoring "
+    "case; * and ? are wildcards. Anyone can send any name: an allow by name is weak."
+)
 for_option = click.option("--for", "extension", metavar="EXT", help="Only for this extension.")
 
 
@@ -178,8 +187,9 @@ def _list_group(kind: Literal["block", "allow"], doc: str) -> click.Group:
         "allow": "Always let NUMBER (or a prefix) through, past blocks and do-not-disturb.",
     }[kind]
 
-    @group.command("add", help=add_help, epilog=_NUMBER_HELP)
-    @click.argument("number")
+    @group.command("add", help=add_help, epilog=_NUMBER_HELP + _NAME_HELP)
+    @click.argument("number", required=False)
+    @name_option
     @for_option
     @click.option("--reason", help="Why; shown in the log and to other admins.")
     @click.option(
@@ -190,7 +200,8 @@ def _list_group(kind: Literal["block", "allow"], doc: str) -> click.Group:
     @pass_ctx
     def add(
         ctx: Context,
-        number: str,
+        number: str | None,
+        name: str | None,
         extension: str | None,
         reason: str | None,
         expires: str | None,
@@ -198,6 +209,16 @@ def _list_group(kind: Literal["block", "allow"], doc: str) -> click.Group:
     ) -> None:
         # Checked before the database is opened: bad input needs no connection.
         now = datetime.now(UTC)
+        if _number_or_name(number, name) == "name":
+            assert name is not None
+            if expires is not None:
+                raise InvalidInput("--expires", "applies to numbers only, not to --name")
+            new_name = parse.new_name(kind, name, extension=extension, code=code, reason=reason)
+            named, created = ops.save_name(ctx.engine(), new_name, now)
+            code_text = f" -> {named.sip_code}" if named.sip_code else ""
+            click.echo(f"{'added' if created else 'updated'} {named.describe()}{code_text}")
+            return
+        assert number is not None
         new = parse.new_entry(
             kind,
             number,
@@ -224,14 +245,19 @@ def _list_group(kind: Literal["block", "allow"], doc: str) -> click.Group:
 
     @group.command("list")
     @for_option
+    @click.option("--names", is_flag=True, help="List the caller-name entries instead.")
     @json_option
     @pass_ctx
-    def list_(ctx: Context, extension: str | None, as_json: bool) -> None:
+    def list_(ctx: Context, extension: str | None, names: bool, as_json: bool) -> None:
         """List entries with how many calls each has decided, and when it last did."""
         if extension is not None:
             parse.parse_extension(extension)
+        if names:
+            _list_names(ctx, kind, extension, as_json)
+            return
         with Session(ctx.engine()) as session:
             entries = lists.list_entries(session, kind, extension)
+            named = len(policies.list_names(session, kind, extension))
         if as_json:
             _json(
                 [
@@ -245,8 +271,10 @@ def _list_group(kind: Literal["block", "allow"], doc: str) -> click.Group:
                 ]
             )
             return
+        more = f"\n{named} name entries: `screening {kind} list --names`" if named else ""
         if not entries:
-            click.echo(f"no {kind} entries" + (f" for extension {extension}" if extension else ""))
+            scope = f" for extension {extension}" if extension else ""
+            click.echo(f"no {kind} entries{scope}{more}")
             return
         headers = ["ID", "NUMBER", "NORMALISED", "SCOPE"]
         headers += ["CODE"] if kind == "block" else []
@@ -270,18 +298,55 @@ def _list_group(kind: Literal["block", "allow"], doc: str) -> click.Group:
             ]
             rows.append(row)
         _table(headers, rows)
+        if more:
+            click.echo(more)
 
-    @group.command("remove", epilog="Name the entry by its number (and --for) or as #ID.")
-    @click.argument("target", metavar="NUMBER|#ID")
+    @group.command(
+        "remove", epilog="Name the entry by its number (and --for), as #ID, or by --name."
+    )
+    @click.argument("target", metavar="NUMBER|#ID", required=False)
+    @name_option
     @for_option
     @pass_ctx
-    def remove(ctx: Context, target: str, extension: str | None) -> None:
+    def remove(ctx: Context, target: str | None, name: str | None, extension: str | None) -> None:
         """Remove an entry."""
+        if _number_or_name(target, name) == "name":
+            assert name is not None
+            pattern = parse.parse_name_pattern(name)
+            ext = parse.parse_extension(extension) if extension is not None else None
+            removed = ops.remove_name(ctx.engine(), kind, pattern, ext)
+            click.echo(f"removed {removed.describe()}")
+            return
+        assert target is not None
         key = parse.entry_key(target, ctx.region, extension)  # before the database is opened
         entry = ops.remove_entry(ctx.engine(), kind, key)
         click.echo(f"removed {entry.describe()}")
 
     return group
+
+
+def _number_or_name(number: str | None, name: str | None) -> Literal["number", "name"]:
+    if (number is None) == (name is None):
+        raise InvalidInput("NUMBER", "give a number (or prefix) or --name PATTERN, not both")
+    return "number" if number is not None else "name"
+
+
+def _list_names(ctx: Context, kind: NameKind, extension: str | None, as_json: bool) -> None:
+    entries = ops.list_names(ctx.engine(), kind, extension)
+    if as_json:
+        _json([asdict(e) for e in entries])
+        return
+    if not entries:
+        click.echo(f"no {kind} name entries" + (f" for extension {extension}" if extension else ""))
+        return
+    headers = ["ID", "NAME", "SCOPE"] + (["CODE"] if kind == "block" else []) + ["REASON"]
+    rows = [
+        [e.id, e.pattern, e.extension or "global"]
+        + ([e.sip_code] if kind == "block" else [])
+        + [e.reason]
+        for e in entries
+    ]
+    _table(headers, rows)
 
 
 cli.add_command(_list_group("block", "Callers to reject (607 Unwanted by default)."))
@@ -417,6 +482,93 @@ def dnd_off(ctx: Context, ext: str) -> None:
     click.echo(f"DND off for {ext}" + ("" if was_on else " (it was not on)"))
 
 
+# -- policy ---------------------------------------------------------------------------------
+
+_POLICY_HELP = (
+    "KIND: anonymous (withheld or unusable caller ID, or presentation prohibited); invalid "
+    "(not a possible number); failed-verification (STIR/SHAKEN or your carrier says the "
+    "number is false); unverified (nobody vouches for the number); attestation-below-A / "
+    "attestation-below-B (verified, but attested only B or C / only C); contacts-only (only "
+    "callers on the allow list ring). Policies are checked after allow and block entries and "
+    "before do-not-disturb; an extension's policy replaces the global one of its kind."
+)
+
+
+@cli.group()
+def policy() -> None:
+    """Reject calls by who is calling: withheld, invalid, unverified, spoofed, strangers."""
+
+
+@policy.command("set", epilog=_POLICY_HELP)
+@click.argument("kind")
+@for_option
+@click.option(
+    "--action",
+    default="reject",
+    show_default=True,
+    metavar="reject|continue",
+    help="continue switches a global policy off for --for EXT.",
+)
+@click.option(
+    "--code",
+    metavar="607|608",
+    help="608 (default): refused by policy (RFC 8688); 607: the caller is spam (RFC 8197).",
+)
+@pass_ctx
+def policy_set(
+    ctx: Context, kind: str, extension: str | None, action: str, code: str | None
+) -> None:
+    """Set the policy KIND, globally or for one extension."""
+    new = parse.new_policy(kind, action, code, extension)  # before the database is opened
+    saved, created = ops.set_policy(ctx.engine(), new)
+    what = f"reject with {saved.sip_code}" if saved.sip_code else "continue"
+    click.echo(f"{'set' if created else 'updated'} {saved.describe()}: {what}")
+
+
+@policy.command("list")
+@for_option
+@json_option
+@pass_ctx
+def policy_list(ctx: Context, extension: str | None, as_json: bool) -> None:
+    """List policies: global ones and every extension's (or the ones that apply to --for)."""
+    if extension is not None:
+        parse.parse_extension(extension)
+    found = ops.list_policies(ctx.engine(), extension)
+    if as_json:
+        _json(
+            [
+                {
+                    "id": p.id,
+                    "kind": p.kind.value,
+                    "extension": p.extension,
+                    "action": p.action.value,
+                    "sip_code": p.sip_code,
+                }
+                for p in found
+            ]
+        )
+        return
+    if not found:
+        click.echo("no policies" + (f" for extension {extension}" if extension else ""))
+        return
+    _table(
+        ["ID", "KIND", "SCOPE", "ACTION", "CODE"],
+        [[p.id, p.kind, p.extension or "global", p.action, p.sip_code] for p in found],
+    )
+
+
+@policy.command("remove")
+@click.argument("kind")
+@for_option
+@pass_ctx
+def policy_remove(ctx: Context, kind: str, extension: str | None) -> None:
+    """Remove the policy KIND (global, or the one of --for EXT)."""
+    what = parse.parse_policy_kind(kind)
+    ext = parse.parse_extension(extension) if extension is not None else None
+    removed = ops.remove_policy(ctx.engine(), what, ext)
+    click.echo(f"removed {removed.describe()}")
+
+
 # -- check, log, stats ----------------------------------------------------------------------
 
 
@@ -425,16 +577,41 @@ def dnd_off(ctx: Context, ext: str) -> None:
 @click.argument("ext")
 @click.option("--at", metavar='"YYYY-MM-DD HH:MM"', help="Decide as of this time [default: now].")
 @click.option("--tz", metavar="ZONE", help="Zone of --at [default: this host's].")
+@click.option("--name", default="", metavar="NAME", help="The caller's name (CALLERID(name)).")
+@click.option("--anonymous", is_flag=True, help="The caller withheld the number (prohibited).")
+@click.option(
+    "--verification",
+    metavar="success|failed|none",
+    help="What STIR/SHAKEN found [default: none, or success with --attestation].",
+)
+@click.option("--attestation", metavar="A|B|C", help="The verified call's attestation.")
 @json_option
 @pass_ctx
 def check(
-    ctx: Context, caller: str, ext: str, at: str | None, tz: str | None, as_json: bool
+    ctx: Context,
+    caller: str,
+    ext: str,
+    at: str | None,
+    tz: str | None,
+    name: str,
+    anonymous: bool,
+    verification: str | None,
+    attestation: str | None,
+    as_json: bool,
 ) -> None:
     """Explain what would happen to a call from CALLER to EXT, and which rule decides it.
 
     Uses the same rules and decision core as the running app.
     """
-    call = parse.incoming(caller, ext, ctx.region)
+    call = parse.incoming(
+        caller,
+        ext,
+        ctx.region,
+        name=name,
+        anonymous=anonymous,
+        verification=verification,
+        attestation=attestation,
+    )
     zone = parse.parse_tz(tz) if tz else parse.local_zone()
     when = parse.parse_when_at(at, zone) if at else datetime.now(UTC)
     decision = ops.check(ctx.engine(), call, when)
@@ -450,7 +627,12 @@ def check(
                 "sip_code": decision.sip_code,
                 "rule_kind": decision.rule_kind,
                 "rule_id": decision.rule_id,
+                "policy": decision.policy.value if decision.policy else None,
                 "reason": decision.reason,
+                "caller_name": call.name,
+                "withheld": call.withheld,
+                "verification": call.verification.status.value,
+                "attestation": call.verification.attestation,
             }
         )
         return
@@ -524,6 +706,11 @@ def log_(
                     "rule_id": r.rule_id,
                     "reason": r.reason,
                     "decision_ms": r.decision_us / 1000,
+                    "caller_name": r.caller_name,
+                    "verification": r.verification,
+                    "attestation": r.attestation,
+                    "policy": r.policy,
+                    "door": r.door,
                 }
                 for r in rows
             ]
@@ -533,15 +720,17 @@ def log_(
         click.echo("no calls match")
         return
     _table(
-        ["TIME", "CALLER", "EXT", "DECISION", "CODE", "WHY", "MS"],
+        ["TIME", "CALLER", "NAME", "EXT", "VERIFIED", "DECISION", "CODE", "WHY", "MS"],
         [
             [
                 _local(r.at),
                 r.caller or f"({r.caller_raw[:20] or 'empty'})",
+                (r.caller_name or "")[:20],
                 r.extension,
+                f"{r.verification or ''} {r.attestation or ''}".strip()[:24],
                 r.decision,
                 r.sip_code,
-                r.reason[:70],
+                r.reason[:60],
                 f"{r.decision_us / 1000:.1f}",
             ]
             for r in rows
@@ -578,7 +767,7 @@ def log_purge(ctx: Context, older_than: str) -> None:
 @json_option
 @pass_ctx
 def stats(ctx: Context, since: str, top: int, as_json: bool) -> None:
-    """Calls screened, rejected by 607 and 608, top blocked callers and top rules."""
+    """Calls screened, rejected by 607 and 608, top blocked callers, top rules, policies."""
     since_at = parse.parse_since(since, datetime.now(UTC))
     with Session(ctx.engine()) as session:
         s = calllog.stats(session, since_at, top)
@@ -603,6 +792,9 @@ def stats(ctx: Context, since: str, top: int, as_json: bool) -> None:
     if s.top_rules:
         click.echo("\ntop rules")
         _table(["RULE", "CALLS"], s.top_rules)
+    if s.by_policy:
+        click.echo("\nrejected by policy")
+        _table(["POLICY", "CALLS"], s.by_policy)
 
 
 # -- import / export ------------------------------------------------------------------------
@@ -621,9 +813,11 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
 @cli.command(
     "import",
     epilog=(
-        "CSV columns (header row, any order): kind (block|allow|dnd, default block), number, "
+        "CSV columns (header row, any order): kind (block|allow|dnd|policy, default block), "
+        "number, name (a caller-name pattern, for block and allow rows without a number), "
         "extension (empty: global), code (607|608), reason, source, expires "
-        "(YYYY-MM-DD or ISO 8601 UTC), days, from, to, tz. A file without that header is read "
+        "(YYYY-MM-DD or ISO 8601 UTC), days, from, to, tz, policy (its KIND) and action "
+        "(reject|continue) for policy rows. A file without that header is read "
         "as FreePBX's blacklist export: one number per line, optionally followed by a comma and "
         "a description."
     ),
@@ -639,8 +833,11 @@ def import_(ctx: Context, file: TextIO) -> None:
         plan = csvfile.import_lines(engine, lines, ctx.region, progress=tick)
     name = getattr(file, "name", "-")
     name = "standard input" if name in ("-", "<stdin>") else name
+    counts = [f"{len(plan.block)} block", f"{len(plan.allow)} allow", f"{len(plan.dnd)} dnd"]
+    counts += [f"{len(plan.names)} name"] if plan.names else []
+    counts += [f"{len(plan.policies)} policy"] if plan.policies else []
     click.echo(
-        f"imported {len(plan.block)} block, {len(plan.allow)} allow, {len(plan.dnd)} dnd rows "
+        f"imported {', '.join(counts)} rows "
         f"from {name} ({plan.format} format) in {time.perf_counter() - t0:.1f}s"
     )
 
@@ -648,8 +845,8 @@ def import_(ctx: Context, file: TextIO) -> None:
 @cli.command("export")
 @click.option(
     "--kind",
-    type=click.Choice(["block", "allow", "dnd"]),
-    help="Only this kind [default: all three].",
+    type=click.Choice(["block", "allow", "dnd", "policy"]),
+    help="Only this kind [default: all four]; block and allow include their name entries.",
 )
 @click.argument("file", type=click.File("w", encoding="utf-8", atomic=True), default="-")
 @pass_ctx

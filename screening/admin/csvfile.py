@@ -12,7 +12,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal, TextIO, cast
 
@@ -23,16 +23,19 @@ from screening.admin import parse
 from screening.core.decision import WEEKDAYS
 from screening.core.errors import InvalidInput
 from screening.core.numbers import parse_entry
-from screening.store import lists
+from screening.store import lists, policies
 from screening.store.models import GLOBAL, AllowEntry, BlockEntry, DndSchedule
+from screening.store.models import NameEntry as NameRow
+from screening.store.models import Policy as PolicyRow
 
-Kind = Literal["block", "allow", "dnd"]
-KINDS: tuple[Kind, ...] = ("block", "allow", "dnd")
+Kind = Literal["block", "allow", "dnd", "policy"]
+KINDS: tuple[Kind, ...] = ("block", "allow", "dnd", "policy")
 
 #: Columns of our CSV format; import takes any subset that has what each row needs.
 COLUMNS = (
     "kind",
     "number",
+    "name",
     "extension",
     "code",
     "reason",
@@ -42,11 +45,14 @@ COLUMNS = (
     "from",
     "to",
     "tz",
+    "policy",
+    "action",
 )
 _HEADERS: dict[Kind, tuple[str, ...]] = {
-    "block": ("kind", "number", "extension", "code", "reason", "source", "expires"),
-    "allow": ("kind", "number", "extension", "reason", "source", "expires"),
+    "block": ("kind", "number", "name", "extension", "code", "reason", "source", "expires"),
+    "allow": ("kind", "number", "name", "extension", "reason", "source", "expires"),
     "dnd": ("kind", "extension", "days", "from", "to", "tz"),
+    "policy": ("kind", "policy", "extension", "action", "code", "source"),
 }
 _ALIASES = {"description": "reason"}  # FreePBX's blacklist export calls it description
 
@@ -57,15 +63,19 @@ class ImportPlan:
     block: list[lists.NewEntry] = field(default_factory=list)
     allow: list[lists.NewEntry] = field(default_factory=list)
     dnd: list[lists.NewDnd] = field(default_factory=list)
+    names: list[policies.NewName] = field(default_factory=list)
+    policies: list[policies.NewPolicy] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return len(self.block) + len(self.allow) + len(self.dnd)
+        rows = (self.block, self.allow, self.dnd, self.names, self.policies)
+        return sum(len(r) for r in rows)
 
 
 def _header(line: str) -> list[str] | None:
     names = [_ALIASES.get(n.strip().lower(), n.strip().lower()) for n in next(csv.reader([line]))]
-    if names and all(n in COLUMNS for n in names) and ({"number", "extension"} & set(names)):
+    keys = {"number", "extension", "name", "policy"}
+    if names and all(n in COLUMNS for n in names) and (keys & set(names)):
         return names
     return None
 
@@ -155,10 +165,35 @@ def _parse_csv(
         kind = (row.get("kind") or "block").lower()
         if kind not in KINDS:
             raise InvalidInput(
-                f"line {lineno}", f"kind: expected block, allow or dnd, got {kind!r}"
+                f"line {lineno}", f"kind: expected block, allow, dnd or policy, got {kind!r}"
             )
         column = "kind"
         try:
+            if kind == "policy":
+                column = "policy"
+                what = row.get("policy", "")
+                parse.parse_policy_kind(what, "policy")
+                column = "extension"
+                ext = parse.parse_extension(row["extension"]) if row.get("extension") else None
+                column = "action"
+                action = row.get("action") or "reject"
+                column = "code"
+                new_policy = parse.new_policy(what, action, row.get("code") or None, ext)
+                source = row.get("source") or "import"
+                plan.policies.append(replace(new_policy, source=source[:32]))
+                continue
+            if row.get("name") and not row.get("number"):
+                column = "name"
+                named = parse.new_name(
+                    "block" if kind == "block" else "allow",
+                    row["name"],
+                    extension=row.get("extension") or None,
+                    code=(row.get("code") or 607) if kind == "block" else None,
+                    reason=row.get("reason") or None,
+                    source=(row.get("source") or "import")[:32],
+                )
+                plan.names.append(named)
+                continue
             if kind == "dnd":
                 column = "extension"
                 ext = parse.parse_extension(row.get("extension", ""), "extension")
@@ -241,9 +276,12 @@ def import_lines(
             lists.bulk_upsert_entries(session, "block", plan.block, now)
             lists.bulk_upsert_entries(session, "allow", plan.allow, now)
             lists.bulk_add_dnd(session, plan.dnd, now)
+            policies.bulk_upsert(session, plan.policies, plan.names, now)
             total.block += plan.block
             total.allow += plan.allow
             total.dnd += plan.dnd
+            total.names += plan.names
+            total.policies += plan.policies
             if progress is not None:
                 progress(size)
     return total
@@ -266,6 +304,34 @@ def export(engine: Engine, out: TextIO, kinds: Iterable[Kind] = KINDS) -> dict[s
     counts: dict[str, int] = dict.fromkeys(wanted, 0)
     with Session(engine) as session:
         for kind in wanted:
+            if kind == "policy":
+                for p in session.scalars(select(PolicyRow).order_by(PolicyRow.id)):
+                    writer.writerow(
+                        {
+                            "kind": "policy",
+                            "policy": p.kind,
+                            "extension": "" if p.scope == GLOBAL else p.scope,
+                            "action": p.action,
+                            "code": p.sip_code or "",
+                            "source": p.source,
+                        }
+                    )
+                    counts[kind] += 1
+                continue
+            if kind in ("block", "allow"):
+                query_names = select(NameRow).where(NameRow.kind == kind).order_by(NameRow.id)
+                for n in session.scalars(query_names):
+                    writer.writerow(
+                        {
+                            "kind": kind,
+                            "name": n.pattern,
+                            "extension": "" if n.scope == GLOBAL else n.scope,
+                            "code": n.sip_code or "",
+                            "reason": n.reason or "",
+                            "source": n.source,
+                        }
+                    )
+                    counts[kind] += 1
             if kind == "dnd":
                 for d in session.scalars(select(DndSchedule).order_by(DndSchedule.id)):
                     days = ",".join(WEEKDAYS[i] for i in range(7) if d.days >> i & 1)

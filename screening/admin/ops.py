@@ -11,12 +11,22 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from screening.admin.parse import EntryKey, new_dnd, new_entry
-from screening.core.decision import Decision, DndWindow, Entry, IncomingCall, ManualDnd
+from screening.core.decision import (
+    Decision,
+    DndWindow,
+    Entry,
+    IncomingCall,
+    ManualDnd,
+    NameEntry,
+    Policy,
+    PolicyKind,
+)
 from screening.core.errors import InvalidInput, NotFound
 from screening.service import screener
-from screening.store import lists
+from screening.store import lists, policies
 from screening.store.lists import NewDnd, NewEntry
 from screening.store.lookup import rules_for
+from screening.store.policies import NameKind, NewName, NewPolicy
 
 
 def save_entry(
@@ -160,3 +170,43 @@ def backup_sqlite(engine: Engine, target: str) -> int:
         raw.close()
         partial.unlink(missing_ok=True)
     return path.stat().st_size
+
+
+def set_policy(engine: Engine, new: NewPolicy, now: datetime | None = None) -> tuple[Policy, bool]:
+    with Session(engine) as session, session.begin():
+        return policies.set_policy(session, new, now or datetime.now(UTC))
+
+
+def list_policies(engine: Engine, extension: str | None = None) -> list[Policy]:
+    with Session(engine) as session:
+        return policies.list_policies(session, extension)
+
+
+def remove_policy(engine: Engine, kind: PolicyKind, extension: str | None) -> Policy:
+    with Session(engine) as session, session.begin():
+        removed = policies.remove_policy(session, kind, extension)
+    if removed is None:
+        scope = f"extension {extension}" if extension else "global"
+        raise NotFound(f"no {kind} policy ({scope}); see `screening policy list`")
+    return removed
+
+
+def save_name(engine: Engine, new: NewName, now: datetime | None = None) -> tuple[NameEntry, bool]:
+    with Session(engine) as session, session.begin():
+        return policies.upsert_name(session, new, now or datetime.now(UTC))
+
+
+def list_names(engine: Engine, kind: NameKind, extension: str | None) -> list[NameEntry]:
+    with Session(engine) as session:
+        return policies.list_names(session, kind, extension)
+
+
+def remove_name(engine: Engine, kind: NameKind, pattern: str, extension: str | None) -> NameEntry:
+    with Session(engine) as session, session.begin():
+        removed = policies.remove_name(session, kind, pattern, extension)
+    if removed is None:
+        scope = f"extension {extension}" if extension else "global"
+        raise NotFound(
+            f"no {kind} entry for name {pattern!r} ({scope}); see `screening {kind} list`"
+        )
+    return removed

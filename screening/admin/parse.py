@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from screening.core.decision import WEEKDAYS, IncomingCall
+from screening.core.decision import WEEKDAYS, Action, IncomingCall, PolicyKind
 from screening.core.errors import InvalidInput, InvalidSchedule
+from screening.core.identity import UNVERIFIED, Status, Verification
 from screening.core.numbers import parse_entry
 from screening.service import screener
 from screening.store.lists import NewDnd, NewEntry
+from screening.store.policies import NameKind, NewName, NewPolicy
 
 _EXTENSION = re.compile(r"[0-9A-Za-z*#+_-]{1,32}")
 _HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
@@ -252,6 +254,104 @@ def entry_key(target: str, region: str, extension: str | None = None) -> EntryKe
     return EntryKey(target, entry_id, value, is_prefix, ext)
 
 
-def incoming(caller: str, extension: str, region: str) -> IncomingCall:
-    """A call as the app would see it, from what an admin typed; checked, no I/O."""
-    return screener.incoming(caller, parse_extension(extension, "EXT"), region)
+def incoming(
+    caller: str,
+    extension: str,
+    region: str,
+    *,
+    name: str = "",
+    anonymous: bool = False,
+    verification: str | None = None,
+    attestation: str | None = None,
+) -> IncomingCall:
+    """A call as the app would see it, from what an admin typed; checked, no I/O.
+    `anonymous` is a call with presentation prohibited; `verification` is success, failed
+    or none, as STIR/SHAKEN would have found it."""
+    if attestation is not None and attestation.upper() not in ("A", "B", "C"):
+        raise InvalidInput("--attestation", f"expected A, B or C, got {attestation!r}")
+    status = {"success": Status.PASSED, "failed": Status.FAILED, "none": Status.NONE}
+    if verification is not None and verification.lower() not in status:
+        raise InvalidInput(
+            "--verification", f"expected success, failed or none, got {verification!r}"
+        )
+    if attestation is not None and verification is None:
+        verification = "success"
+    checked = UNVERIFIED
+    if verification is not None and verification.lower() != "none":
+        result = "success" if verification.lower() == "success" else "signature_validation"
+        letter = attestation.upper() if attestation else None
+        checked = Verification(status[verification.lower()], letter, result, "identity")
+    return screener.incoming(
+        caller,
+        parse_extension(extension, "EXT"),
+        region,
+        name=name,
+        presentation="prohib" if anonymous else "",
+        verification=checked,
+    )
+
+
+# -- policies and caller names ---------------------------------------------------------------
+
+_KINDS = ", ".join(k.value for k in PolicyKind)
+#: Longest name pattern: a caller name is at most 128 characters, most patterns are short.
+MAX_PATTERN = 64
+
+
+def parse_policy_kind(raw: str, field: str = "KIND") -> PolicyKind:
+    for kind in PolicyKind:
+        if raw.strip().lower() == kind.value.lower():
+            return kind
+    raise InvalidInput(field, f"expected one of {_KINDS}; got {raw!r}")
+
+
+def new_policy(
+    kind: str,
+    action: str,
+    code: str | int | None,
+    extension: str | None = None,
+    source: str = "cli",
+) -> NewPolicy:
+    """Check every field of a policy (no I/O); raises InvalidInput naming the field."""
+    what = parse_policy_kind(kind)
+    if action.strip().lower() not in ("reject", "continue"):
+        raise InvalidInput("--action", f"expected reject or continue, got {action!r}")
+    act = Action(action.strip().lower())
+    if act is Action.CONTINUE and code is not None and str(code) != "":
+        raise InvalidInput("--code", "only a rejecting policy has a SIP code")
+    # 608 by default: a policy's verdict is the system's, not the callee's (RFC 8688).
+    sip_code = None
+    if act is Action.REJECT:
+        sip_code = parse_code(608 if code is None or code == "" else code)
+    ext = parse_extension(extension) if extension is not None else None
+    return NewPolicy(what, ext, act, sip_code, source)
+
+
+def parse_name_pattern(raw: str, field: str = "--name") -> str:
+    """A caller-name glob (`*SPAM*`, `Scam Likely`), kept in lower case: matching ignores
+    case."""
+    text = " ".join(raw.split())
+    if not text or not text.strip("*?"):
+        raise InvalidInput(field, f"expected a name or a pattern like '*SPAM*', got {raw!r}")
+    if len(text) > MAX_PATTERN or not text.isprintable():
+        raise InvalidInput(field, f"expected one line of at most {MAX_PATTERN} characters")
+    return text.lower()
+
+
+def new_name(
+    kind: NameKind,
+    pattern: str,
+    *,
+    extension: str | None = None,
+    code: int | str | None = None,
+    reason: str | None = None,
+    source: str = "cli",
+) -> NewName:
+    return NewName(
+        kind,
+        parse_name_pattern(pattern),
+        parse_extension(extension) if extension is not None else None,
+        parse_code(code if code is not None else 607) if kind == "block" else None,
+        parse_reason(reason),
+        source,
+    )

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 #: Where rejected calls go: the extension is the SIP code (607 or 608).
 REJECT_CONTEXT = "screening-reject"
 #: The only context feature requests are accepted from: the phones reach it through
@@ -12,3 +17,36 @@ FEATURE_RESULT_CONTEXT = "screening-feature-result"
 #: The channel variable the FastAGI door sets: "607"/"608" to reject, "continue" to go on,
 #: or a feature outcome. Unset after AGI() means the server did not answer: fail open.
 RESULT_VARIABLE = "SCREENING_RESULT"
+
+
+#: The longest header value taken from an argument (Asterisk's own buffer is 4 KB).
+MAX_HEADER = 8192
+
+
+@dataclass(frozen=True)
+class IdentityArgs:
+    """What [screening-identity] passes after the extension: CALLERID(pres), then the
+    Identity and Date headers, then (trusted trunks only) P-Asserted-Identity, From and
+    X-Twilio-VerStat. Headers come base64-encoded with a leading "=" (so that BASE64_ENCODE
+    never gets an empty string), so no comma or quote a caller sends can shift them."""
+
+    presentation: str = ""
+    identity: str = ""
+    date: str = ""
+    carrier: tuple[str, ...] = ()
+
+
+def identity_args(args: Sequence[str]) -> IdentityArgs:
+    """The identity arguments after the extension; missing or broken ones are empty."""
+    headers = [_header(a) for a in args[1:6]]
+    headers += [""] * (5 - len(headers))
+    presentation = args[0][:64] if args else ""
+    return IdentityArgs(presentation, headers[0], headers[1], tuple(h for h in headers[2:] if h))
+
+
+def _header(arg: str) -> str:
+    try:
+        raw = base64.b64decode(arg[: MAX_HEADER * 2], validate=True)
+    except (binascii.Error, ValueError):
+        return ""
+    return raw.decode("utf-8", "replace").removeprefix("=")[:MAX_HEADER]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from screening.asterisk import agi
-from screening.asterisk.dialplan import FEATURE_CONTEXT, RESULT_VARIABLE
+from screening.asterisk.dialplan import FEATURE_CONTEXT, RESULT_VARIABLE, identity_args
 from screening.config import Config
 from screening.core.decision import Decision
 from screening.core.errors import ScreeningError
@@ -234,7 +234,19 @@ class FastAgiServer:
 
     async def screen(self, session: AgiSession, request: agi.AgiRequest) -> None:
         extension = request.args[0] if request.args else request.extension
-        call = Call(request.unique_id or request.channel, request.caller_id, extension, "agi")
+        who = identity_args(request.args[1:])
+        call = Call(
+            request.unique_id or request.channel,
+            request.caller_id,
+            extension,
+            "agi",
+            # res_agi writes "unknown" when the caller sent no name.
+            name="" if request.caller_name == "unknown" else request.caller_name,
+            presentation=who.presentation,
+            identity=who.identity,
+            date=who.date,
+            carrier=who.carrier,
+        )
 
         async def act(decision: Decision) -> Decision:
             value = str(decision.sip_code) if decision.rejected else CONTINUE

@@ -16,7 +16,12 @@ from typing import Any
 from sqlalchemy import Engine
 
 from screening.asterisk.ari import AriClient, StasisStart, parse_stasis_start
-from screening.asterisk.dialplan import FEATURE_CONTEXT, FEATURE_RESULT_CONTEXT, REJECT_CONTEXT
+from screening.asterisk.dialplan import (
+    FEATURE_CONTEXT,
+    FEATURE_RESULT_CONTEXT,
+    REJECT_CONTEXT,
+    identity_args,
+)
 from screening.config import Config
 from screening.core.decision import Decision
 from screening.service.features import FeatureCodes
@@ -102,7 +107,18 @@ class ScreeningApp:
         """Every path ends with the call continued or deliberately rejected: on any failure
         the call is continued unscreened."""
         extension = start.args[0] if start.args else start.dialplan_exten
-        call = Call(start.channel_id, start.caller_number, extension, "ari")
+        who = identity_args(start.args[1:])
+        call = Call(
+            start.channel_id,
+            start.caller_number,
+            extension,
+            "ari",
+            name=start.caller_name,
+            presentation=who.presentation,
+            identity=who.identity,
+            date=who.date,
+            carrier=who.carrier,
+        )
 
         async def act(decision: Decision) -> Decision:
             return await self._act(start.channel_id, decision)

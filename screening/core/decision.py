@@ -6,8 +6,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from typing import Literal
 from zoneinfo import ZoneInfo
+
+from screening.core.identity import UNVERIFIED, Status, Verification
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 REPUTATION = "reputation"  # source of the global blocks that spam reports add
@@ -23,6 +26,58 @@ class IncomingCall:
     caller_raw: str
     caller: str | None  # normalised; None = no usable caller ID (anonymous, garbage)
     extension: str
+    name: str = ""  # the caller name as shown (identity.caller_name)
+    withheld: bool = False  # no number given, or presentation prohibited (identity.withheld)
+    possible: bool = True  # a possible number for its region (numbers.possible)
+    verification: Verification = UNVERIFIED
+
+
+class PolicyKind(StrEnum):
+    """What a policy looks at. Policies are checked in this order."""
+
+    ANONYMOUS = "anonymous"  # withheld or unusable caller ID
+    INVALID = "invalid"  # a number that cannot exist
+    FAILED = "failed-verification"  # STIR/SHAKEN or the carrier says the number is false
+    UNVERIFIED = "unverified"  # nobody vouches for the number
+    BELOW_A = "attestation-below-A"  # verified, but the carrier attested only B or C
+    BELOW_B = "attestation-below-B"  # verified with C only
+    CONTACTS_ONLY = "contacts-only"  # only callers with an allow entry ring
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A policy of one kind, global or for one extension: the extension's beats the global
+    one, so an extension can also switch a global policy off (action continue)."""
+
+    id: int
+    kind: PolicyKind
+    action: Action
+    sip_code: int | None  # reject only: 607 or 608
+    extension: str | None = None  # None = global
+
+    def describe(self) -> str:
+        scope = f"extension {self.extension}" if self.extension else "global"
+        return f"policy #{self.id} {self.kind} ({scope})"
+
+
+@dataclass(frozen=True)
+class NameEntry:
+    """Block or allow callers whose name matches a case-insensitive glob (`*SPAM*`)."""
+
+    id: int
+    kind: Literal["block", "allow"]
+    pattern: str  # lower case
+    extension: str | None = None
+    sip_code: int | None = None  # blocks only
+    reason: str | None = None
+
+    def matches(self, name: str) -> bool:
+        return bool(name) and fnmatchcase(name.lower(), self.pattern)
+
+    def describe(self) -> str:
+        scope = f"extension {self.extension}" if self.extension else "global"
+        why = f" ({self.reason})" if self.reason else ""
+        return f"{self.kind} #{self.id} {scope} name {self.pattern!r}{why}"
 
 
 @dataclass(frozen=True)
@@ -109,16 +164,20 @@ class Rules:
     block: Sequence[Entry] = ()
     dnd: Sequence[DndWindow] = field(default_factory=tuple)
     manual_dnd: Sequence[ManualDnd] = ()
+    policies: Sequence[Policy] = ()
+    names: Sequence[NameEntry] = ()
 
 
 @dataclass(frozen=True)
 class Decision:
     action: Action
     sip_code: int | None
-    # allow, block, reputation, dnd, manual-dnd, error; None when no rule applied
+    # allow, block, reputation, name-allow, name-block, policy, dnd, manual-dnd, error;
+    # None when no rule applied
     rule_kind: str | None
     rule_id: int | None
     reason: str
+    policy: PolicyKind | None = None  # which policy, when rule_kind is "policy"
 
     @property
     def rejected(self) -> bool:
@@ -141,25 +200,97 @@ def _best(entries: Iterable[Entry], call: IncomingCall, now: datetime) -> Entry 
     return max(candidates, key=lambda e: (e.extension is not None, not e.is_prefix, len(e.value)))
 
 
+def _best_name(entries: Iterable[NameEntry], call: IncomingCall) -> NameEntry | None:
+    """The extension's name entries before global ones; then the longest pattern."""
+    candidates = [e for e in entries if (e.extension is None or e.extension == call.extension)]
+    candidates = [e for e in candidates if e.matches(call.name)]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda e: (e.extension is not None, len(e.pattern)))
+
+
+def _policies_that_apply(call: IncomingCall) -> list[PolicyKind]:
+    v = call.verification
+    applies = {
+        PolicyKind.ANONYMOUS: call.withheld,
+        PolicyKind.INVALID: not call.withheld and not call.possible,
+        PolicyKind.FAILED: v.status is Status.FAILED,
+        PolicyKind.UNVERIFIED: v.status is Status.NONE,
+        # A verified call whose carrier did not say which level is not rejected for it.
+        PolicyKind.BELOW_A: v.status is Status.PASSED and v.attestation in ("B", "C"),
+        PolicyKind.BELOW_B: v.status is Status.PASSED and v.attestation == "C",
+        # Reached only when no allow entry let the call through.
+        PolicyKind.CONTACTS_ONLY: True,
+    }
+    return [kind for kind in PolicyKind if applies[kind]]
+
+
+def _policy(policies: Sequence[Policy], kind: PolicyKind, extension: str) -> Policy | None:
+    own = [p for p in policies if p.kind is kind and p.extension == extension]
+    if own:
+        return own[0]
+    return next((p for p in policies if p.kind is kind and p.extension is None), None)
+
+
 def decide(call: IncomingCall, rules: Rules, now: datetime) -> Decision:
+    """In order: allow entries, block entries, policies, DND. The first that applies decides.
+
+    An allow entry does not count for a call whose verification failed: a spoofer can borrow
+    an allowed number, and STIR/SHAKEN (or the carrier) just said this call did. Such a call
+    goes on through blocks, policies and DND like any stranger's."""
+    failed = call.verification.status is Status.FAILED
+    ignored = ""
+    allowed: Entry | NameEntry | None = None
     if call.caller is not None:
         allowed = _best(rules.allow, call, now)
-        if allowed is not None:
-            # Checked before DND on purpose: a VIP still gets through a meeting.
-            return Decision(Action.CONTINUE, None, "allow", allowed.id, allowed.describe())
+    allowed = allowed or _best_name((n for n in rules.names if n.kind == "allow"), call)
+    if allowed is not None and not failed:
+        # Checked before DND on purpose: a VIP still gets through a meeting.
+        kind = "allow" if isinstance(allowed, Entry) else "name-allow"
+        return Decision(Action.CONTINUE, None, kind, allowed.id, allowed.describe())
+    if allowed is not None:
+        ignored = f"; {allowed.describe()} ignored: verification failed"
+    if call.caller is not None:
         blocked = _best(rules.block, call, now)
         if blocked is not None:
             # A block that reputation added is told apart in the log and in stats.
             kind = "reputation" if blocked.source == REPUTATION else "block"
             return Decision(
-                Action.REJECT, blocked.sip_code or 607, kind, blocked.id, blocked.describe()
+                Action.REJECT,
+                blocked.sip_code or 607,
+                kind,
+                blocked.id,
+                blocked.describe() + ignored,
             )
+    named = _best_name((n for n in rules.names if n.kind == "block"), call)
+    if named is not None:
+        return Decision(
+            Action.REJECT, named.sip_code or 607, "name-block", named.id, named.describe() + ignored
+        )
+    for kind in _policies_that_apply(call):
+        policy = _policy(rules.policies, kind, call.extension)
+        if policy is not None and policy.action is Action.REJECT:
+            why = f"{policy.describe()}: {_policy_why(kind, call)}{ignored}"
+            # 608 unless the admin chose 607: the verdict is the system's (RFC 8688).
+            return Decision(Action.REJECT, policy.sip_code or 608, "policy", policy.id, why, kind)
     for manual in rules.manual_dnd:
         if manual.extension == call.extension and manual.active_at(now):
-            return Decision(Action.REJECT, 608, "manual-dnd", manual.id, manual.describe())
+            return Decision(
+                Action.REJECT, 608, "manual-dnd", manual.id, manual.describe() + ignored
+            )
     for window in rules.dnd:
         if window.extension == call.extension and window.active_at(now):
             # 608, not 607: the callee is busy, not calling this caller spam (RFC 8688).
-            return Decision(Action.REJECT, 608, "dnd", window.id, window.describe())
+            return Decision(Action.REJECT, 608, "dnd", window.id, window.describe() + ignored)
     why = "no rule matched" if call.caller is not None else "no usable caller ID, no rule"
-    return Decision(Action.CONTINUE, None, None, None, why)
+    return Decision(Action.CONTINUE, None, None, None, why + ignored)
+
+
+def _policy_why(kind: PolicyKind, call: IncomingCall) -> str:
+    if kind is PolicyKind.ANONYMOUS:
+        return "caller ID withheld"
+    if kind is PolicyKind.INVALID:
+        return f"{call.caller_raw[:32]!r} is not a possible number"
+    if kind is PolicyKind.CONTACTS_ONLY:
+        return "caller is not on the allow list"
+    return f"verification {call.verification.describe()}"

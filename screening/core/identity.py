@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -27,6 +27,8 @@ WITHHELD = frozenset(
 MAX_IDENTITY = 8192
 #: How old a PASSporT's iat and the Date header may be (Asterisk's defaults: 15 s each).
 MAX_AGE = timedelta(seconds=15)
+#: Longest caller name kept: matched against name patterns, logged and stored.
+MAX_NAME = 128
 
 
 def withheld(caller: str, presentation: str = "") -> bool:
@@ -166,6 +168,7 @@ class Verstat(StrEnum):
 class CarrierVerdict:
     verstat: Verstat
     attestation: str | None  # A, B or C when the carrier says which
+    raw: str = field(default="", compare=False)  # as the carrier wrote it, for the log
 
 
 _VERSTAT = re.compile(r"(?i)(TN-Validation-(Passed|Failed)(?:-([ABC]))?|No-TN-Validation)")
@@ -181,10 +184,19 @@ def verstat(header: str) -> CarrierVerdict | None:
     if v is None:
         return None
     if v.group(2) is None:
-        return CarrierVerdict(Verstat.NONE, None)
+        return CarrierVerdict(Verstat.NONE, None, value)
     passed = v.group(2).lower() == "passed"
     letter = v.group(3).upper() if v.group(3) else None
-    return CarrierVerdict(Verstat.PASSED if passed else Verstat.FAILED, letter)
+    return CarrierVerdict(Verstat.PASSED if passed else Verstat.FAILED, letter, value)
+
+
+def carrier_verdict(*headers: str) -> CarrierVerdict | None:
+    """The first verstat found in a trusted trunk's headers, in the order given
+    (P-Asserted-Identity, From, a vendor header)."""
+    for header in headers:
+        if header and (found := verstat(header)) is not None:
+            return found
+    return None
 
 
 def _b64(text: str) -> bytes | None:
@@ -217,3 +229,59 @@ def _param(params: str, name: str) -> str:
 
 def _digits(number: str) -> str:
     return re.sub(r"\D", "", number)
+
+
+class Status(StrEnum):
+    """What the verification says about the caller's number, as policies read it."""
+
+    PASSED = "passed"
+    FAILED = "failed"  # the number was shown to be false, or the proof was broken
+    NONE = "none"  # nothing to check, or we could not check it
+
+
+# Results that mean "we could not check", not "the caller lied": a certificate server that
+# is down must not get a legitimate caller rejected as a spoofer.
+_COULD_NOT_CHECK = frozenset({Result.NO_IDENTITY, Result.CERT_RETRIEVAL})
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Who vouches for the caller's number, and how strongly."""
+
+    status: Status
+    attestation: str | None  # A, B or C when known
+    result: str  # Asterisk's result name, or "verstat <value>" for a carrier's verdict
+    source: str  # "identity" (we checked the PASSporT), "carrier" (verstat) or "none"
+
+    def describe(self) -> str:
+        letter = f" {self.attestation}" if self.attestation else ""
+        return f"{self.source} {self.result}{letter}"
+
+
+UNVERIFIED = Verification(Status.NONE, None, Result.NO_IDENTITY.value, "none")
+
+
+def verdict(
+    result: Result, attestation: str | None, carrier: CarrierVerdict | None
+) -> Verification:
+    """One verdict from our own check of the Identity header (`result`, with the PASSporT's
+    attestation when it parsed) and a trusted carrier's verstat. Our own check wins when it
+    reached a verdict; the carrier's fills in when we had nothing to check."""
+    if result is Result.SUCCESS:
+        return Verification(Status.PASSED, attestation, result.value, "identity")
+    if result not in _COULD_NOT_CHECK:
+        return Verification(Status.FAILED, attestation, result.value, "identity")
+    if carrier is not None:
+        status = {
+            Verstat.PASSED: Status.PASSED,
+            Verstat.FAILED: Status.FAILED,
+            Verstat.NONE: Status.NONE,
+        }[carrier.verstat]
+        return Verification(status, carrier.attestation, f"verstat {carrier.raw}", "carrier")
+    return Verification(Status.NONE, None, result.value, "none")
+
+
+def caller_name(raw: str) -> str:
+    """The caller name as matched and kept: printable, trimmed, at most MAX_NAME characters."""
+    text = "".join(c if c.isprintable() else " " for c in raw[: MAX_NAME * 4])
+    return " ".join(text.split())[:MAX_NAME]

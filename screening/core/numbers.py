@@ -76,3 +76,16 @@ def parse_entry(raw: str, region: str) -> tuple[str, bool]:
             f"expected a phone number like +15551234567 or a prefix like +1900*, got {raw!r}",
         )
     return value, False
+
+
+def possible(raw: str, region: str) -> bool:
+    """A caller ID that could be a real number: digits of a possible length for its country
+    (phonenumbers' is_possible_number; allocation is not checked, so that a number from a
+    new range is never called invalid)."""
+    cleaned = _clean(raw)
+    if cleaned is None:
+        return False
+    try:
+        return bool(phonenumbers.is_possible_number(phonenumbers.parse(cleaned, region)))
+    except phonenumbers.NumberParseException:
+        return False

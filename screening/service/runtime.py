@@ -10,13 +10,16 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine
 
 from screening.config import Config
+from screening.core.errors import ConfigError
 from screening.core.features import Reputation
 from screening.service.features import FeatureCodes, sql_feature_runner
 from screening.service.screener import Screener
+from screening.stir import Verifier, load_cas
 from screening.store.engine import lookup_engine, side_engine
 from screening.store.lookup import prepares_connection, sql_rules_lookup
 from screening.store.writer import CallLogWriter
@@ -44,11 +47,12 @@ def stop_on_signals() -> asyncio.Event:
 async def running(config: Config, engine: Engine) -> AsyncIterator[Service]:
     """Open everything a door needs; on the way out, write every pending call-log row. Exits
     1 (SystemExit) when rows could not be written because the database stayed away."""
+    verifier = stir_verifier(config)
     reader = lookup_engine(engine)
     writer = CallLogWriter(side_engine(engine))
     feature_engine = side_engine(engine)
     await writer.start()
-    screener = Screener(config, sql_rules_lookup(reader), writer)
+    screener = Screener(config, sql_rules_lookup(reader), writer, identity=verifier)
     reputation = Reputation(config.reputation_reports, config.reputation_days)
     features = FeatureCodes(sql_feature_runner(feature_engine, reputation), writer.flush)
     # Everything loaded so far (SQLAlchemy, the models, the clients: ~90,000 objects) lives
@@ -61,6 +65,7 @@ async def running(config: Config, engine: Engine) -> AsyncIterator[Service]:
         yield Service(screener, features)
     finally:
         lost = await writer.close()
+        await verifier.aclose()
         screener.close()
         features.close()
         reader.dispose()
@@ -70,3 +75,25 @@ async def running(config: Config, engine: Engine) -> AsyncIterator[Service]:
             log.error("stopped with %d call-log rows unwritten: the database is unavailable", lost)
             raise SystemExit(1)
         log.info("stopped")
+
+
+def stir_verifier(config: Config) -> Verifier:
+    """The STIR/SHAKEN verifier the settings describe; a CA store that cannot be read stops
+    the start with the setting's name (calls would otherwise all be unverified, silently)."""
+    try:
+        cas = load_cas(config.stir_ca_file)
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            "SCREENING_STIR_CA_FILE",
+            f"expected a PEM file of CA certificates, {config.stir_ca_file}: {e}",
+        ) from None
+    cache = Path(config.stir_cache_dir or Path.home() / ".cache" / "screening" / "stir")
+    if config.stir_relax_x5u:
+        log.warning("STIR/SHAKEN x5u rules relaxed: http and private addresses are fetched")
+    return Verifier(
+        cas,
+        relaxed=config.stir_relax_x5u,
+        cache_dir=cache,
+        cache_max_age=config.stir_cache_max_age,
+        fetch_wait=config.stir_fetch_wait,
+    )

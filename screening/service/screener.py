@@ -10,13 +10,22 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from screening.config import Config
 from screening.core.decision import Action, Decision, IncomingCall, decide
-from screening.core.numbers import normalise
+from screening.core.identity import (
+    UNVERIFIED,
+    Result,
+    Verification,
+    caller_name,
+    carrier_verdict,
+    verdict,
+    withheld,
+)
+from screening.core.numbers import normalise, possible
 from screening.store.calllog import CallRecord
 from screening.store.engine import LOOKUP_THREADS
 from screening.store.lookup import RulesLookup
@@ -32,6 +41,21 @@ class Call:
     caller: str  # the caller ID number as received, untrusted
     extension: str  # the dialled extension, from our own dialplan
     door: str  # "ari" or "agi"
+    # Who is really calling, as the dialplan passed it (asterisk.dialplan.identity_args);
+    # all of it untrusted, from the far end.
+    name: str = ""  # CALLERID(name)
+    presentation: str = ""  # CALLERID(pres), e.g. allowed_not_screened, prohib
+    identity: str = ""  # the raw Identity header (STIR/SHAKEN)
+    date: str = ""  # the raw Date header
+    carrier: tuple[str, ...] = ()  # a trusted trunk's headers that may carry verstat
+
+
+class IdentityCheck(Protocol):
+    """Checks an Identity header (stir.Verifier): (result, attestation)."""
+
+    async def check(
+        self, identity: str, date: str, caller: str, now: datetime
+    ) -> tuple[Result, str | None]: ...
 
 
 class CallLog(Protocol):
@@ -45,9 +69,26 @@ class CallLog(Protocol):
 Act = Callable[[Decision], Awaitable[Decision]]
 
 
-def incoming(caller: str, extension: str, region: str) -> IncomingCall:
-    """The call as the decision core sees it: the caller normalised, or None when unusable."""
-    return IncomingCall(caller, normalise(caller, region), extension)
+def incoming(
+    caller: str,
+    extension: str,
+    region: str,
+    *,
+    name: str = "",
+    presentation: str = "",
+    verification: Verification = UNVERIFIED,
+) -> IncomingCall:
+    """The call as the decision core sees it: the caller normalised (None when unusable),
+    whether it was withheld or cannot exist, its name, and who vouches for it."""
+    return IncomingCall(
+        caller,
+        normalise(caller, region),
+        extension,
+        caller_name(name),
+        withheld(caller, presentation),
+        possible(caller, region),
+        verification,
+    )
 
 
 def check(lookup: RulesLookup, call: IncomingCall, at: datetime) -> Decision:
@@ -69,10 +110,12 @@ class Screener:
         lookup: RulesLookup,
         call_log: CallLog,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        identity: IdentityCheck | None = None,
     ) -> None:
         self._config = config
         self._lookup = lookup
         self._call_log = call_log
+        self._identity = identity
         self._clock = clock
         self._lookups = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="lookup")
         self._failing = False  # one warning per outage, not one per call
@@ -106,20 +149,25 @@ class Screener:
         """Decide `call`, let the door act on it, then log it. Returns what happened."""
         t0 = time.perf_counter()
         now = self._clock()
-        caller, decision = await self._decide(call, now)
+        seen, decision = await self._decide(call, now)
         decision = await act(decision)
         elapsed_us = int((time.perf_counter() - t0) * 1_000_000)
-        verdict: Literal["allowed", "rejected"] = "rejected" if decision.rejected else "allowed"
+        outcome: Literal["allowed", "rejected"] = "rejected" if decision.rejected else "allowed"
         code = f" {decision.sip_code}" if decision.sip_code else ""
+        name = f", name {seen.name!r}" if seen.name else ""
+        v = seen.verification
+        vouched = f"; {v.describe()}" if v.source != "none" else ""
         log.info(
-            "call %s from %s (%r) to %s: %s%s, %s [%s %.1f ms]",
+            "call %s from %s (%r%s) to %s: %s%s, %s%s [%s %.1f ms]",
             call.id,
-            caller or "no caller ID",
+            seen.caller or "no caller ID",
             call.caller[:64],
+            name,
             call.extension,
-            verdict,
+            outcome,
             code,
             decision.reason,
+            vouched,
             call.door,
             elapsed_us / 1000,
         )
@@ -128,28 +176,45 @@ class Screener:
                 at=now,
                 channel_id=call.id,
                 caller_raw=call.caller,
-                caller=caller,
+                caller=seen.caller,
                 extension=call.extension,
-                decision=verdict,
+                decision=outcome,
                 sip_code=decision.sip_code,
                 rule_kind=decision.rule_kind,
                 rule_id=decision.rule_id,
                 reason=decision.reason,
                 decision_us=elapsed_us,
                 door=call.door,
+                caller_name=seen.name or None,
+                verification=v.result if v.source != "none" or call.identity else None,
+                attestation=v.attestation,
+                policy=decision.policy.value if decision.policy else None,
             )
         )
         return decision
 
-    async def _decide(self, call: Call, now: datetime) -> tuple[str | None, Decision]:
-        caller: str | None = None
+    async def _decide(self, call: Call, now: datetime) -> tuple[IncomingCall, Decision]:
+        region = self._config.default_region
+        seen = incoming(
+            call.caller, call.extension, region, name=call.name, presentation=call.presentation
+        )
         try:
-            seen = incoming(call.caller, call.extension, self._config.default_region)
-            caller = seen.caller
-            lookup = asyncio.get_running_loop().run_in_executor(
-                self._lookups, self._lookup, caller, call.extension, now
+            # The Identity header is checked while the rules are looked up: with its
+            # certificate cached, that is CPU only; a first fetch waits within its own bound.
+            checking = (
+                asyncio.create_task(self._verify(call, now))
+                if call.identity and self._identity is not None
+                else None
             )
-            rules = await asyncio.wait_for(lookup, self._config.decision_timeout)
+            lookup = asyncio.get_running_loop().run_in_executor(
+                self._lookups, self._lookup, seen.caller, call.extension, now
+            )
+            try:
+                rules = await asyncio.wait_for(lookup, self._config.decision_timeout)
+            finally:
+                result, attestation = await checking if checking else (Result.NO_IDENTITY, None)
+            carrier = carrier_verdict(*call.carrier)
+            seen = replace(seen, verification=verdict(result, attestation, carrier))
             decision = decide(seen, rules, now)
             if self._failing:
                 log.warning("rule look-ups work again; calls are screened")
@@ -160,4 +225,13 @@ class Screener:
                 log.warning("rule look-up failed (%s); calls pass unscreened until it works", kind)
                 self._failing = True
             decision = failed_open(f"screening failed ({kind})")
-        return caller, decision
+        return seen, decision
+
+    async def _verify(self, call: Call, now: datetime) -> tuple[Result, str | None]:
+        """Never raises: a verifier bug makes the call unverified, not unscreened."""
+        assert self._identity is not None
+        try:
+            return await self._identity.check(call.identity, call.date, call.caller, now)
+        except Exception:
+            log.exception("STIR/SHAKEN check of call %s failed; treating it as unverified", call.id)
+            return Result.CERT_RETRIEVAL, None

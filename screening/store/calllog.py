@@ -30,6 +30,10 @@ class CallRecord:
     reason: str
     decision_us: int
     door: str | None = None  # which door asked: "ari" or "agi"
+    caller_name: str | None = None
+    verification: str | None = None  # identity.Verification.result
+    attestation: str | None = None
+    policy: str | None = None  # the policy that rejected
 
 
 def write_call_log(session: Session, records: Sequence[CallRecord]) -> None:
@@ -54,6 +58,10 @@ def write_call_log(session: Session, records: Sequence[CallRecord]) -> None:
                 "reason": r.reason[:255],
                 "decision_us": r.decision_us,
                 "door": r.door,
+                "caller_name": r.caller_name[:128] if r.caller_name else None,
+                "verification": r.verification[:40] if r.verification else None,
+                "attestation": r.attestation,
+                "policy": r.policy,
             }
             for r in records
         ],
@@ -100,6 +108,7 @@ class Stats:
     failed_open: int  # continued unscreened because screening failed
     top_callers: list[tuple[str, int]]  # rejected callers, most first
     top_rules: list[tuple[str, int]]  # rule descriptions that rejected, most first
+    by_policy: list[tuple[str, int]]  # rejections per policy kind, most first
 
 
 def stats(session: Session, since: datetime | None = None, top: int = 10) -> Stats:
@@ -136,6 +145,12 @@ def stats(session: Session, since: datetime | None = None, top: int = 10) -> Sta
         .order_by(func.count().desc())
         .limit(top)
     ).all()
+    by_policy = session.execute(
+        select(CallLog.policy, func.count())
+        .where(*rejected, CallLog.policy.is_not(None))
+        .group_by(CallLog.policy)
+        .order_by(func.count().desc(), CallLog.policy)
+    ).all()
     return Stats(
         since=since,
         calls=totals[0],
@@ -146,4 +161,5 @@ def stats(session: Session, since: datetime | None = None, top: int = 10) -> Sta
         failed_open=totals[5],
         top_callers=[(str(c), n) for c, n in top_callers],
         top_rules=[(reason, n) for _kind, _id, reason, n in top_rules],
+        by_policy=[(str(p), n) for p, n in by_policy],
     )

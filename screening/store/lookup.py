@@ -22,9 +22,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from screening.core.decision import DndWindow, Entry, ManualDnd, Rules
+from screening.core.decision import (
+    Action,
+    DndWindow,
+    Entry,
+    ManualDnd,
+    NameEntry,
+    Policy,
+    PolicyKind,
+    Rules,
+)
 from screening.store.models import GLOBAL, AllowEntry, BlockEntry, DndSchedule, as_utc
 from screening.store.models import ManualDnd as ManualDndRow
+from screening.store.models import NameEntry as NameEntryRow
+from screening.store.models import Policy as PolicyRow
 from screening.store.watchdog import Watchdog
 
 #: A query that has not answered in this long is on a hung connection (store.watchdog):
@@ -39,7 +50,8 @@ def rules_for(
 ) -> Rules:
     """Only the rows that could decide this call: entries equal to the caller or to one of its
     prefixes (an indexed IN look-up, flat in list size), in its scope, not expired at `now`;
-    and the extension's DND. This runs for every call, so its two queries are compiled once
+    the extension's DND; the global and the extension's policies and name entries (a few
+    rows). This runs for every call, so its three queries are compiled once
     per backend and shape and run on the driver's own cursor: SQLAlchemy's per-execution
     work (expanding IN, type processing) cost 3x the queries themselves."""
     conn = session.connection() if isinstance(session, Session) else session
@@ -60,8 +72,16 @@ def rules_for(
             )
         else:
             manual.append(ManualDnd(id_, extension, as_utc(until)))
+    policies: list[Policy] = []
+    names: list[NameEntry] = []
+    scopes = {"s0": GLOBAL, "s1": extension}
+    for kind, id_, what, how, scope, code, reason in _run(conn, _scoped_sql(dialect), scopes):
+        if kind == "p":
+            policies.append(Policy(id_, PolicyKind(what), Action(how), code, scope or None))
+        else:
+            names.append(NameEntry(id_, how, what, scope or None, code, reason))
     if caller is None:
-        return Rules(dnd=windows, manual_dnd=manual)
+        return Rules(dnd=windows, manual_dnd=manual, policies=policies, names=names)
     params = {f"v{i}": caller[: i + 1] for i in range(len(caller))}
     params |= {"s0": GLOBAL, "s1": extension}
     allow: list[Entry] = []
@@ -75,7 +95,9 @@ def rules_for(
             id_, kind, value, bool(is_prefix), scope or None, code, reason, expires_at, source
         )
         (allow if kind == "allow" else block).append(entry)
-    return Rules(allow=allow, block=block, dnd=windows, manual_dnd=manual)
+    return Rules(
+        allow=allow, block=block, dnd=windows, manual_dnd=manual, policies=policies, names=names
+    )
 
 
 @dataclass(frozen=True)
@@ -126,6 +148,13 @@ def _dnd_sql(dialect: Any) -> _Sql:
     return _compiled[key]
 
 
+def _scoped_sql(dialect: Any) -> _Sql:
+    key = (dialect.name, dialect.driver, dialect.paramstyle, -2)
+    if key not in _compiled:
+        _compiled[key] = _compile(_SCOPED_QUERY, dialect)
+    return _compiled[key]
+
+
 def _entry_select(
     model: type[BlockEntry] | type[AllowEntry],
     kind: str,
@@ -162,6 +191,31 @@ _DND_QUERY = union_all(
     select(literal("m"), _manual.c.id, null(), null(), null(), null(), _manual.c.until).where(
         _manual.c.extension == bindparam("ext")
     ),
+)
+
+
+_policies = cast(Table, PolicyRow.__table__)
+_names = cast(Table, NameEntryRow.__table__)
+_in_scope: list[Any] = [bindparam("s0"), bindparam("s1")]
+_SCOPED_QUERY = union_all(
+    select(
+        literal("p").label("kind"),
+        _policies.c.id,
+        _policies.c.kind.label("what"),
+        _policies.c.action.label("how"),
+        _policies.c.scope,
+        _policies.c.sip_code,
+        null().label("reason"),
+    ).where(_policies.c.scope.in_(_in_scope)),
+    select(
+        literal("n"),
+        _names.c.id,
+        _names.c.pattern,
+        _names.c.kind,
+        _names.c.scope,
+        _names.c.sip_code,
+        _names.c.reason,
+    ).where(_names.c.scope.in_(_in_scope)),
 )
 
 

@@ -119,6 +119,46 @@ class ManualDnd(Base):
     source: Mapped[str] = mapped_column(String(32))
 
 
+class Policy(Base):
+    """One policy of one kind, global (scope GLOBAL) or for one extension."""
+
+    __tablename__ = "policies"
+    __table_args__ = (
+        UniqueConstraint("kind", "scope", name="uq_policies_kind_scope"),
+        CheckConstraint("sip_code IN (607, 608)", name="ck_policies_sip_code"),
+        CheckConstraint("action IN ('reject', 'continue')", name="ck_policies_action"),
+        _NO_REUSE,
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # core.decision.PolicyKind
+    scope: Mapped[str] = mapped_column(String(32), default=GLOBAL)
+    action: Mapped[str] = mapped_column(String(16))  # reject | continue
+    sip_code: Mapped[int | None] = mapped_column(SmallInteger)  # reject only
+    source: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class NameEntry(Base):
+    """Block or allow by caller name: a case-insensitive glob, stored in lower case."""
+
+    __tablename__ = "name_entries"
+    __table_args__ = (
+        UniqueConstraint("kind", "pattern", "scope", name="uq_name_entries_rule"),
+        CheckConstraint("kind IN ('block', 'allow')", name="ck_name_entries_kind"),
+        CheckConstraint("sip_code IN (607, 608)", name="ck_name_entries_sip_code"),
+        Index("ix_name_entries_scope", "scope"),
+        _NO_REUSE,
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    pattern: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(32), default=GLOBAL)
+    sip_code: Mapped[int | None] = mapped_column(SmallInteger)  # blocks only
+    reason: Mapped[str | None] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class SpamReport(Base):
     """An extension said "this caller is spam" (feature code). One row per caller and
     extension: marking twice only refreshes the time."""
@@ -155,3 +195,9 @@ class CallLog(Base):
     reason: Mapped[str] = mapped_column(String(255))
     decision_us: Mapped[int] = mapped_column(Integer)
     door: Mapped[str | None] = mapped_column(String(8))  # ari | agi; NULL before 0004
+    # Who the caller really is (0005; NULL before): name as shown, the verification result
+    # (Asterisk's name, or "verstat ..."), the attestation, and the policy that rejected.
+    caller_name: Mapped[str | None] = mapped_column(String(128))
+    verification: Mapped[str | None] = mapped_column(String(40))
+    attestation: Mapped[str | None] = mapped_column(String(1))
+    policy: Mapped[str | None] = mapped_column(String(32))

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,22 +15,7 @@ from sqlalchemy.orm import Session
 from screening.store import calllog, lists, migrate
 from screening.store.engine import make_engine
 from screening.store.models import AllowEntry, BlockEntry, DndSchedule
-from tests.cli_helpers import Result, run
-
-Cli = Callable[..., Result]
-
-
-@pytest.fixture
-def cli(database_url: str) -> Cli:
-    def invoke(*args: str, stdin: str = "") -> Result:
-        return run(*args, env={"SCREENING_DATABASE_URL": database_url}, stdin=stdin)
-
-    return invoke
-
-
-def ok(result: Result) -> str:
-    assert result.code == 0, result.err
-    return result.out
+from tests.cli_helpers import Cli, ok, run
 
 
 def log_calls(
@@ -272,7 +256,10 @@ def test_check_explains_which_rule_decides(cli: Cli) -> None:
     assert "allowed" in ok(
         cli("check", "+4930123456", "202", "--at", "2026-11-23 10:30", "--tz", "Europe/Berlin")
     )
-    data = json.loads(ok(cli("check", "anonymous", "202", "--json")))
+    # Outside 202's window: "now" could fall on a Monday at 09:xx in Berlin.
+    data = json.loads(
+        ok(cli("check", "anonymous", "202", "--json", "--at", "2026-11-24 12:00", "--tz", "UTC"))
+    )
     assert (data["caller_normalised"], data["decision"]) == (None, "allowed")
     assert cli("check", "+15551234567", "201", "--at", "tomorrow").code == 2
 
@@ -305,7 +292,17 @@ def test_log_filters(cli: Cli, engine: Engine) -> None:
     since = (NOW - timedelta(days=1)).astimezone().strftime("%Y-%m-%d %H:%M")
     assert len(json.loads(ok(cli("log", "--since", since, "--json")))) == 3
     table = ok(cli("log", "--limit", "2")).splitlines()
-    assert table[0].split() == ["TIME", "CALLER", "EXT", "DECISION", "CODE", "WHY", "MS"]
+    assert table[0].split() == [
+        "TIME",
+        "CALLER",
+        "NAME",
+        "EXT",
+        "VERIFIED",
+        "DECISION",
+        "CODE",
+        "WHY",
+        "MS",
+    ]
     assert "+15550000001" in table[1] and "allowed" in table[1] and "1.5" in table[1]
     assert cli("log", "--since", "last week").code == 2
     assert cli("log", "--decision", "maybe").code == 2
@@ -364,7 +361,9 @@ def test_export_then_import_reproduces_the_rules(
     )
     exported = ok(cli("export"))
     header = exported.splitlines()[0]
-    assert header == "kind,number,extension,code,reason,source,expires,days,from,to,tz"
+    assert header == (
+        "kind,number,name,extension,code,reason,source,expires,days,from,to,tz,policy,action"
+    )
     other = {"SCREENING_DATABASE_URL": empty_database_url}
     ok(run("db", "upgrade", env=other))
     out = ok(run("import", "-", env=other, stdin=exported))
@@ -395,8 +394,8 @@ def test_export_to_a_file(cli: Cli, tmp_path: object) -> None:
     r = cli("export", "--kind", "block", str(target))
     assert r.code == 0 and r.err == "exported 1 block\n"
     assert target.read_text().splitlines() == [
-        "kind,number,extension,code,reason,source,expires",
-        "block,+15551234567,,607,,cli,",
+        "kind,number,name,extension,code,reason,source,expires",
+        "block,+15551234567,,,607,,cli,",
     ]
 
 
@@ -424,7 +423,7 @@ def test_one_bad_row_aborts_the_whole_import(cli: Cli, engine: Engine) -> None:
     assert count(engine, BlockEntry) == 1  # nothing of the file was written
     for body, message in [
         ("number\nnot a number\n", "line 2: number: expected a phone number"),
-        ("kind,number\nmaybe,+15551234567\n", "line 2: kind: expected block, allow or dnd"),
+        ("kind,number\nmaybe,+15551234567\n", "line 2: kind: expected block, allow, dnd or policy"),
         (
             "kind,extension,days,from,to\ndnd,201,mon,25:00,07:00\n",
             "line 2: from: expected a time of day",

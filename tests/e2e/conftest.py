@@ -77,6 +77,7 @@ class App:
         self.env = {
             **{k: v for k, v in sandbox.items() if k.startswith("SCREENING_")},
             "SCREENING_DATABASE_URL": database_url or f"sqlite:///{workdir / 'screening.db'}",
+            "SCREENING_STIR_CACHE_DIR": str(workdir / "stir-cache"),
             **settings,
         }
         self.sip_port = int(sandbox.get("SANDBOX_SIP_PORT", "5060"))
