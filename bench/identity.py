@@ -101,7 +101,7 @@ def main() -> int:
         f"door {args.door}, {args.rate:g} calls/s, {args.slices} slices of {args.seconds:g} s "
         "per kind"
     )
-    print("| calls | answered 608 | wrong | p50 ms | p95 ms | p99 ms | app p50 ms | app p95 ms |")
+    print("| kind | answered 608 | wrong | p50 ms | p95 ms | p99 ms | app p50 ms | app p95 ms |")
     print("|---|---|---|---|---|---|---|---|")
     for kind in ("unsigned", "signed"):
         ms, own = seen[kind], app[kind]

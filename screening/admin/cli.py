@@ -767,7 +767,8 @@ def log_purge(ctx: Context, older_than: str) -> None:
 @json_option
 @pass_ctx
 def stats(ctx: Context, since: str, top: int, as_json: bool) -> None:
-    """Calls screened, rejected by 607 and 608, top blocked callers, top rules, policies."""
+    """Calls screened, rejected by 607 and 608, top blocked callers and names, top rules,
+    rejections per policy, and verification results."""
     since_at = parse.parse_since(since, datetime.now(UTC))
     with Session(ctx.engine()) as session:
         s = calllog.stats(session, since_at, top)
@@ -792,9 +793,15 @@ def stats(ctx: Context, since: str, top: int, as_json: bool) -> None:
     if s.top_rules:
         click.echo("\ntop rules")
         _table(["RULE", "CALLS"], s.top_rules)
+    if s.top_names:
+        click.echo("\ntop rejected caller names")
+        _table(["NAME", "CALLS"], s.top_names)
     if s.by_policy:
         click.echo("\nrejected by policy")
         _table(["POLICY", "CALLS"], s.by_policy)
+    if s.by_verification:
+        click.echo("\nverification (STIR/SHAKEN or carrier)")
+        _table(["RESULT", "CALLS"], s.by_verification)
 
 
 # -- import / export ------------------------------------------------------------------------

@@ -31,16 +31,24 @@ def _clean(raw: str) -> str | None:
 def normalise(raw: str, region: str) -> str | None:
     """E.164 for anything phonenumbers can read; the bare digits for numeric IDs it cannot
     (short codes, internal extensions); None when there is no usable caller ID."""
+    return classify(raw, region)[0]
+
+
+def classify(raw: str, region: str) -> tuple[str | None, bool]:
+    """(normalise(raw), whether it is a possible number) from one parse: both run per call.
+    Possible means digits of a possible length for its country (phonenumbers'
+    is_possible_number); allocation is not checked, so a number from a new range is never
+    called invalid."""
     cleaned = _clean(raw)
     if cleaned is None:
-        return None
+        return None, False
     try:
         parsed = phonenumbers.parse(cleaned, region)
     except phonenumbers.NumberParseException:
-        return cleaned
+        return cleaned, False
     if phonenumbers.is_possible_number(parsed):
-        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    return cleaned
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), True
+    return cleaned, False
 
 
 def normalise_prefix(raw: str, region: str) -> str:
@@ -79,13 +87,5 @@ def parse_entry(raw: str, region: str) -> tuple[str, bool]:
 
 
 def possible(raw: str, region: str) -> bool:
-    """A caller ID that could be a real number: digits of a possible length for its country
-    (phonenumbers' is_possible_number; allocation is not checked, so that a number from a
-    new range is never called invalid)."""
-    cleaned = _clean(raw)
-    if cleaned is None:
-        return False
-    try:
-        return bool(phonenumbers.is_possible_number(phonenumbers.parse(cleaned, region)))
-    except phonenumbers.NumberParseException:
-        return False
+    """A caller ID that could be a real number (see classify)."""
+    return classify(raw, region)[1]

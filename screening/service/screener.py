@@ -25,7 +25,7 @@ from screening.core.identity import (
     verdict,
     withheld,
 )
-from screening.core.numbers import normalise, possible
+from screening.core.numbers import classify
 from screening.store.calllog import CallRecord
 from screening.store.engine import LOOKUP_THREADS
 from screening.store.lookup import RulesLookup
@@ -80,13 +80,14 @@ def incoming(
 ) -> IncomingCall:
     """The call as the decision core sees it: the caller normalised (None when unusable),
     whether it was withheld or cannot exist, its name, and who vouches for it."""
+    number, is_possible = classify(caller, region)
     return IncomingCall(
         caller,
-        normalise(caller, region),
+        number,
         extension,
         caller_name(name),
         withheld(caller, presentation),
-        possible(caller, region),
+        is_possible,
         verification,
     )
 
@@ -156,7 +157,9 @@ class Screener:
         code = f" {decision.sip_code}" if decision.sip_code else ""
         name = f", name {seen.name!r}" if seen.name else ""
         v = seen.verification
+        # Who vouched for the number, unless the reason says it already (a policy on it).
         vouched = f"; {v.describe()}" if v.source != "none" else ""
+        vouched = "" if vouched[2:] in decision.reason else vouched
         log.info(
             "call %s from %s (%r%s) to %s: %s%s, %s%s [%s %.1f ms]",
             call.id,

@@ -109,6 +109,8 @@ class Stats:
     top_callers: list[tuple[str, int]]  # rejected callers, most first
     top_rules: list[tuple[str, int]]  # rule descriptions that rejected, most first
     by_policy: list[tuple[str, int]]  # rejections per policy kind, most first
+    by_verification: list[tuple[str, int]]  # calls per verification result and attestation
+    top_names: list[tuple[str, int]]  # rejected callers' names, most first
 
 
 def stats(session: Session, since: datetime | None = None, top: int = 10) -> Stats:
@@ -151,6 +153,19 @@ def stats(session: Session, since: datetime | None = None, top: int = 10) -> Sta
         .group_by(CallLog.policy)
         .order_by(func.count().desc(), CallLog.policy)
     ).all()
+    verified = session.execute(
+        select(CallLog.verification, CallLog.attestation, func.count())
+        .where(*scope)
+        .group_by(CallLog.verification, CallLog.attestation)
+        .order_by(func.count().desc(), CallLog.verification, CallLog.attestation)
+    ).all()
+    top_names = session.execute(
+        select(CallLog.caller_name, func.count())
+        .where(*rejected, CallLog.caller_name.is_not(None))
+        .group_by(CallLog.caller_name)
+        .order_by(func.count().desc(), CallLog.caller_name)
+        .limit(top)
+    ).all()
     return Stats(
         since=since,
         calls=totals[0],
@@ -162,4 +177,6 @@ def stats(session: Session, since: datetime | None = None, top: int = 10) -> Sta
         top_callers=[(str(c), n) for c, n in top_callers],
         top_rules=[(reason, n) for _kind, _id, reason, n in top_rules],
         by_policy=[(str(p), n) for p, n in by_policy],
+        by_verification=[(f"{v or 'none'} {a or ''}".strip(), n) for v, a, n in verified],
+        top_names=[(str(name), n) for name, n in top_names],
     )

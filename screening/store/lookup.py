@@ -51,35 +51,26 @@ def rules_for(
     """Only the rows that could decide this call: entries equal to the caller or to one of its
     prefixes (an indexed IN look-up, flat in list size), in its scope, not expired at `now`;
     the extension's DND; the global and the extension's policies and name entries (a few
-    rows). This runs for every call, so its three queries are compiled once
+    rows). This runs for every call, so its two queries are compiled once
     per backend and shape and run on the driver's own cursor: SQLAlchemy's per-execution
     work (expanding IN, type processing) cost 3x the queries themselves."""
     conn = session.connection() if isinstance(session, Session) else session
     dialect = conn.dialect
     windows: list[DndWindow] = []
     manual: list[ManualDnd] = []
-    for kind, id_, days, start, end, tz, until in _run(conn, _dnd_sql(dialect), {"ext": extension}):
-        if kind == "s":
-            windows.append(
-                DndWindow(
-                    id_,
-                    extension,
-                    frozenset(d for d in range(7) if days >> d & 1),
-                    _time(start),
-                    _time(end),
-                    tz,
-                )
-            )
-        else:
-            manual.append(ManualDnd(id_, extension, as_utc(until)))
     policies: list[Policy] = []
     names: list[NameEntry] = []
-    scopes = {"s0": GLOBAL, "s1": extension}
-    for kind, id_, what, how, scope, code, reason in _run(conn, _scoped_sql(dialect), scopes):
-        if kind == "p":
-            policies.append(Policy(id_, PolicyKind(what), Action(how), code, scope or None))
+    scoped = _run(conn, _scoped_sql(dialect), {"s0": GLOBAL, "s1": extension})
+    for kind, id_, number, start, end, text, until, how, reason, scope in scoped:
+        if kind == "s":  # number: the days, as bits
+            days = frozenset(d for d in range(7) if number >> d & 1)
+            windows.append(DndWindow(id_, extension, days, _time(start), _time(end), text))
+        elif kind == "m":
+            manual.append(ManualDnd(id_, extension, as_utc(until)))
+        elif kind == "p":  # number: the SIP code
+            policies.append(Policy(id_, PolicyKind(text), Action(how), number, scope or None))
         else:
-            names.append(NameEntry(id_, how, what, scope or None, code, reason))
+            names.append(NameEntry(id_, how, text, scope or None, number, reason))
     if caller is None:
         return Rules(dnd=windows, manual_dnd=manual, policies=policies, names=names)
     params = {f"v{i}": caller[: i + 1] for i in range(len(caller))}
@@ -141,13 +132,6 @@ def _entry_sql(dialect: Any, n: int) -> _Sql:
     return _compiled[key]
 
 
-def _dnd_sql(dialect: Any) -> _Sql:
-    key = (dialect.name, dialect.driver, dialect.paramstyle, -1)
-    if key not in _compiled:
-        _compiled[key] = _compile(_DND_QUERY, dialect)
-    return _compiled[key]
-
-
 def _scoped_sql(dialect: Any) -> _Sql:
     key = (dialect.name, dialect.driver, dialect.paramstyle, -2)
     if key not in _compiled:
@@ -178,43 +162,60 @@ def _entry_select(
 
 _dnd = cast(Table, DndSchedule.__table__)
 _manual = cast(Table, ManualDndRow.__table__)
-_DND_QUERY = union_all(
-    select(
-        literal("s").label("kind"),
-        _dnd.c.id,
-        _dnd.c.days,
-        _dnd.c.start_time,
-        _dnd.c.end_time,
-        _dnd.c.tz,
-        null().label("until"),
-    ).where(_dnd.c.extension == bindparam("ext")),
-    select(literal("m"), _manual.c.id, null(), null(), null(), null(), _manual.c.until).where(
-        _manual.c.extension == bindparam("ext")
-    ),
-)
-
-
 _policies = cast(Table, PolicyRow.__table__)
 _names = cast(Table, NameEntryRow.__table__)
 _in_scope: list[Any] = [bindparam("s0"), bindparam("s1")]
+# Everything that depends on the extension, not the caller, in one statement: DND windows,
+# manual DND, policies and caller-name entries (a few rows). One union, not four queries:
+# each statement costs the call ~50 us on the driver.
 _SCOPED_QUERY = union_all(
     select(
-        literal("p").label("kind"),
-        _policies.c.id,
-        _policies.c.kind.label("what"),
-        _policies.c.action.label("how"),
-        _policies.c.scope,
-        _policies.c.sip_code,
+        literal("s").label("kind"),
+        _dnd.c.id,
+        _dnd.c.days.label("number"),
+        _dnd.c.start_time,
+        _dnd.c.end_time,
+        _dnd.c.tz.label("text"),
+        null().label("until"),
+        null().label("how"),
         null().label("reason"),
+        _dnd.c.extension.label("scope"),
+    ).where(_dnd.c.extension == bindparam("s1")),
+    select(
+        literal("m"),
+        _manual.c.id,
+        null(),
+        null(),
+        null(),
+        null(),
+        _manual.c.until,
+        null(),
+        null(),
+        _manual.c.extension,
+    ).where(_manual.c.extension == bindparam("s1")),
+    select(
+        literal("p"),
+        _policies.c.id,
+        _policies.c.sip_code,
+        null(),
+        null(),
+        _policies.c.kind,
+        null(),
+        _policies.c.action,
+        null(),
+        _policies.c.scope,
     ).where(_policies.c.scope.in_(_in_scope)),
     select(
         literal("n"),
         _names.c.id,
-        _names.c.pattern,
-        _names.c.kind,
-        _names.c.scope,
         _names.c.sip_code,
+        null(),
+        null(),
+        _names.c.pattern,
+        null(),
+        _names.c.kind,
         _names.c.reason,
+        _names.c.scope,
     ).where(_names.c.scope.in_(_in_scope)),
 )
 

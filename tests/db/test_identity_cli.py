@@ -231,7 +231,14 @@ def test_log_and_stats_show_identity_and_count_rejections_per_policy(
         ["attestation-below-A", 1],
         ["failed-verification", 1],
     ]
-    assert "rejected by policy" in ok(cli("stats"))
+    assert stats["by_verification"] == [
+        ["none", 2],
+        ["signature_validation A", 1],
+        ["success C", 1],
+    ]
+    assert stats["top_names"] == [["Bob", 1], ["Scam Likely", 1]]
+    human = ok(cli("stats"))
+    assert "rejected by policy" in human and "success C" in human and "Scam Likely" in human
 
 
 def test_upgrade_from_0004_keeps_every_row(empty_database_url: str) -> None:
