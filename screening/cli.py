@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 
@@ -18,12 +19,36 @@ from screening.core.errors import ScreeningError
 log = logging.getLogger("screening")
 
 
-def _logging(debug: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+#: Fields a log record may carry (`extra=`) that JSON lines include: the call's identity.
+CALL_FIELDS = ("channel", "caller", "extension", "outcome", "sip_code", "rule", "door", "ms")
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per line, for journald and log shippers: time, level, logger,
+    message, the call fields when the line is about a call, and the traceback if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in CALL_FIELDS:
+            if name in record.__dict__:
+                line[name] = record.__dict__[name]
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def _logging(debug: bool, log_format: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonLines())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
     for noisy in ("httpx", "httpcore", "websockets", "alembic", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -34,7 +59,7 @@ def serve(ctx: Context) -> None:
     """Run the ARI Stasis application (until SIGTERM or Ctrl-C)."""
     from screening.asterisk.stasis import serve as run_door
 
-    _logging(ctx.debug)
+    _logging(ctx.debug, ctx.config.log_format)
     engine = ctx.engine()
     log.info("screening %s: database %s, region %s", __version__, ctx.where(), ctx.region)
     asyncio.run(run_door(ctx.config, engine))
@@ -61,7 +86,7 @@ def agi(ctx: Context, listen: str | None) -> None:
     if listen is not None:
         host, port = parse_listen(listen, "--listen")
         config = replace(config, agi_host=host, agi_port=port)
-    _logging(ctx.debug)
+    _logging(ctx.debug, config.log_format)
     engine = ctx.engine()
     log.info("screening %s: database %s, region %s", __version__, ctx.where(), ctx.region)
     asyncio.run(run_door(config, engine))

@@ -34,16 +34,21 @@ log = logging.getLogger("screening")
 
 
 class Context:
-    def __init__(self, debug: bool) -> None:
+    def __init__(self, debug: bool, config_file: str | None = None) -> None:
         self.debug = debug
-        self._config: config.Config | None = None
+        self.config_file = config_file
+        self._loaded: config.Loaded | None = None
         self._engine: Engine | None = None
 
     @property
+    def loaded(self) -> config.Loaded:
+        if self._loaded is None:
+            self._loaded = config.load_all(path=self.config_file)
+        return self._loaded
+
+    @property
     def config(self) -> config.Config:
-        if self._config is None:
-            self._config = config.load()
-        return self._config
+        return self.loaded.config
 
     @property
     def region(self) -> str:
@@ -106,15 +111,52 @@ for_option = click.option("--for", "extension", metavar="EXT", help="Only for th
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option(
+    "--config",
+    "config_file",
+    metavar="FILE",
+    help=f"Settings file [default: SCREENING_CONFIG, else {config.DEFAULT_FILE} if present].",
+)
 @click.version_option(__version__, prog_name="screening")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, config_file: str | None) -> None:
     """Call screening for Asterisk: reject unwanted callers with SIP 607/608.
 
-    Settings come from SCREENING_* environment variables (see README).
+    Settings come from a TOML file and SCREENING_* environment variables, which override
+    it (`screening config show`; README "Configuration").
     """
-    ctx.obj = Context(debug)
+    ctx.obj = Context(debug, config_file)
     ctx.call_on_close(ctx.obj.close)
+
+
+@cli.group("config")
+def config_group() -> None:
+    """The settings in force."""
+
+
+@config_group.command("show")
+@json_option
+@pass_ctx
+def config_show(ctx: Context, as_json: bool) -> None:
+    """Print every setting, its value (secrets hidden) and where it came from."""
+    loaded = ctx.loaded
+    rows = [
+        (s.key, s.env, config.shown(s, loaded.values[s.key]), loaded.sources[s.key])
+        for s in config.SETTINGS
+    ]
+    if as_json:
+        _json(
+            {
+                "file": loaded.file,
+                "settings": [
+                    {"key": k, "variable": v, "value": value, "from": where}
+                    for k, v, value, where in rows
+                ],
+            }
+        )
+        return
+    click.echo(f"settings file: {loaded.file or '(none)'}")
+    _table(["KEY", "VARIABLE", "VALUE", "FROM"], rows)
 
 
 # -- db -------------------------------------------------------------------------------------

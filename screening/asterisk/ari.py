@@ -88,6 +88,17 @@ class AriClient:
         self._ws_rest = False  # Asterisk answered our probe over the websocket
         self._pending: dict[str, asyncio.Future[int]] = {}
         self._ids = itertools.count(1)
+        self.connected = False  # the events websocket is open
+        self.on_reconnect: Callable[[], None] = lambda: None  # after an outage ends
+
+    async def reachable(self) -> bool:
+        """For /readyz: the events websocket is open, or failing that ARI answers a ping."""
+        if self.connected:
+            return True
+        try:
+            return (await self._http.get("/asterisk/ping")).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -201,8 +212,10 @@ class AriClient:
                             }
                         )
                     )
+                    self.connected = True
                     if outage:
                         log.warning("reconnected to ARI at %s", self._config.ari_url)
+                        self.on_reconnect()
                     else:
                         log.info(
                             "connected to ARI at %s as app %r",
@@ -228,6 +241,7 @@ class AriClient:
             except (TimeoutError, OSError, WebSocketException) as e:
                 reason = str(e) or type(e).__name__
             finally:
+                self.connected = False
                 self._lost()
             if not outage:
                 log.warning(

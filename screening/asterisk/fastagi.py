@@ -13,6 +13,7 @@ import asyncio
 import ipaddress
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -168,8 +169,15 @@ class FastAgiServer:
             self.handle, host, port, limit=agi.MAX_ENV_BYTES, backlog=1024, reuse_address=True
         )
 
-    async def run(self, host: str, port: int, stop: asyncio.Event) -> None:
-        """Listen until `stop`; then finish the requests in hand."""
+    async def run(
+        self,
+        host: str,
+        port: int,
+        stop: asyncio.Event,
+        listening: Callable[[str], None] = lambda status: None,
+    ) -> None:
+        """Listen until `stop` (calling `listening` once it does); then finish the requests
+        in hand."""
         try:
             server = await self.listen(host, port)
         except OSError as e:
@@ -180,6 +188,7 @@ class FastAgiServer:
         if (warning := exposure_warning(host, port)) is not None:
             log.warning("%s", warning)
         log.info("FastAGI listening on %s:%d", host, port)
+        listening(f"FastAGI on {host}:{port}")
         async with server:
             await stop.wait()
             server.close()
@@ -318,4 +327,5 @@ async def serve(config: Config, engine: Engine) -> None:
     stop = stop_on_signals()
     async with running(config, engine) as service:
         server = FastAgiServer(service.screener, service.features)
-        await server.run(config.agi_host, config.agi_port, stop)
+        service.metrics.fastagi_connections.set_function(lambda: server.open_connections)
+        await server.run(config.agi_host, config.agi_port, stop, service.ready)

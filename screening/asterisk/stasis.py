@@ -171,6 +171,12 @@ async def serve(config: Config, engine: Engine) -> None:
     ari = AriClient(config)
     try:
         async with running(config, engine) as service:
+            # Ready without waiting for Asterisk: the dialplan fails open while it is away,
+            # and an Asterisk outage must not make systemd restart us.
+            service.metrics.asterisk_connected.set_function(lambda: float(ari.connected))
+            service.checks["asterisk"] = ari.reachable
+            ari.on_reconnect = service.metrics.asterisk_reconnects.inc
+            service.ready(f"ARI app {config.ari_app!r} at {config.ari_url}")
             await ScreeningApp(ari, service.screener, service.features).run(stop)
     finally:
         await ari.aclose()

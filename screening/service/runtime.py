@@ -12,13 +12,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from screening.config import Config
 from screening.core.errors import ConfigError
 from screening.core.features import Reputation
 from screening.service.features import FeatureCodes, sql_feature_runner
+from screening.service.metrics import Check, Metrics, MetricsServer
 from screening.service.screener import Screener
+from screening.service.systemd import Notifier
 from screening.stir import Verifier, load_cas
 from screening.store.engine import lookup_engine, side_engine
 from screening.store.lookup import prepares_connection, sql_rules_lookup
@@ -31,6 +33,14 @@ log = logging.getLogger(__name__)
 class Service:
     screener: Screener
     features: FeatureCodes
+    systemd: Notifier
+    metrics: Metrics
+    #: What /readyz asks; a door adds its own ("asterisk").
+    checks: dict[str, Check]
+
+    def ready(self, status: str) -> None:
+        """The door takes calls: systemd's READY=1 (Type=notify)."""
+        self.systemd.ready(status)
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -52,7 +62,11 @@ async def running(config: Config, engine: Engine) -> AsyncIterator[Service]:
     writer = CallLogWriter(side_engine(engine))
     feature_engine = side_engine(engine)
     await writer.start()
-    screener = Screener(config, sql_rules_lookup(reader), writer, identity=verifier)
+    metrics = Metrics()
+    metrics.call_log_queue.set_function(lambda: writer.pending)
+    screener = Screener(
+        config, sql_rules_lookup(reader), writer, identity=verifier, metrics=metrics
+    )
     reputation = Reputation(config.reputation_reports, config.reputation_days)
     features = FeatureCodes(sql_feature_runner(feature_engine, reputation), writer.flush)
     # Everything loaded so far (SQLAlchemy, the models, the clients: ~90,000 objects) lives
@@ -61,10 +75,22 @@ async def running(config: Config, engine: Engine) -> AsyncIterator[Service]:
     gc.collect()
     gc.freeze()
     await screener.warm_up(prepares_connection(reader))
+    systemd = Notifier()
+    pings = asyncio.create_task(systemd.watchdog())
+    checks: dict[str, Check] = {"database": _reachable(reader)}
+    http = None
+    if config.metrics_listen is not None:
+        http = await MetricsServer(metrics, checks).start(*config.metrics_listen)
     try:
-        yield Service(screener, features)
+        yield Service(screener, features, systemd, metrics, checks)
     finally:
+        systemd.stopping()
+        if http is not None:
+            http.close()
         lost = await writer.close()
+        metrics.call_log_lost.inc(lost)
+        pings.cancel()
+        systemd.close()
         await verifier.aclose()
         screener.close()
         features.close()
@@ -97,3 +123,18 @@ def stir_verifier(config: Config) -> Verifier:
         cache_max_age=config.stir_cache_max_age,
         fetch_wait=config.stir_fetch_wait,
     )
+
+
+def _reachable(engine: Engine) -> Check:
+    """For /readyz: a `SELECT 1` on a thread of its own, so a hung database cannot stall the
+    loop (the caller bounds the wait)."""
+
+    def ping() -> bool:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+
+    async def check() -> bool:
+        return await asyncio.to_thread(ping)
+
+    return check

@@ -26,6 +26,7 @@ from screening.core.identity import (
     withheld,
 )
 from screening.core.numbers import classify
+from screening.service.metrics import Metrics
 from screening.store.calllog import CallRecord
 from screening.store.engine import LOOKUP_THREADS
 from screening.store.lookup import RulesLookup
@@ -112,11 +113,13 @@ class Screener:
         call_log: CallLog,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         identity: IdentityCheck | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._config = config
         self._lookup = lookup
         self._call_log = call_log
         self._identity = identity
+        self._metrics = metrics or Metrics()
         self._clock = clock
         self._lookups = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="lookup")
         self._failing = False  # one warning per outage, not one per call
@@ -173,7 +176,28 @@ class Screener:
             vouched,
             call.door,
             elapsed_us / 1000,
+            # For JSON log lines (log.format = "json"): the call's fields, no parsing needed.
+            extra={
+                "channel": call.id,
+                "caller": seen.caller or call.caller[:64],
+                "extension": call.extension,
+                "outcome": outcome,
+                "sip_code": decision.sip_code,
+                "rule": decision.rule_kind,
+                "door": call.door,
+                "ms": round(elapsed_us / 1000, 2),
+            },
         )
+        failed_open = decision.rule_kind == "error"
+        self._metrics.call(
+            call.door,
+            "failed_open" if failed_open else outcome,
+            decision.sip_code,
+            decision.rule_kind,
+        )
+        self._metrics.decision_seconds.labels(call.door).observe(elapsed_us / 1e6)
+        if v.source != "none":
+            self._metrics.verifications.labels(v.status.value, v.attestation or "").inc()
         self._call_log.add(
             CallRecord(
                 at=now,
@@ -223,7 +247,9 @@ class Screener:
                 log.warning("rule look-ups work again; calls are screened")
                 self._failing = False
         except Exception as e:
-            kind = "timed out" if isinstance(e, TimeoutError) else f"{type(e).__name__}: {e}"
+            timed_out = isinstance(e, TimeoutError)
+            self._metrics.lookup_errors.labels("timeout" if timed_out else "error").inc()
+            kind = "timed out" if timed_out else f"{type(e).__name__}: {e}"
             if not self._failing:
                 log.warning("rule look-up failed (%s); calls pass unscreened until it works", kind)
                 self._failing = True

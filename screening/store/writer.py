@@ -51,6 +51,11 @@ class CallLogWriter:
         await asyncio.get_running_loop().run_in_executor(self._thread, self._open)
         self._task = asyncio.create_task(self._run(), name="call-log-writer")
 
+    @property
+    def pending(self) -> int:
+        """Rows queued or in a batch, not yet committed."""
+        return self._unwritten
+
     def add(self, record: CallRecord) -> None:
         self._unwritten += 1
         self._queue.put_nowait(record)

@@ -56,6 +56,12 @@ def sandbox() -> dict[str, str]:
     return _read_env_file(REPO / ".sandbox.env")
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 #: The source address that picks each door's trunk (scripts/sandbox-conf/pjsip.conf).
 DOOR_SOURCE = {"ari": "127.0.0.1", "agi": "127.0.0.5"}
 AGI_LISTEN = ("127.0.0.1", 4573)  # what asterisk-conf/extensions.conf dials
@@ -78,8 +84,11 @@ class App:
             **{k: v for k, v in sandbox.items() if k.startswith("SCREENING_")},
             "SCREENING_DATABASE_URL": database_url or f"sqlite:///{workdir / 'screening.db'}",
             "SCREENING_STIR_CACHE_DIR": str(workdir / "stir-cache"),
+            # Several doors run at once here: each serves /metrics on a port of its own.
+            "SCREENING_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
             **settings,
         }
+        self.metrics_url = f"http://{self.env['SCREENING_METRICS_LISTEN']}"
         self.sip_port = int(sandbox.get("SANDBOX_SIP_PORT", "5060"))
         self.log_path = workdir / f"{door}.log"
         self.proc: subprocess.Popen[bytes] | None = None

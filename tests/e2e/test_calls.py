@@ -179,3 +179,53 @@ def test_a_burst_of_calls_opens_no_threads_or_files(own_app: Callable[..., App])
     assert asyncio.run(burst()) == ["200 OK"] * 40
     fresh.rows("SELECT 1 FROM call_log", at_least=40)
     assert _threads_and_files(fresh.proc.pid) == before
+
+
+def test_json_log_lines_for_journald(own_app: Callable[..., App]) -> None:
+    app = own_app(SCREENING_LOG_FORMAT="json")
+    assert app.cli("block", "add", "+15550100031").code == 0
+    assert app.call("+15550100031", "201").status_line == "607 Unwanted"
+    app.wait_log('"outcome": "rejected"')
+    import json
+
+    lines = [json.loads(line) for line in app.log().splitlines() if line.startswith("{")]
+    assert lines and len(lines) == len(app.log().splitlines())  # every line is JSON
+    [call] = [line for line in lines if line.get("outcome")]
+    assert (call["caller"], call["extension"], call["sip_code"], call["door"], call["rule"]) == (
+        "+15550100031",
+        "201",
+        607,
+        "ari",
+        "block",
+    )
+    assert call["channel"] and call["level"] == "info" and "rejected 607" in call["message"]
+
+
+def _calls_metric(app: App, outcome: str, code: str, rule: str) -> float:
+    import re
+
+    import httpx
+
+    text = httpx.get(f"{app.metrics_url}/metrics", timeout=5, trust_env=False).text
+    labels = f'door="{app.door}",outcome="{outcome}",rule_kind="{rule}",sip_code="{code}"'
+    m = re.search(rf"^screening_calls_total\{{{labels}\}} (\S+)$", text, flags=re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_metrics_count_real_calls_and_carry_no_phone_numbers(door_app: App) -> None:
+    import httpx
+
+    before = _calls_metric(door_app, "rejected", "607", "block")
+    allowed = _calls_metric(door_app, "allowed", "", "")
+    assert door_app.cli("block", "add", "+15550100033").code == 0
+    assert door_app.call("+15550100033", "201").status_line == "607 Unwanted"
+    assert door_app.call("+15550100034", "201").status_line == "200 OK"
+    assert _calls_metric(door_app, "rejected", "607", "block") == before + 1
+    assert _calls_metric(door_app, "allowed", "", "") == allowed + 1
+    text = httpx.get(f"{door_app.metrics_url}/metrics", timeout=5, trust_env=False).text
+    assert "5550100033" not in text and "5550100034" not in text
+    ready = httpx.get(f"{door_app.metrics_url}/readyz", timeout=5, trust_env=False)
+    assert ready.status_code == 200 and ready.json()["database"] is True
+    if door_app.door == "ari":
+        assert ready.json()["asterisk"] is True
+        assert "screening_asterisk_connected 1.0" in text
