@@ -92,6 +92,41 @@ def agi(ctx: Context, listen: str | None) -> None:
     asyncio.run(run_door(config, engine))
 
 
+@cli.command()
+@click.option(
+    "--asterisk",
+    "asterisk_cmd",
+    default="asterisk -rx",
+    show_default=True,
+    metavar="COMMAND",
+    help="How to run an Asterisk CLI command here (e.g. 'docker exec pbx asterisk -rx').",
+)
+@click.option(
+    "--allow-unscreened",
+    metavar="TRUNK,...",
+    default="",
+    help="Trunks that are meant not to go through screening.",
+)
+@pass_ctx
+def doctor(ctx: Context, asterisk_cmd: str, allow_unscreened: str) -> None:
+    """Check this installation: database, ARI, the app, the dialplan, trunks, FastAGI,
+    clock. Prints what fails and how to fix it; exits 0 only when every check passes."""
+    from screening.asterisk.doctor import Asterisk, diagnose
+
+    allowed = frozenset(t.strip() for t in allow_unscreened.split(",") if t.strip())
+    checks = diagnose(
+        ctx.config, lambda: ctx.engine(check_schema=False), Asterisk(asterisk_cmd), allowed
+    )
+    for check in checks:
+        click.echo(f"[{' ok ' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
+        if not check.ok and check.fix:
+            click.echo(f"       fix: {check.fix}")
+    failed = sum(not c.ok for c in checks)
+    click.echo(f"\n{len(checks) - failed} of {len(checks)} checks passed")
+    if failed:
+        sys.exit(1)
+
+
 def _fail(message: str, code: int) -> None:
     click.echo(f"screening: error: {message}", err=True)
     sys.exit(code)

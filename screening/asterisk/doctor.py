@@ -1,0 +1,306 @@
+"""`screening doctor`: checks a live installation the way an admin would, one item at a time,
+and says how to fix each failure. It asks ARI over HTTP and Asterisk's CLI (`asterisk -rx`,
+or another command for a chroot or container), so it runs on the PBX as root or as the
+asterisk user.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import httpx
+from sqlalchemy import Engine
+
+from screening.config import Config
+from screening.store import migrate
+
+#: The contexts that screen calls (asterisk-conf/extensions.conf).
+SCREENING_CONTEXTS = ("screening-inbound", "screening-inbound-agi")
+#: Largest clock difference with Asterisk that passes.
+CLOCK_SKEW_S = 2.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+class Asterisk:
+    """Asterisk's CLI through a command (default `asterisk -rx`)."""
+
+    def __init__(self, command: str) -> None:
+        self._argv = shlex.split(command)
+
+    def run(self, line: str) -> str | None:
+        """The command's output, or None when the CLI cannot be reached."""
+        try:
+            proc = subprocess.run(
+                [*self._argv, line], capture_output=True, text=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if proc.returncode != 0 or "Unable to connect to remote asterisk" in proc.stdout:
+            return None
+        return proc.stdout
+
+
+def diagnose(
+    config: Config,
+    engine: Engine | Callable[[], Engine],
+    cli: Asterisk,
+    allow_unscreened: frozenset[str] = frozenset(),
+) -> list[Check]:
+    checks: list[Check] = [_schema(engine)]
+    checks += _ari(config)
+    console = cli.run("core show version")
+    if console is None:
+        checks.append(
+            Check(
+                "Asterisk CLI",
+                False,
+                f"cannot run {' '.join(cli._argv)!r}",
+                "run the doctor on the PBX as root or the asterisk user, or give --asterisk "
+                "with the command that reaches its CLI (e.g. 'docker exec pbx asterisk -rx')",
+            )
+        )
+        return checks
+    checks.append(Check("Asterisk CLI", True, " ".join(console.split()[:2])))
+    checks.append(_pjsiphangup(cli))
+    checks.append(_http_bound(cli))
+    contexts = _trunk_contexts(cli)
+    checks.append(_trunks(contexts, allow_unscreened))
+    used = set(contexts.values())
+    if "screening-inbound" in used or not used:
+        checks.append(_inbound(cli, "screening-inbound", f"Stasis({config.ari_app},"))
+        checks.append(_registered(config))
+    if "screening-inbound-agi" in used:
+        target = f"AGI(agi://{config.agi_host}:{config.agi_port}/screen,"
+        checks.append(_inbound(cli, "screening-inbound-agi", target))
+        checks.append(_fastagi(config))
+    checks.append(_clock(config))
+    return checks
+
+
+def _schema(engine: Engine | Callable[[], Engine]) -> Check:
+    try:
+        db = engine() if callable(engine) else engine
+        have, want = migrate.current(db), migrate.head()
+    except Exception as e:
+        return Check(
+            "database",
+            False,
+            f"cannot open it: {str(e).strip().splitlines()[0][:160]}",
+            "check database_url (SCREENING_DATABASE_URL) and that the server runs",
+        )
+    if have != want:
+        return Check(
+            "database schema",
+            False,
+            f"at revision {have or 'empty'}, this version needs {want}",
+            "run `screening db upgrade`",
+        )
+    return Check("database schema", True, f"current (revision {have})")
+
+
+def _http(config: Config) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"{config.ari_url}/ari",
+        auth=(config.ari_user, config.ari_password),
+        timeout=5,
+        trust_env=False,
+    )
+
+
+def _ari(config: Config) -> list[Check]:
+    name = f"ARI at {config.ari_url} as {config.ari_user!r}"
+    try:
+        with _http(config) as http:
+            r = http.get("/asterisk/info")
+    except httpx.HTTPError as e:
+        return [
+            Check(
+                name,
+                False,
+                f"unreachable: {e}",
+                "enable Asterisk's HTTP server and ARI (asterisk-conf/http.conf, ari.conf) "
+                "and check ari.url",
+            )
+        ]
+    if r.status_code in (401, 403):
+        return [
+            Check(
+                name,
+                False,
+                f"HTTP {r.status_code}: the credentials are refused",
+                "make ari.user / ari.password (or ari.password_file) match the user in "
+                "ari.conf, then `asterisk -rx 'module reload res_ari.so'`",
+            )
+        ]
+    if r.status_code != 200:
+        return [Check(name, False, f"HTTP {r.status_code}", "is ARI enabled in ari.conf?")]
+    return [Check(name, True, "reachable, credentials accepted")]
+
+
+def _registered(config: Config) -> Check:
+    name = f"ARI app {config.ari_app!r} registered"
+    try:
+        with _http(config) as http:
+            r = http.get(f"/applications/{config.ari_app}")
+    except httpx.HTTPError as e:
+        return Check(name, False, f"cannot ask ARI: {e}", "see the ARI check above")
+    if r.status_code == 200:
+        return Check(name, True, "`screening serve` is connected")
+    return Check(
+        name,
+        False,
+        "no app of that name is connected: calls pass unscreened",
+        "start it: `systemctl start screening-serve` (or `screening serve`)",
+    )
+
+
+def _pjsiphangup(cli: Asterisk) -> Check:
+    out = cli.run("core show application PJSIPHangup") or ""
+    if "Info about Application 'PJSIPHangup'" in out:
+        return Check("PJSIPHangup available", True, "607/608 can be sent")
+    return Check(
+        "PJSIPHangup available",
+        False,
+        "no such application: rejected calls would get another code",
+        "upgrade Asterisk to 18.21 / 20.6 / 21.1 or newer, with chan_pjsip loaded",
+    )
+
+
+def _http_bound(cli: Asterisk) -> Check:
+    out = cli.run("http show status") or ""
+    m = re.search(r"Bound to (\[?[^\]\s]+?\]?):(\d+)", out)
+    if m is None:
+        return Check("ARI bound to loopback", False, "the HTTP server is not enabled", "")
+    host = m.group(1).strip("[]")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback:
+        return Check("ARI bound to loopback", True, f"{host}:{m.group(2)}")
+    return Check(
+        "ARI bound to loopback",
+        False,
+        f"bound to {host}:{m.group(2)}: ARI is reachable from other hosts",
+        "set bindaddr=127.0.0.1 in http.conf (asterisk-conf/http.conf), then "
+        "`asterisk -rx 'module reload http'`",
+    )
+
+
+def _trunk_contexts(cli: Asterisk) -> dict[str, str]:
+    """PJSIP endpoints matched by IP (`identify`: trunks) -> their context."""
+    out = cli.run("pjsip show identifies") or ""
+    found = re.findall(r"^\s*Identify:\s+([^<\s]\S*?)/(\S+)", out, flags=re.M)
+    names = sorted({endpoint for _identify, endpoint in found})
+    contexts = {}
+    for name in names:
+        detail = cli.run(f"pjsip show endpoint {name}") or ""
+        m = re.search(r"^\s*context\s*:\s*(\S+)", detail, flags=re.M)
+        contexts[name] = m.group(1) if m else "?"
+    return contexts
+
+
+def _trunks(contexts: dict[str, str], allowed: frozenset[str]) -> Check:
+    name = "trunks go through screening"
+    if not contexts:
+        return Check(name, True, "no PJSIP trunks (endpoints with an identify) found")
+    bad = {t: c for t, c in contexts.items() if c not in SCREENING_CONTEXTS and t not in allowed}
+    if bad:
+        listed = ", ".join(f"{t} (context {c})" for t, c in sorted(bad.items()))
+        return Check(
+            name,
+            False,
+            f"not screened: {listed}",
+            "set context=screening-inbound (or screening-inbound-agi) on the trunk's endpoint "
+            "in pjsip.conf; --allow-unscreened NAME for a trunk that should not be",
+        )
+    return Check(name, True, f"{len(contexts)} trunk(s): " + ", ".join(sorted(contexts)))
+
+
+def _inbound(cli: Asterisk, context: str, target: str) -> Check:
+    out = cli.run(f"dialplan show {context}") or ""
+    name = f"context {context} loaded"
+    if f"'{context}'" not in out or "There is no existence" in out:
+        return Check(
+            name,
+            False,
+            "not in the dialplan",
+            "add asterisk-conf/extensions.conf to /etc/asterisk and `dialplan reload` "
+            "(a syntax error anywhere in extensions.conf drops the whole dialplan)",
+        )
+    if target not in out:
+        return Check(
+            name,
+            False,
+            f"it does not call {target}...)",
+            "compare with asterisk-conf/extensions.conf: the app name (ari.app) and the "
+            "FastAGI address (agi.listen) must match",
+        )
+    return Check(name, True, f"reaches {target}...)")
+
+
+def _fastagi(config: Config) -> Check:
+    where = f"{config.agi_host}:{config.agi_port}"
+    try:
+        with socket.create_connection((config.agi_host, config.agi_port), timeout=2):
+            pass
+    except OSError as e:
+        return Check(
+            f"FastAGI server at {where}",
+            False,
+            f"not reachable ({e.strerror or e}): calls pass unscreened",
+            "start it: `systemctl start screening-agi` (or `screening agi`)",
+        )
+    return Check(f"FastAGI server at {where}", True, "accepting connections")
+
+
+def _clock(config: Config) -> Check:
+    zone = _host_zone()
+    try:
+        with _http(config) as http:
+            r = http.get("/asterisk/ping")
+        theirs = parsedate_to_datetime(r.headers["date"]).timestamp()
+    except (httpx.HTTPError, KeyError, TypeError, ValueError):
+        return Check(f"time zone {zone}, clock", zone != "unknown", "Asterisk's clock unknown")
+    skew = time.time() - theirs
+    if zone == "unknown":
+        return Check(
+            "time zone",
+            False,
+            "this host has no time zone set: DND schedules without --tz use UTC",
+            "timedatectl set-timezone Region/City",
+        )
+    if abs(skew) > CLOCK_SKEW_S:
+        return Check(
+            f"time zone {zone}, clock",
+            False,
+            f"{skew:+.1f} s against Asterisk's",
+            "synchronise both hosts' clocks (systemd-timesyncd, chrony)",
+        )
+    return Check(f"time zone {zone}, clock", True, f"{skew:+.1f} s against Asterisk's")
+
+
+def _host_zone() -> str:
+    try:
+        target = Path("/etc/localtime").resolve()
+    except OSError:
+        return "unknown"
+    if "zoneinfo/" in str(target):
+        return str(target).split("zoneinfo/", 1)[1]
+    return "unknown"

@@ -1,0 +1,117 @@
+"""`screening doctor` against the sandbox: healthy, and broken on purpose (a wrong password,
+a missing context, the app not running, the FastAGI server not running)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.cli_helpers import Result
+from tests.e2e.conftest import REPO, App
+
+pytestmark = pytest.mark.e2e
+
+SANDBOX_CLI = f"{REPO / 'scripts' / 'sandbox'} cli"
+# The sandbox's benchmark baselines and second instance are meant not to be screened.
+NOT_SCREENED = "bench-astdb,bench-bare,trunk-b"
+
+
+def doctor(app: App, **env: str) -> Result:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "screening",
+            "doctor",
+            "--asterisk",
+            SANDBOX_CLI,
+            "--allow-unscreened",
+            NOT_SCREENED,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **app.env, **env},
+        timeout=60,
+        check=False,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def lines(result: Result, mark: str) -> list[str]:
+    return [line for line in result.out.splitlines() if line.startswith(f"[{mark}]")]
+
+
+def test_healthy_sandbox_passes_every_check(app: App, agi_app: App) -> None:
+    r = doctor(app)
+    assert r.code == 0, r.out + r.err
+    assert not lines(r, "FAIL")
+    names = [line.split("] ", 1)[1].split(": ", 1)[0] for line in lines(r, " ok ")]
+    for expected in (
+        "database schema",
+        "ARI at http://127.0.0.1:8088 as 'screening'",
+        "PJSIPHangup available",
+        "ARI bound to loopback",
+        "trunks go through screening",
+        "context screening-inbound loaded",
+        "ARI app 'screening' registered",
+        "context screening-inbound-agi loaded",
+        "FastAGI server at 127.0.0.1:4573",
+    ):
+        assert expected in names, (expected, r.out)
+    assert r.out.rstrip().endswith(f"{len(names)} of {len(names)} checks passed")
+
+
+def test_wrong_password_fails_with_the_fix(app: App, agi_app: App) -> None:
+    r = doctor(app, SCREENING_ARI_PASSWORD="wrong")
+    assert r.code == 1
+    [fail] = [f for f in lines(r, "FAIL") if "ARI at" in f]
+    assert "credentials are refused" in fail
+    assert "fix: make ari.user / ari.password" in r.out
+
+
+def test_unscreened_trunk_fails_unless_allowed(app: App, agi_app: App) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "screening", "doctor", "--asterisk", SANDBOX_CLI],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **app.env},
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "not screened: bench-astdb (context bench-astdb)" in proc.stdout
+
+
+@pytest.fixture
+def context_removed(sandbox: dict[str, str]) -> Iterator[None]:
+    cli = [str(REPO / "scripts" / "sandbox"), "cli"]
+    subprocess.run([*cli, "dialplan remove context screening-inbound-agi"], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run([*cli, "dialplan reload"], check=True, capture_output=True)
+
+
+def test_missing_context_fails(app: App, agi_app: App, context_removed: None) -> None:
+    r = doctor(app)
+    assert r.code == 1
+    [fail] = [f for f in lines(r, "FAIL") if "screening-inbound-agi" in f]
+    assert "not in the dialplan" in fail
+
+
+def test_app_not_running_fails(own_app: Callable[..., App], app: App, agi_app: App) -> None:
+    # own_app has stopped the shared ARI app; it comes back after this test.
+    agi_app.stop()
+    try:
+        r = doctor(agi_app)
+    finally:
+        agi_app.start()
+    assert r.code == 1
+    failed = "\n".join(lines(r, "FAIL"))
+    assert "ARI app 'screening' registered: no app of that name is connected" in failed
+    assert "FastAGI server at 127.0.0.1:4573: not reachable" in failed
+    assert "systemctl start screening-serve" in r.out
