@@ -175,3 +175,18 @@ def test_json_log_lines_carry_the_call_fields() -> None:
         JsonLines().format(logging.LogRecord("x", logging.WARNING, "", 0, "m", (), None))
     )
     assert set(plain) == {"time", "level", "logger", "message"}
+
+
+def test_the_shipped_example_file_names_every_setting_and_loads() -> None:
+    import tomllib
+
+    example = Path(__file__).resolve().parents[2] / "contrib" / "screening.toml"
+    loaded = config.load_all({"SCREENING_ARI_PASSWORD": "x"}, str(example))
+    assert loaded.config.stir_cache_dir == "/var/cache/screening/stir"
+    data = tomllib.loads(example.read_text())
+    keys = set()
+    for key, value in data.items():
+        keys |= {f"{key}.{sub}" for sub in value} if isinstance(value, dict) else {key}
+    secrets = {s.key for s in config.SETTINGS if s.secret}
+    keys = {k.removesuffix("_file") if k.removesuffix("_file") in secrets else k for k in keys}
+    assert keys == {s.key for s in config.SETTINGS}
