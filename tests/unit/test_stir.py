@@ -181,7 +181,7 @@ def test_strict_x5u_rules_by_default() -> None:
     assert x5u_problem("https://user:pw@cert.example.com/sp.pem", relaxed=False)
     assert x5u_problem("notaurl", relaxed=True)
     assert x5u_problem("ftp://cert.example.com/sp.pem", relaxed=True)
-    assert x5u_problem("http://127.0.0.1:8089/sp.pem", relaxed=True) is None
+    assert x5u_problem("http://127.0.0.1:8099/sp.pem", relaxed=True) is None
 
 
 def test_strict_verifier_refuses_loopback_and_bad_urls_without_fetching() -> None:
