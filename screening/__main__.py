@@ -6,6 +6,7 @@ otherwise take a core from call set-up (tests/e2e/test_concurrency.py saw calls 
 instead of 8 without this).
 """
 
+import contextlib
 import os
 import sys
 
@@ -17,7 +18,9 @@ def yield_to_calls() -> None:
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
-        os.nice(10)
+        # A sandbox that forbids both: run as we are.
+        with contextlib.suppress(OSError):
+            os.nice(10)
 
 
 def main() -> None:

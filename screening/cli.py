@@ -1,5 +1,6 @@
-"""The `screening` command's entry point: the admin commands (admin.cli) and the two doors,
-`serve` (ARI) and `agi` (FastAGI), which run until SIGTERM or Ctrl-C."""
+"""The `screening` command's entry point: the admin commands (admin.cli), the two call doors,
+`serve` (ARI) and `agi` (FastAGI), and the web console (`web`), which run until SIGTERM or
+Ctrl-C; and `doctor`."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import asyncio
 import json
 import logging
 import sys
+from dataclasses import replace
 
 import click
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from screening import __version__
 from screening.admin.cli import Context, cli, pass_ctx
-from screening.config import parse_listen
+from screening.config import Config, parse_listen
 from screening.core.errors import ScreeningError
 
 log = logging.getLogger("screening")
@@ -78,18 +80,35 @@ def agi(ctx: Context, listen: str | None) -> None:
     The dialplan reaches it with AGI(agi://127.0.0.1:4573/screen,${EXTEN}); see
     asterisk-conf/extensions.conf. FastAGI has no authentication: keep it on loopback.
     """
-    from dataclasses import replace
-
     from screening.asterisk.fastagi import serve as run_door
 
-    config = ctx.config
-    if listen is not None:
-        host, port = parse_listen(listen, "--listen")
-        config = replace(config, agi_host=host, agi_port=port)
+    config = _listening(ctx.config, listen, "agi")
     _logging(ctx.debug, config.log_format)
     engine = ctx.engine()
     log.info("screening %s: database %s, region %s", __version__, ctx.where(), ctx.region)
     asyncio.run(run_door(config, engine))
+
+
+@cli.command()
+@click.option("--listen", metavar="HOST:PORT", help="Where to listen [default: web.listen].")
+@pass_ctx
+def web(ctx: Context, listen: str | None) -> None:
+    """Run the web console (until SIGTERM or Ctrl-C); 127.0.0.1:8089 by default."""
+    from screening.web.serve import serve as run_web
+
+    config = _listening(ctx.config, listen, "web")
+    _logging(ctx.debug, config.log_format)
+    asyncio.run(run_web(config, ctx.engine()))
+
+
+def _listening(config: Config, listen: str | None, door: str) -> Config:
+    """The settings with a door's address from --listen, when given."""
+    if listen is None:
+        return config
+    host, port = parse_listen(listen, "--listen")
+    if door == "agi":
+        return replace(config, agi_host=host, agi_port=port)
+    return replace(config, web_host=host, web_port=port)
 
 
 @cli.command()

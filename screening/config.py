@@ -64,6 +64,12 @@ class Config:
     log_format: str = "text"
     # /metrics, /healthz, /readyz; None = not served.
     metrics_listen: tuple[str, int] | None = ("127.0.0.1", 9469)
+    # The web console (`screening web`), and the key its session cookies are signed with
+    # ("" = a new one at each start: everyone logs in again after a restart).
+    web_host: str = "127.0.0.1"
+    web_port: int = 8089
+    web_secret_key: str = field(default="", repr=False)
+    web_secure_cookies: bool = False  # behind a TLS proxy: the cookie only over https
 
     @property
     def events_url(self) -> str:
@@ -161,6 +167,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("stir.fetch_wait_ms", int, 1000, _between(1, 10000), help="longest certificate wait"),
     Setting("log.format", str, "text", _log_format, help="text or json"),
     Setting("metrics.listen", str, "127.0.0.1:9469", _metrics_listen, help="/metrics; off: none"),
+    Setting("web.listen", str, "127.0.0.1:8089", _listen, help="where `screening web` listens"),
+    Setting("web.secret_key", str, "", secret=True, help="signs the console's session cookies"),
+    Setting("web.secure_cookies", bool, False, help="session cookie over https only"),
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -212,6 +221,10 @@ def load_all(environ: Mapping[str, str] | None = None, path: str | None = None) 
         stir_fetch_wait=values["stir.fetch_wait_ms"] / 1000,
         log_format=values["log.format"],
         metrics_listen=values["metrics.listen"],
+        web_host=values["web.listen"][0],
+        web_port=values["web.listen"][1],
+        web_secret_key=values["web.secret_key"],
+        web_secure_cookies=values["web.secure_cookies"],
     )
     return Loaded(config, values, sources, file_name)
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal, TextIO
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ from screening import __version__, config
 from screening.admin import csvfile, ops, parse
 from screening.core.errors import InvalidInput
 from screening.core.numbers import normalise
+from screening.service import accounts as accounts_service
 from screening.store import calllog, lists, migrate, policies
 from screening.store.engine import make_engine
 from screening.store.policies import NameKind
@@ -844,6 +846,105 @@ def stats(ctx: Context, since: str, top: int, as_json: bool) -> None:
     if s.by_verification:
         click.echo("\nverification (STIR/SHAKEN or carrier)")
         _table(["RESULT", "CALLS"], s.by_verification)
+
+
+# -- user -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def user() -> None:
+    """Web console accounts: admins, and each extension's user."""
+
+
+def _password(password_file: str | None, prompt: str = "Password") -> str:
+    """From the file's first line, else asked twice on the terminal: never from argv."""
+    if password_file is not None:
+        try:
+            lines = Path(password_file).read_text().splitlines()
+        except OSError as e:
+            raise InvalidInput("--password-file", f"cannot read it: {e.strerror}") from None
+        return lines[0] if lines else ""
+    text: str = click.prompt(prompt, hide_input=True, confirmation_prompt=True, err=True)
+    return text
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "user"]), required=True)
+@click.option("--extension", metavar="EXT", help="The extension a user sees (users only).")
+@click.option("--password-file", metavar="FILE", help="Read the password from FILE.")
+@pass_ctx
+def user_add(
+    ctx: Context, name: str, role: str, extension: str | None, password_file: str | None
+) -> None:
+    """Create an account. The password is asked for (or read from --password-file)."""
+    name, role, extension = parse.new_user(name, role, extension)
+    password = accounts_service.check_password(_password(password_file), "password")
+    made = accounts_service.Accounts(ctx.engine()).add(
+        name, role, extension, password, datetime.now(UTC)
+    )
+    scope = f" for extension {made.extension}" if made.extension else ""
+    click.echo(f"added {made.role} {made.name}{scope}")
+
+
+@user.command("list")
+@json_option
+@pass_ctx
+def user_list(ctx: Context, as_json: bool) -> None:
+    """List accounts (never their passwords)."""
+    found = accounts_service.Accounts(ctx.engine()).all()
+    if as_json:
+        _json(
+            [
+                {
+                    "name": a.name,
+                    "role": a.role,
+                    "extension": a.extension,
+                    "created_at": _iso(a.created_at),
+                    "locked_until": _iso(a.locked_until),
+                }
+                for a in found
+            ]
+        )
+        return
+    if not found:
+        click.echo("no users; add the first admin with `screening user add NAME --role admin`")
+        return
+    _table(
+        ["NAME", "ROLE", "EXTENSION", "CREATED", "LOCKED UNTIL"],
+        [
+            [a.name, a.role, a.extension, _local(a.created_at), _local(a.locked_until)]
+            for a in found
+        ],
+    )
+
+
+@user.command("remove")
+@click.argument("name")
+@pass_ctx
+def user_remove(ctx: Context, name: str) -> None:
+    """Remove an account and its API tokens."""
+    accounts_service.Accounts(ctx.engine()).remove(name, datetime.now(UTC))
+    click.echo(f"removed user {name}")
+
+
+@user.command("passwd")
+@click.argument("name")
+@click.option("--password-file", metavar="FILE", help="Read the new password from FILE.")
+@pass_ctx
+def user_passwd(ctx: Context, name: str, password_file: str | None) -> None:
+    """Set a new password (and lift a lock-out)."""
+    password = accounts_service.check_password(_password(password_file, "New password"))
+    accounts_service.Accounts(ctx.engine()).passwd(name, password, datetime.now(UTC))
+    click.echo(f"password set for {name}")
+
+
+@user.command("token")
+@click.argument("name")
+@pass_ctx
+def user_token(ctx: Context, name: str) -> None:
+    """Print a new API token for NAME (Authorization: Bearer TOKEN). Shown once."""
+    click.echo(accounts_service.Accounts(ctx.engine()).new_token(name, datetime.now(UTC)))
 
 
 # -- import / export ------------------------------------------------------------------------

@@ -355,3 +355,22 @@ def new_name(
         parse_reason(reason),
         source,
     )
+
+
+# -- console accounts ------------------------------------------------------------------------
+
+_USER = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+
+
+def new_user(name: str, role: str, extension: str | None) -> tuple[str, str, str | None]:
+    """(name, role, extension) for `screening user add`, checked; a user (not an admin)
+    needs the extension whose calls they see."""
+    if not _USER.fullmatch(name):
+        raise InvalidInput("NAME", f"expected 1-64 letters, digits, . _ @ or -, got {name!r}")
+    if role not in ("admin", "user"):
+        raise InvalidInput("--role", f"expected admin or user, got {role!r}")
+    if role == "user" and extension is None:
+        raise InvalidInput("--extension", "a user needs the extension whose calls they see")
+    if role == "admin" and extension is not None:
+        raise InvalidInput("--extension", "an admin sees every extension; leave it out")
+    return name, role, parse_extension(extension, "--extension") if extension else None

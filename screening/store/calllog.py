@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import ColumnElement, Table, and_, case, delete, func, insert, select
 from sqlalchemy.orm import Session
@@ -180,3 +180,26 @@ def stats(session: Session, since: datetime | None = None, top: int = 10) -> Sta
         by_verification=[(f"{v or 'none'} {a or ''}".strip(), n) for v, a, n in verified],
         top_names=[(str(name), n) for name, n in top_names],
     )
+
+
+def daily(
+    session: Session, since: datetime, extension: str | None = None
+) -> list[tuple[str, int, int, int]]:
+    """(YYYY-MM-DD in UTC, allowed, rejected, failed open) per day since `since`, oldest
+    first; days without calls are left out."""
+    day = func.date(CallLog.at)
+    query = (
+        select(
+            day,
+            func.count(case((CallLog.decision == "allowed", 1))),
+            func.count(case((CallLog.decision == "rejected", 1))),
+            func.count(case((CallLog.rule_kind == "error", 1))),
+        )
+        .where(CallLog.at >= since)
+        .group_by(day)
+        .order_by(day)
+    )
+    if extension is not None:
+        query = query.where(CallLog.extension == extension)
+    rows: list[Any] = list(session.execute(query).all())
+    return [(str(d)[:10], int(a), int(r), int(f)) for d, a, r, f in rows]

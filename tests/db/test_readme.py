@@ -35,5 +35,7 @@ def test_readme_cli_examples_run(
         argv = shlex.split(line)[1:]
         if ">" in argv:  # a shell redirect: keep the command, drop the redirection
             argv = argv[: argv.index(">")]
+        if "--password-file" in argv:  # the example's password file, as the admin made it
+            (tmp_path / argv[argv.index("--password-file") + 1]).write_text("a long passphrase\n")
         result = run(*argv, env=env)
         assert result.code == 0, f"{line!r} exited {result.code}: {result.err}"

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,23 +68,36 @@ def start(door: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
         )
 
 
+@contextmanager
+def door_until_sigterm(
+    argv: list[str], env: dict[str, str], sock: socket.socket, log: Path
+) -> Iterator[str]:
+    """Start a door, wait for READY=1 and yield that message; on leaving, SIGTERM it and
+    insist on exit 0 (the log in the failure message)."""
+    proc = start(argv, env, log)
+    try:
+        got = messages(sock, "READY=1", 20)
+        assert got and got[-1].startswith("READY=1"), (got, log.read_text())
+        yield got[-1]
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=20)
+    assert code == 0, log.read_text()
+
+
 def test_agi_door_is_ready_once_listening_pings_and_says_stopping(
     notify: tuple[socket.socket, dict[str, str]], tmp_path: Path
 ) -> None:
     sock, env = notify
     port = free_port()
-    proc = start(["agi", "--listen", f"127.0.0.1:{port}"], env, tmp_path / "agi.log")
-    try:
-        got = messages(sock, "READY=1", 20)
-        assert got and got[-1] == f"READY=1\nSTATUS=FastAGI on 127.0.0.1:{port}", got
+    agi = ["agi", "--listen", f"127.0.0.1:{port}"]
+    with door_until_sigterm(agi, env, sock, tmp_path / "agi.log") as ready:
+        assert ready == f"READY=1\nSTATUS=FastAGI on 127.0.0.1:{port}"
         with socket.create_connection(("127.0.0.1", port), timeout=2):
             pass  # listening when it said so
         pings = messages(sock, "never", 1.0)
         assert pings.count("WATCHDOG=1") >= 5, pings  # every 0.1 s
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=20)
-    assert code == 0, (tmp_path / "agi.log").read_text()
     assert any(m.startswith("STOPPING=1") for m in messages(sock, "STOPPING=1", 2))
 
 
@@ -106,7 +120,9 @@ def test_ari_door_is_ready_and_keeps_pinging_while_asterisk_is_away(
         proc.wait(timeout=20)
 
 
-@pytest.mark.parametrize("unit", ["screening-serve.service", "screening-agi.service"])
+@pytest.mark.parametrize(
+    "unit", ["screening-serve.service", "screening-agi.service", "screening-web.service"]
+)
 def test_unit_files_verify_clean_and_are_hardened(unit: str, tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
@@ -115,6 +131,7 @@ def test_unit_files_verify_clean_and_are_hardened(unit: str, tmp_path: Path) -> 
     for line in (
         "Type=notify",
         "WatchdogSec=10",
+        "ProtectHome=yes",
         "Restart=always",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
@@ -190,3 +207,17 @@ def test_readyz_says_which_part_is_missing(
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
+
+
+def test_web_console_is_ready_once_listening_and_pings(
+    notify: tuple[socket.socket, dict[str, str]], tmp_path: Path
+) -> None:
+    sock, env = notify
+    port = free_port()
+    web = ["web", "--listen", f"127.0.0.1:{port}"]
+    with door_until_sigterm(web, env, sock, tmp_path / "web.log") as ready:
+        assert ready == f"READY=1\nSTATUS=web console on 127.0.0.1:{port}"
+        code, body = get(f"http://127.0.0.1:{port}/login")
+        assert code == 200 and "Log in" in body
+        assert messages(sock, "never", 1.0).count("WATCHDOG=1") >= 5
+    assert "no web.secret_key set" in (tmp_path / "web.log").read_text()

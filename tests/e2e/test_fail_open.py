@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import REPO, App
@@ -73,9 +74,11 @@ def test_sandbox_down_leaves_nothing_and_up_is_idempotent_and_the_app_reconnects
     app: App,
 ) -> None:
     assert app.cli("block", "add", "+15550200003").code == 0
+    reconnects = _metric(app, "screening_asterisk_reconnects_total")
     _sandbox("down")
     assert _asterisk_pids() == [] and _sandbox_mounts() == []
     app.wait_log("lost ARI")
+    assert _metric(app, "screening_asterisk_connected") == 0.0
     _sandbox("up")
     pids = _asterisk_pids()
     _sandbox("up")
@@ -85,6 +88,15 @@ def test_sandbox_down_leaves_nothing_and_up_is_idempotent_and_the_app_reconnects
     assert waited < 2, f"the app took {waited:.1f}s to re-register after Asterisk came back"
     assert app.call("+15550200003", "201").status_line == "607 Unwanted"
     app.wait_log("reconnected to ARI")
+    assert _metric(app, "screening_asterisk_connected") == 1.0
+    assert _metric(app, "screening_asterisk_reconnects_total") == reconnects + 1
+
+
+def _metric(app: App, name: str) -> float:
+    """An unlabelled metric from the app's /metrics."""
+    text = httpx.get(f"{app.metrics_url}/metrics", timeout=5, trust_env=False).text
+    [value] = [line.split()[1] for line in text.splitlines() if line.split(" ")[0] == name]
+    return float(value)
 
 
 def test_password_never_reaches_the_log(app: App) -> None:

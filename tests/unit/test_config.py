@@ -181,7 +181,8 @@ def test_the_shipped_example_file_names_every_setting_and_loads() -> None:
     import tomllib
 
     example = Path(__file__).resolve().parents[2] / "contrib" / "screening.toml"
-    loaded = config.load_all({"SCREENING_ARI_PASSWORD": "x"}, str(example))
+    env = {"SCREENING_ARI_PASSWORD": "x", "SCREENING_WEB_SECRET_KEY": "y"}
+    loaded = config.load_all(env, str(example))
     assert loaded.config.stir_cache_dir == "/var/cache/screening/stir"
     data = tomllib.loads(example.read_text())
     keys = set()

@@ -1,0 +1,77 @@
+"""`screening web`: the console under uvicorn, in a process of its own (a fault here never
+touches call handling), with systemd's READY=1 once it listens and watchdog pings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Iterator
+
+import uvicorn
+from sqlalchemy import Engine
+
+from screening.config import Config
+from screening.service.runtime import stop_on_signals
+from screening.service.systemd import Notifier
+from screening.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+async def serve(config: Config, engine: Engine) -> None:
+    key = config.web_secret_key
+    if not key:
+        key = secrets.token_urlsafe(32)
+        log.warning(
+            "no web.secret_key set: sessions end when the console restarts "
+            "(set web.secret_key_file, README 'Web console')"
+        )
+    app = create_app(config, engine, key, https_only=config.web_secure_cookies)
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=config.web_host,
+            port=config.web_port,
+            log_config=None,  # ours (screening.cli), not uvicorn's
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,  # only a proxy the admin configures may set client addresses
+            lifespan="off",
+        )
+    )
+    systemd = Notifier()
+    stop = stop_on_signals()
+    running = asyncio.create_task(server.serve())
+    # uvicorn offers no event for "listening": poll its flag until then.
+    while not server.started and not running.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    if running.done():
+        await running  # it failed to start: let the error out
+        raise SystemExit(1)  # uvicorn returned without listening (port taken: it logged why)
+    log.info("web console on http://%s:%d", config.web_host, config.web_port)
+    systemd.ready(f"web console on {config.web_host}:{config.web_port}")
+    pings = asyncio.create_task(systemd.watchdog())
+    stopper = asyncio.create_task(_stop_when(stop, server))
+    try:
+        await running
+    finally:
+        systemd.stopping()
+        pings.cancel()
+        stopper.cancel()
+        systemd.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: it re-raises SIGTERM after shutting down, so
+    the process would die by the signal instead of exiting 0 like the other doors."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _stop_when(stop: asyncio.Event, server: uvicorn.Server) -> None:
+    await stop.wait()
+    server.should_exit = True
