@@ -1,0 +1,144 @@
+"""The web console in a real browser (Debian's chromium, driven by Playwright; no browser
+download), beside the real ARI app and real SIP calls. Screenshots of the pages go to
+test-artifacts/ (or $SCREENING_TEST_ARTIFACTS)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import REPO, App, free_port
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "a browser passphrase"
+ARTIFACTS = Path(os.environ.get("SCREENING_TEST_ARTIFACTS", REPO / "test-artifacts"))
+
+
+@pytest.fixture(scope="module")
+def console(app: App, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`screening web` on the shared app's database, with an admin and the user of 201."""
+    work = tmp_path_factory.mktemp("web")
+    secret = work / "pw"
+    secret.write_text(PASSWORD + "\n")
+    for args in (("admin", "--role", "admin"), ("user201", "--role", "user", "--extension", "201")):
+        r = app.cli("user", "add", *args, "--password-file", str(secret))
+        assert r.code == 0 or "exists already" in r.err, r.err
+    port = free_port()
+    env = {**os.environ, **app.env, "SCREENING_WEB_SECRET_KEY": "browser-test-key"}
+    log = (work / "web.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "screening", "web", "--listen", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            httpx.get(f"{url}/login", timeout=1, trust_env=False)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        pytest.fail(f"screening web did not start:\n{(work / 'web.log').read_text()}")
+    yield url
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("Debian's chromium is missing: scripts/bootstrap installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        # --no-sandbox: the tests run as root here, where chromium's sandbox refuses to start.
+        instance = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield instance
+        instance.close()
+
+
+def call(app: App, caller: str, to: str) -> str:
+    """A real call, on a thread: Playwright's sync API keeps an event loop on this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(app.call, caller, to).result().status_line
+
+
+def shot(page: object, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def log_in(browser: object, url: str, name: str, **context: object) -> object:
+    page = browser.new_context(**context).new_page()  # type: ignore[attr-defined]
+    page.goto(f"{url}/login")
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{url}/")
+    return page
+
+
+def test_admin_sees_a_real_call_on_the_dashboard(app: App, console: str, browser: object) -> None:
+    page = log_in(browser, console, "admin")
+    assert page.get_by_role("heading", name="Today", exact=True).is_visible()  # type: ignore[attr-defined]
+    before = int(page.locator("#calls").inner_text())  # type: ignore[attr-defined]
+    assert app.cli("block", "add", "+15550900001", "--reason", "seen in the browser").code == 0
+    assert call(app, "+15550900001", "201") == "607 Unwanted"
+    app.rows("SELECT id FROM call_log WHERE caller = '+15550900001'", at_least=1)
+    page.reload()  # type: ignore[attr-defined]
+    assert int(page.locator("#calls").inner_text()) == before + 1  # type: ignore[attr-defined]
+    assert page.get_by_role("cell", name="+15550900001").is_visible()  # type: ignore[attr-defined]
+    shot(page, "dashboard")
+
+
+def test_user_sees_only_their_extension(app: App, console: str, browser: object) -> None:
+    assert call(app, "+15550900002", "202") == "200 OK"
+    assert call(app, "+15550900003", "201") == "200 OK"
+    app.rows("SELECT id FROM call_log WHERE caller = '+15550900003'", at_least=1)
+    page = log_in(browser, console, "user201")
+    text = page.inner_text("main")  # type: ignore[attr-defined]
+    assert "Extension 201" in text and "+15550900003" in text
+    assert "+15550900002" not in text and "Today" not in text
+    shot(page, "extension-201")
+
+
+def test_a_form_without_its_csrf_token_is_refused(console: str, browser: object) -> None:
+    page = browser.new_context().new_page()  # type: ignore[attr-defined]
+    page.goto(f"{console}/login")
+    page.evaluate("document.querySelector('input[name=csrf]').remove()")
+    page.get_by_label("Name").fill("admin")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    assert "refused: the form's CSRF token is missing or wrong" in page.content()
+    page.goto(f"{console}/")
+    assert page.url.endswith("/login")  # still logged out
+
+
+def test_login_page_on_a_phone_sized_screen(console: str, browser: object) -> None:
+    page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()  # type: ignore[attr-defined]
+    page.goto(f"{console}/login")
+    # Keyboard only: the name field has the focus first, Tab moves on, Enter submits.
+    assert page.evaluate("document.activeElement.id") == "name"
+    page.keyboard.type("nobody")
+    page.keyboard.press("Tab")
+    page.keyboard.type("wrong password")
+    page.keyboard.press("Enter")
+    page.wait_for_load_state()
+    assert page.get_by_role("alert").inner_text() == "Wrong name or password, or locked for now."
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the login page scrolls sideways on a phone ({width}px)"
+    shot(page, "login-phone")
