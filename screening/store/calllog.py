@@ -203,3 +203,17 @@ def daily(
         query = query.where(CallLog.extension == extension)
     rows: list[Any] = list(session.execute(query).all())
     return [(str(d)[:10], int(a), int(r), int(f)) for d, a, r, f in rows]
+
+
+def rang(session: Session, extension: str, caller: str) -> bool:
+    """Whether `caller` (normalised) reached `extension`: only such a call can be reported."""
+    found = session.scalar(
+        select(CallLog.id)
+        .where(
+            CallLog.extension == extension,
+            CallLog.caller == caller,
+            CallLog.decision == "allowed",
+        )
+        .limit(1)
+    )
+    return found is not None

@@ -31,7 +31,14 @@ def mark_last_caller(
         return Result(
             Outcome.NOT_POSSIBLE, f"the last caller to {extension} had no usable caller ID"
         )
-    caller = last.caller
+    return mark_caller(session, last.caller, extension, now, reputation)
+
+
+def mark_caller(
+    session: Session, caller: str, extension: str, now: datetime, reputation: Reputation
+) -> Result:
+    """`extension` says `caller` (normalised) is spam: what *60 does for the last caller,
+    and what the console's "this was spam" does for a chosen one."""
     _block(session, caller, extension, f"marked as spam from {extension}", FEATURE_SOURCE, now)
     report = session.scalars(
         select(SpamReport).where(SpamReport.caller == caller, SpamReport.extension == extension)
@@ -106,3 +113,27 @@ def _reputation(session: Session, caller: str, now: datetime, reputation: Reputa
         session.delete(existing)
         return status + ": reputation block withdrawn"
     return status
+
+
+def unmark_caller(
+    session: Session, caller: str, extension: str, now: datetime, reputation: Reputation
+) -> Result:
+    """Undo `mark_caller` for this caller and extension."""
+    entry = lists.find_entry(session, "block", caller, False, extension)
+    if entry is None or entry.source != FEATURE_SOURCE:
+        return Result(Outcome.NOT_POSSIBLE, f"{caller} is not marked as spam by {extension}")
+    session.execute(delete(BlockEntry).where(BlockEntry.id == entry.id))
+    session.execute(
+        delete(SpamReport).where(SpamReport.caller == caller, SpamReport.extension == extension)
+    )
+    session.flush()
+    return Result(
+        Outcome.UNMARKED,
+        f"{caller} unblocked for {extension}; " + _reputation(session, caller, now, reputation),
+    )
+
+
+def marked_callers(session: Session, extension: str) -> set[str]:
+    """Callers this extension has marked as spam (and not undone)."""
+    rows = session.scalars(select(SpamReport.caller).where(SpamReport.extension == extension))
+    return set(rows)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -26,9 +27,11 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from screening.config import Config
+from screening.core.features import Reputation
 from screening.service.accounts import Accounts, Refused
-from screening.store import calllog
+from screening.store import calllog, reports
 from screening.store.accounts import Account
+from screening.store.accounts import audit as accounts_audit
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ def create_app(
     config: Config, engine: Engine, secret_key: str, https_only: bool = False
 ) -> Starlette:
     accounts = Accounts(engine)
+    reputation = Reputation(config.reputation_reports, config.reputation_days)
 
     def csrf(request: Request) -> str:
         token = request.session.get("csrf")
@@ -99,25 +103,75 @@ def create_app(
         who = account(request)
         if who is None:
             return RedirectResponse("/login", 303)
-        now = datetime.now(UTC)
-        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        scope = who.extension if who.role == "user" else None
+        if who.role == "user":
+            return RedirectResponse(f"/ext/{who.extension}", 303)
+        today = _midnight()
         with Session(engine) as s:
-            days = calllog.daily(s, today - timedelta(days=29), scope)
-            if who.role == "admin":
-                stats = calllog.stats(s, today, 10)
-                calls: list[Any] = []
-            else:
-                stats = None
-                calls = calllog.query_log(s, extension=who.extension, limit=50)
+            days = calllog.daily(s, today - timedelta(days=29))
+            stats = calllog.stats(s, today, 10)
+        return page(request, "home.html", user=who, stats=stats, chart=_chart(days, today))
+
+    def allowed_extension(request: Request) -> tuple[Account | None, str, Response | None]:
+        """The account and the extension of the URL, or the response that refuses it: a
+        user may only ever see their own extension."""
+        who = account(request)
+        extension = str(request.path_params["ext"])
+        if who is None:
+            return None, extension, RedirectResponse("/login", 303)
+        if who.role != "admin" and who.extension != extension:
+            peer = request.client.host if request.client else "?"
+            log.warning(
+                "console: %s (extension %s) refused extension %s from %s",
+                who.name,
+                who.extension,
+                extension,
+                peer,
+            )
+            return who, extension, PlainTextResponse("forbidden: not your extension", 403)
+        return who, extension, None
+
+    async def extension_page(request: Request) -> Response:
+        who, extension, refused = allowed_extension(request)
+        if refused is not None:
+            return refused
+        today = _midnight()
+        with Session(engine) as s:
+            days = calllog.daily(s, today - timedelta(days=29), extension)
+            calls = calllog.query_log(s, extension=extension, limit=50)
+            marked = reports.marked_callers(s, extension)
         return page(
             request,
-            "home.html",
+            "extension.html",
             user=who,
-            stats=stats,
+            extension=extension,
             calls=calls,
+            marked=marked,
             chart=_chart(days, today),
+            message=request.query_params.get("done", "")[:200],
         )
+
+    async def spam(request: Request) -> Response:
+        """ "This was spam" on a call that rang the extension: what *60 does, for this
+        caller; or its undo."""
+        who, extension, refused = allowed_extension(request)
+        if refused is not None:
+            return refused
+        assert who is not None
+        form = await form_with_csrf(request)
+        if form is None:
+            return PlainTextResponse("refused: the form's CSRF token is missing or wrong", 403)
+        caller = form.get("caller", "")[:32]
+        undo = form.get("undo") == "1"
+        now = datetime.now(UTC)
+        with Session(engine) as s, s.begin():
+            if not undo and not calllog.rang(s, extension, caller):
+                return PlainTextResponse("no such call to this extension", 400)
+            if undo:
+                result = reports.unmark_caller(s, caller, extension, now, reputation)
+            else:
+                result = reports.mark_caller(s, caller, extension, now, reputation)
+            accounts_audit(s, who.name, "unmark spam" if undo else "mark spam", result.detail, now)
+        return RedirectResponse(f"/ext/{extension}?done={quote(result.detail)}", 303)
 
     return Starlette(
         routes=[
@@ -125,6 +179,8 @@ def create_app(
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
             Route("/", home, methods=["GET"]),
+            Route("/ext/{ext}", extension_page, methods=["GET"]),
+            Route("/ext/{ext}/spam", spam, methods=["POST"]),
         ],
         middleware=[
             Middleware(
@@ -137,6 +193,10 @@ def create_app(
             )
         ],
     )
+
+
+def _midnight() -> datetime:
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _chart(days: list[tuple[str, int, int, int]], today: datetime) -> list[dict[str, Any]]:

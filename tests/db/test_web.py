@@ -167,9 +167,64 @@ def test_a_user_sees_only_their_extension(
         )
     engine.dispose()
     assert login(client, "bob") == 303
-    page = client.get("/").text
+    assert client.get("/").headers["location"] == "/ext/201"
+    page = client.get("/ext/201").text
     assert "Extension 201" in page and "+15550300201" in page
     assert "+15550300202" not in page and "Today" not in page
+    # Another extension's page, and a change to it, by URL: 403.
+    assert client.get("/ext/202").status_code == 403
+    token = csrf(client, "/ext/201")
+    r = client.post("/ext/202/spam", data={"caller": "+15550300202", "csrf": token})
+    assert r.status_code == 403
+
+
+def test_this_was_spam_and_its_undo(
+    cli: Cli, client: TestClient, database_url: str, tmp_path: Path
+) -> None:
+    add_user(cli, tmp_path, "bob", "--role", "user", "--extension", "201")
+    engine = make_engine(database_url)
+    now = datetime.now(UTC)
+    with Session(engine) as s, s.begin():
+        calllog.write_call_log(
+            s,
+            [
+                calllog.CallRecord(
+                    now,
+                    "c1",
+                    "+15550300301",
+                    "+15550300301",
+                    "201",
+                    "allowed",
+                    None,
+                    None,
+                    None,
+                    "no rule matched",
+                    900,
+                )
+            ],
+        )
+    assert login(client, "bob") == 303
+    token = csrf(client, "/ext/201")
+    # Only a caller that rang this extension can be reported; a form needs its token.
+    assert (
+        client.post("/ext/201/spam", data={"caller": "+15559999999", "csrf": token}).status_code
+        == 400
+    )
+    assert client.post("/ext/201/spam", data={"caller": "+15550300301"}).status_code == 403
+    r = client.post("/ext/201/spam", data={"caller": "+15550300301", "csrf": token})
+    assert r.status_code == 303
+    page = client.get(r.headers["location"]).text
+    assert "+15550300301 blocked for 201" in page and "Undo spam" in page
+    # The same effect as *60: the caller is blocked for 201 with 607.
+    decision = json.loads(ok(cli("check", "+15550300301", "201", "--json")))
+    assert (decision["sip_code"], decision["rule_kind"]) == (607, "block")
+    r = client.post("/ext/201/spam", data={"caller": "+15550300301", "undo": "1", "csrf": token})
+    assert "+15550300301 unblocked for 201" in client.get(r.headers["location"]).text
+    assert json.loads(ok(cli("check", "+15550300301", "201", "--json")))["decision"] == "allowed"
+    with Session(engine) as s:
+        actions = [a.action for a in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+    assert actions[-2:] == ["mark spam", "unmark spam"]
+    engine.dispose()
 
 
 def test_the_session_cookie_is_secure_when_asked(

@@ -88,7 +88,7 @@ def log_in(browser: object, url: str, name: str, **context: object) -> object:
     page.get_by_label("Name").fill(name)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{url}/")
+    page.wait_for_url(lambda u: not u.endswith("/login"))
     return page
 
 
@@ -114,6 +114,13 @@ def test_user_sees_only_their_extension(app: App, console: str, browser: object)
     assert "Extension 201" in text and "+15550900003" in text
     assert "+15550900002" not in text and "Today" not in text
     shot(page, "extension-201")
+    # "This was spam" on the call that rang: the caller is then blocked for 201.
+    page.get_by_role("button", name="+15550900003 was spam").click()  # type: ignore[attr-defined]
+    assert "+15550900003 blocked for 201" in page.get_by_role("status").inner_text()  # type: ignore[attr-defined]
+    assert call(app, "+15550900003", "201") == "607 Unwanted"
+    # 202's page by URL: refused.
+    response = page.goto(console + "/ext/202")  # type: ignore[attr-defined]
+    assert response.status == 403
 
 
 def test_a_form_without_its_csrf_token_is_refused(console: str, browser: object) -> None:
