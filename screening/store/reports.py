@@ -65,16 +65,7 @@ def undo_last_mark(
     ).first()
     if entry is None:
         return Result(Outcome.NOT_POSSIBLE, f"{extension} has no mark to undo")
-    caller = entry.value
-    session.delete(entry)
-    session.execute(
-        delete(SpamReport).where(SpamReport.caller == caller, SpamReport.extension == extension)
-    )
-    session.flush()
-    return Result(
-        Outcome.UNMARKED,
-        f"{caller} unblocked for {extension}; " + _reputation(session, caller, now, reputation),
-    )
+    return _unmark(session, entry.id, entry.value, extension, now, reputation)
 
 
 def _block(
@@ -122,7 +113,19 @@ def unmark_caller(
     entry = lists.find_entry(session, "block", caller, False, extension)
     if entry is None or entry.source != FEATURE_SOURCE:
         return Result(Outcome.NOT_POSSIBLE, f"{caller} is not marked as spam by {extension}")
-    session.execute(delete(BlockEntry).where(BlockEntry.id == entry.id))
+    return _unmark(session, entry.id, caller, extension, now, reputation)
+
+
+def _unmark(
+    session: Session,
+    entry_id: int,
+    caller: str,
+    extension: str,
+    now: datetime,
+    reputation: Reputation,
+) -> Result:
+    """Drop the extension's spam block and report for `caller`; reputation follows."""
+    session.execute(delete(BlockEntry).where(BlockEntry.id == entry_id))
     session.execute(
         delete(SpamReport).where(SpamReport.caller == caller, SpamReport.extension == extension)
     )

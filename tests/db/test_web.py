@@ -8,6 +8,7 @@ import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from sqlalchemy import select, text
@@ -34,6 +35,24 @@ def add_user(cli: Cli, tmp_path: Path, name: str, *args: str, password: str = PA
 def client(database_url: str) -> TestClient:
     engine = make_engine(database_url)
     return TestClient(create_app(Config(), engine, "test-secret"), follow_redirects=False)
+
+
+Outcome = Literal["allowed", "rejected"]
+
+
+def log_calls(database_url: str, *calls: tuple[str, str, Outcome, int | None, str | None]) -> None:
+    """Call-log rows as the app writes them: (extension, caller, decision, code, rule)."""
+    engine = make_engine(database_url)
+    now = datetime.now(UTC)
+    rows = [
+        calllog.CallRecord(
+            now, f"c{i}", caller, caller, ext, decision, code, rule, None, "why", 900
+        )
+        for i, (ext, caller, decision, code, rule) in enumerate(calls)
+    ]
+    with Session(engine) as s, s.begin():
+        calllog.write_call_log(s, rows)
+    engine.dispose()
 
 
 def csrf(client: TestClient, path: str = "/login") -> str:
@@ -153,19 +172,11 @@ def test_a_user_sees_only_their_extension(
     cli: Cli, client: TestClient, database_url: str, tmp_path: Path
 ) -> None:
     add_user(cli, tmp_path, "bob", "--role", "user", "--extension", "201")
-    engine = make_engine(database_url)
-    now = datetime.now(UTC)
-    with Session(engine) as s, s.begin():
-        calllog.write_call_log(
-            s,
-            [
-                calllog.CallRecord(
-                    now, f"c{ext}", raw, raw, ext, "rejected", 607, "block", 1, "r", 900
-                )
-                for ext, raw in (("201", "+15550300201"), ("202", "+15550300202"))
-            ],
-        )
-    engine.dispose()
+    log_calls(
+        database_url,
+        ("201", "+15550300201", "rejected", 607, "block"),
+        ("202", "+15550300202", "rejected", 607, "block"),
+    )
     assert login(client, "bob") == 303
     assert client.get("/").headers["location"] == "/ext/201"
     page = client.get("/ext/201").text
@@ -182,27 +193,8 @@ def test_this_was_spam_and_its_undo(
     cli: Cli, client: TestClient, database_url: str, tmp_path: Path
 ) -> None:
     add_user(cli, tmp_path, "bob", "--role", "user", "--extension", "201")
+    log_calls(database_url, ("201", "+15550300301", "allowed", None, None))
     engine = make_engine(database_url)
-    now = datetime.now(UTC)
-    with Session(engine) as s, s.begin():
-        calllog.write_call_log(
-            s,
-            [
-                calllog.CallRecord(
-                    now,
-                    "c1",
-                    "+15550300301",
-                    "+15550300301",
-                    "201",
-                    "allowed",
-                    None,
-                    None,
-                    None,
-                    "no rule matched",
-                    900,
-                )
-            ],
-        )
     assert login(client, "bob") == 303
     token = csrf(client, "/ext/201")
     # Only a caller that rang this extension can be reported; a form needs its token.
