@@ -831,21 +831,17 @@ def stats(ctx: Context, since: str, top: int, as_json: bool) -> None:
             ["failed open", s.failed_open],
         ],
     )
-    if s.top_callers:
-        click.echo("\ntop rejected callers")
-        _table(["CALLER", "CALLS"], s.top_callers)
-    if s.top_rules:
-        click.echo("\ntop rules")
-        _table(["RULE", "CALLS"], s.top_rules)
-    if s.top_names:
-        click.echo("\ntop rejected caller names")
-        _table(["NAME", "CALLS"], s.top_names)
-    if s.by_policy:
-        click.echo("\nrejected by policy")
-        _table(["POLICY", "CALLS"], s.by_policy)
-    if s.by_verification:
-        click.echo("\nverification (STIR/SHAKEN or carrier)")
-        _table(["RESULT", "CALLS"], s.by_verification)
+    sections = [
+        ("top rejected callers", "CALLER", s.top_callers),
+        ("top rules", "RULE", s.top_rules),
+        ("top rejected caller names", "NAME", s.top_names),
+        ("rejected by policy", "POLICY", s.by_policy),
+        ("verification (STIR/SHAKEN or carrier)", "RESULT", s.by_verification),
+    ]
+    for title, column, rows in sections:
+        if rows:
+            click.echo(f"\n{title}")
+            _table([column, "CALLS"], rows)
 
 
 # -- user -----------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ class Asterisk:
     """Asterisk's CLI through a command (default `asterisk -rx`)."""
 
     def __init__(self, command: str) -> None:
+        self.command = command  # as given, for messages
         self._argv = shlex.split(command)
 
     def run(self, line: str) -> str | None:
@@ -70,7 +71,7 @@ def diagnose(
             Check(
                 "Asterisk CLI",
                 False,
-                f"cannot run {' '.join(cli._argv)!r}",
+                f"cannot run {cli.command!r}",
                 "run the doctor on the PBX as root or the asterisk user, or give --asterisk "
                 "with the command that reaches its CLI (e.g. 'docker exec pbx asterisk -rx')",
             )

@@ -78,7 +78,7 @@ def create_app(
     async def login(request: Request) -> Response:
         form = await form_with_csrf(request)
         if form is None:
-            return PlainTextResponse("refused: the form's CSRF token is missing or wrong", 403)
+            return _csrf_refused()
         name, password = form.get("name", ""), form.get("password", "")
         now = datetime.now(UTC)
         result = await asyncio.to_thread(accounts.login, name, password, now)
@@ -95,7 +95,7 @@ def create_app(
 
     async def logout(request: Request) -> Response:
         if await form_with_csrf(request) is None:
-            return PlainTextResponse("refused: the form's CSRF token is missing or wrong", 403)
+            return _csrf_refused()
         request.session.clear()
         return RedirectResponse("/login", 303)
 
@@ -159,7 +159,7 @@ def create_app(
         assert who is not None
         form = await form_with_csrf(request)
         if form is None:
-            return PlainTextResponse("refused: the form's CSRF token is missing or wrong", 403)
+            return _csrf_refused()
         caller = form.get("caller", "")[:32]
         undo = form.get("undo") == "1"
         now = datetime.now(UTC)
@@ -193,6 +193,10 @@ def create_app(
             )
         ],
     )
+
+
+def _csrf_refused() -> Response:
+    return PlainTextResponse("refused: the form's CSRF token is missing or wrong", 403)
 
 
 def _midnight() -> datetime:
