@@ -19,6 +19,7 @@ from typing import Any
 
 import phonenumbers
 
+from screening.core.challenge import Settings as ChallengeSettings
 from screening.core.errors import ConfigError
 
 DEFAULT_FILE = "/etc/screening/screening.toml"
@@ -70,6 +71,8 @@ class Config:
     web_port: int = 8089
     web_secret_key: str = field(default="", repr=False)
     web_secure_cookies: bool = False  # behind a TLS proxy: the cookie only over https
+    # The early-media challenge (policies with action challenge; README "The challenge").
+    challenge: ChallengeSettings = field(default_factory=ChallengeSettings)
 
     @property
     def events_url(self) -> str:
@@ -129,6 +132,23 @@ def _between(low: int, high: int) -> Callable[[int], int]:
     return check
 
 
+def _sip_code(value: int) -> int:
+    if value not in (607, 608):
+        raise ValueError(f"expected 607 or 608, got {value}")
+    return value
+
+
+def _prompt(text: str) -> str:
+    """Sound files joined by &, as Read() takes them; the app adds digits/N."""
+    files = text.strip().split("&")
+    if not all(f and all(c.isalnum() or c in "-_/." for c in f) for f in files):
+        raise ValueError(
+            f"expected sound file names joined by & (like to-call-this-number&vm-press), "
+            f"got {text!r}"
+        )
+    return "&".join(files)
+
+
 def _database(text: str) -> str:
     return normalise_database_url(text)
 
@@ -170,6 +190,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("web.listen", str, "127.0.0.1:8089", _listen, help="where `screening web` listens"),
     Setting("web.secret_key", str, "", secret=True, help="signs the console's session cookies"),
     Setting("web.secure_cookies", bool, False, help="session cookie over https only"),
+    Setting("challenge.timeout_s", int, 8, _between(1, 60), help="wait for the digit"),
+    Setting("challenge.code", int, 608, _sip_code, help="SIP code for a refused challenge"),
+    Setting(
+        "challenge.remember_days",
+        int,
+        30,
+        _between(0, 3650),
+        help="a passed caller's allow entry; 0: none",
+    ),
+    Setting(
+        "challenge.prompt",
+        str,
+        "to-call-this-number&vm-press",
+        _prompt,
+        help="sound files before digits/N",
+    ),
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -225,6 +261,12 @@ def load_all(environ: Mapping[str, str] | None = None, path: str | None = None) 
         web_port=values["web.listen"][1],
         web_secret_key=values["web.secret_key"],
         web_secure_cookies=values["web.secure_cookies"],
+        challenge=ChallengeSettings(
+            timeout_s=values["challenge.timeout_s"],
+            sip_code=values["challenge.code"],
+            remember_days=values["challenge.remember_days"],
+            prompt=values["challenge.prompt"],
+        ),
     )
     return Loaded(config, values, sources, file_name)
 

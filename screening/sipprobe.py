@@ -17,9 +17,10 @@ import secrets
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from functools import partial
 from pathlib import Path
 
 
@@ -32,10 +33,24 @@ class CallResult:
     provisional: list[int] = field(default_factory=list)
     remote_hangup: bool = False  # the far end sent BYE before we did
     duration_s: float = 0.0  # answer -> hang-up, for answered calls
+    early_media_ms: float | None = None  # INVITE sent -> 183 with SDP received
+    early_rtp_packets: int = 0  # audio received between the 183 and the final response
+    pressed: str = ""  # digits sent as RFC 4733 events in early media
 
     @property
     def status_line(self) -> str:
         return f"{self.status} {self.reason}" if self.status else "timeout"
+
+
+@dataclass(frozen=True)
+class EarlyMedia:
+    """What the caller does once early media starts (a 183 with SDP): listen for `listen`
+    seconds (sending silence, as a phone does), then press the digits `press()` returns
+    ("" for none), or hang up (CANCEL) when `hang_up`."""
+
+    press: Callable[[], Awaitable[str]] | None = None
+    listen: float = 0.0
+    hang_up: bool = False
 
 
 def _headers(message: str) -> tuple[str, dict[str, str]]:
@@ -62,9 +77,80 @@ class _Sip(asyncio.DatagramProtocol):
 class _Rtp(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.packets = 0
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
         self.packets += 1
+
+
+#: RFC 4733 event codes.
+_EVENTS = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
+_PCMU_SILENCE = b"\xff" * 160  # 20 ms
+
+
+def _sdp_media(body: str) -> tuple[str, int, int | None] | None:
+    """(address, audio port, telephone-event payload type) from an SDP answer."""
+    address, port, event = "", 0, None
+    for line in body.splitlines():
+        if line.startswith("c=IN IP4 "):
+            address = line.split()[2]
+        elif line.startswith("m=audio "):
+            port = int(line.split()[1])
+        elif line.startswith("a=rtpmap:") and "telephone-event/" in line:
+            event = int(line[len("a=rtpmap:") :].split()[0])
+    return (address, port, event) if address and port else None
+
+
+class _RtpSender:
+    """A phone's side of early media: 20 ms of silence every 20 ms, and RFC 4733 events on
+    the same stream (same SSRC and sequence), as real phones send them."""
+
+    def __init__(self, rtp: _Rtp, to: tuple[str, int], event_type: int | None) -> None:
+        self._rtp, self._to, self._event_type = rtp, to, event_type
+        self._seq = secrets.randbelow(1 << 15)
+        self._ts = secrets.randbelow(1 << 30)
+        self._ssrc = secrets.randbits(32)
+        self._events: asyncio.Queue[str] = asyncio.Queue()
+        self._task = asyncio.create_task(self._run())
+
+    def press(self, digits: str) -> None:
+        for d in digits:
+            self._events.put_nowait(d)
+
+    def close(self) -> None:
+        self._task.cancel()
+
+    def _send(self, payload_type: int, payload: bytes, marker: bool = False) -> None:
+        header = bytes([0x80, (0x80 if marker else 0) | payload_type])
+        header += self._seq.to_bytes(2, "big") + self._ts.to_bytes(4, "big")
+        header += self._ssrc.to_bytes(4, "big")
+        self._seq = (self._seq + 1) & 0xFFFF
+        if self._rtp.transport is not None:
+            self._rtp.transport.sendto(header + payload, self._to)
+
+    async def _run(self) -> None:
+        while True:
+            if not self._events.empty() and self._event_type is not None:
+                await self._event(_EVENTS[self._events.get_nowait()])
+            else:
+                self._send(0, _PCMU_SILENCE)
+                self._ts = (self._ts + 160) & 0xFFFFFFFF
+                await asyncio.sleep(0.02)
+
+    async def _event(self, code: int) -> None:
+        """One digit: 100 ms of event packets, then the end packet three times."""
+        assert self._event_type is not None
+        for n in range(1, 6):
+            payload = bytes([code, 10]) + (160 * n).to_bytes(2, "big")
+            self._send(self._event_type, payload, marker=n == 1)
+            await asyncio.sleep(0.02)
+        for _ in range(3):
+            self._send(self._event_type, bytes([code, 0x80 | 10]) + (800).to_bytes(2, "big"))
+        self._ts = (self._ts + 800) & 0xFFFFFFFF
+        await asyncio.sleep(0.06)  # a pause between digits
 
 
 async def place_call(
@@ -79,18 +165,19 @@ async def place_call(
     extra_headers: dict[str, str] | None = None,
     from_uri: str | None = None,
     source: str = "127.0.0.1",
+    early: EarlyMedia | None = None,
 ) -> CallResult:
     """INVITE sip:TO@host:port from CALLER (the From user; "" sends a From with no user),
     sent from the address `source` (which can pick the trunk, as on a real PBX).
     Non-2xx finals are ACKed; a 200 OK is ACKed, held for `hold` seconds (or until the far
-    end sends BYE), then hung up with BYE."""
+    end sends BYE), then hung up with BYE. `early` says what to do in early media."""
     loop = asyncio.get_running_loop()
     sip_transport, sip = await loop.create_datagram_endpoint(_Sip, local_addr=(source, 0))
     rtp_transport, rtp = await loop.create_datagram_endpoint(_Rtp, local_addr=("127.0.0.1", 0))
     try:
         rtp_port = rtp_transport.get_extra_info("sockname")[1]
         request = _Request(to, caller, host, port, display_name, extra_headers or {}, from_uri)
-        return await _call(sip, rtp, rtp_port, request, hold, final_within)
+        return await _call(sip, rtp, rtp_port, request, hold, final_within, early)
     finally:
         sip_transport.close()
         rtp_transport.close()
@@ -108,7 +195,13 @@ class _Request:
 
 
 async def _call(
-    sip: _Sip, rtp: _Rtp, rtp_port: int, req: _Request, hold: float, final_within: float
+    sip: _Sip,
+    rtp: _Rtp,
+    rtp_port: int,
+    req: _Request,
+    hold: float,
+    final_within: float,
+    early: EarlyMedia | None = None,
 ) -> CallResult:
     to, caller, host, port = req.to, req.caller, req.host, req.port
     display_name, extra, from_uri = req.display_name, req.extra, req.from_uri
@@ -123,7 +216,8 @@ async def _call(
     from_hdr = f"{name}<{from_uri or f'sip:{user}{lhost}'}>;tag={tag}"
     sdp = (
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-        f"m=audio {rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+        f"m=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+        "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n"
     )
     extra_lines = "".join(f"{k}: {v}\r\n" for k, v in extra.items())
     invite = (
@@ -152,38 +246,53 @@ async def _call(
     send(invite)
     retransmit, interval = t0 + 0.5, 0.5  # RFC 3261 timer A, until something answers
     provisional: list[int] = []
-    while True:
-        now = time.perf_counter()
-        if now >= deadline:
-            send(request("CANCEL", 1, f"<{ruri}>", ruri, branch))
-            return CallResult(0, "", (now - t0) * 1000, provisional=provisional)
-        try:
-            msg = await asyncio.wait_for(sip.inbox.get(), min(deadline, retransmit) - now)
-        except TimeoutError:
-            if not provisional and time.perf_counter() >= retransmit:
-                send(invite)
-                interval *= 2
-            retransmit = time.perf_counter() + interval
-            continue
-        first, headers = _headers(msg)
-        if not first.startswith("SIP/2.0 ") or headers.get("call-id") != call_id:
-            continue
-        status = int(first.split()[1])
-        if status < 200:
-            provisional.append(status)
-            retransmit = deadline
-            continue
-        elapsed = (time.perf_counter() - t0) * 1000
-        reason = first.split(" ", 2)[2] if first.count(" ") >= 2 else ""
-        to_hdr = headers.get("to", f"<{ruri}>")
-        break
+    media = _Early(early, rtp) if early is not None else None
+    try:
+        while True:
+            now = time.perf_counter()
+            if now >= deadline:
+                send(request("CANCEL", 1, f"<{ruri}>", ruri, branch))
+                return CallResult(0, "", (now - t0) * 1000, provisional=provisional)
+            try:
+                msg = await asyncio.wait_for(sip.inbox.get(), min(deadline, retransmit) - now)
+            except TimeoutError:
+                if not provisional and time.perf_counter() >= retransmit:
+                    send(invite)
+                    interval *= 2
+                retransmit = time.perf_counter() + interval
+                continue
+            first, headers = _headers(msg)
+            if not first.startswith("SIP/2.0 ") or headers.get("call-id") != call_id:
+                continue
+            if not headers.get("cseq", "").endswith("INVITE"):
+                continue  # e.g. the 200 OK to our CANCEL
+            status = int(first.split()[1])
+            if status < 200:
+                provisional.append(status)
+                retransmit = deadline
+                if media is not None and status == 183:
+                    cancel = request("CANCEL", 1, f"<{ruri}>", ruri, branch)
+                    media.start(msg, (time.perf_counter() - t0) * 1000, partial(send, cancel))
+                continue
+            elapsed = (time.perf_counter() - t0) * 1000
+            reason = first.split(" ", 2)[2] if first.count(" ") >= 2 else ""
+            to_hdr = headers.get("to", f"<{ruri}>")
+            break
+    finally:
+        if media is not None:
+            media.stop()
+    result = CallResult(status, reason, elapsed, provisional=provisional)
+    if media is not None:
+        result.early_media_ms = media.at_ms
+        result.early_rtp_packets = media.packets
+        result.pressed = media.pressed
     if status >= 300:
         send(request("ACK", 1, to_hdr, ruri, branch))  # same transaction as the INVITE
-        return CallResult(status, reason, elapsed, provisional=provisional)
+        return result
     target = headers.get("contact", f"<{ruri}>").split("<", 1)[-1].split(">", 1)[0]
     send(request("ACK", 1, to_hdr, target, "z9hG4bK" + secrets.token_hex(8)))
-    result = CallResult(status, reason, elapsed, provisional=provisional)
     answered = time.perf_counter()
+    rtp.packets = 0  # from here: audio while the call is up
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(_wait_for_bye(sip, send, call_id), max(hold, 0.0))
         result.rtp_packets = rtp.packets
@@ -196,6 +305,47 @@ async def _call(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(_wait_for_response(sip, call_id, "BYE"), 2.0)
     return result
+
+
+class _Early:
+    """Early media as a caller lives it: from the first 183 with SDP, listen (counting the
+    prompt's packets) while sending silence, then press digits or hang up."""
+
+    def __init__(self, plan: EarlyMedia, rtp: _Rtp) -> None:
+        self._plan, self._rtp = plan, rtp
+        self._sender: _RtpSender | None = None
+        self._caller: asyncio.Task[None] | None = None
+        self._from = 0
+        self.at_ms: float | None = None
+        self.pressed = ""
+        self.packets = 0
+
+    def start(self, message: str, at_ms: float, cancel: Callable[[], None]) -> None:
+        if self._sender is not None:
+            return
+        found = _sdp_media(message.split("\r\n\r\n", 1)[-1])
+        if found is None:
+            return  # a 183 without SDP: no early media yet
+        address, port, event_type = found
+        self.at_ms, self._from = at_ms, self._rtp.packets
+        self._sender = _RtpSender(self._rtp, (address, port), event_type)
+        self._caller = asyncio.create_task(self._act(self._sender, cancel))
+
+    async def _act(self, sender: _RtpSender, cancel: Callable[[], None]) -> None:
+        await asyncio.sleep(self._plan.listen)
+        if self._plan.hang_up:
+            cancel()
+            return
+        digits = await self._plan.press() if self._plan.press else ""
+        self.pressed = digits
+        sender.press(digits)
+
+    def stop(self) -> None:
+        self.packets = self._rtp.packets - self._from if self.at_ms is not None else 0
+        if self._caller is not None:
+            self._caller.cancel()
+        if self._sender is not None:
+            self._sender.close()
 
 
 async def _wait_for_bye(sip: _Sip, send: Callable[[str], None], call_id: str) -> None:

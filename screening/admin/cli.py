@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from screening import __version__, config
 from screening.admin import csvfile, ops, parse
+from screening.core.decision import Decision
 from screening.core.errors import InvalidInput
 from screening.core.numbers import normalise
 from screening.service import accounts as accounts_service
@@ -534,13 +535,16 @@ _POLICY_HELP = (
     "number is false); unverified (nobody vouches for the number); attestation-below-A / "
     "attestation-below-B (verified, but attested only B or C / only C); contacts-only (only "
     "callers on the allow list ring). Policies are checked after allow and block entries and "
-    "before do-not-disturb; an extension's policy replaces the global one of its kind."
+    "before do-not-disturb; an extension's policy replaces the global one of its kind. "
+    "ACTION challenge asks the caller, in early media before anything rings, to press a "
+    "digit it names: right digit rings, anything else is refused (challenge.code, 608)."
 )
 
 
 @cli.group()
 def policy() -> None:
-    """Reject calls by who is calling: withheld, invalid, unverified, spoofed, strangers."""
+    """Reject or challenge calls by who is calling: withheld, invalid, unverified, spoofed,
+    strangers."""
 
 
 @policy.command("set", epilog=_POLICY_HELP)
@@ -550,8 +554,8 @@ def policy() -> None:
     "--action",
     default="reject",
     show_default=True,
-    metavar="reject|continue",
-    help="continue switches a global policy off for --for EXT.",
+    metavar="reject|challenge|continue",
+    help="challenge: ask for a digit first; continue switches a global policy off for --for EXT.",
 )
 @click.option(
     "--code",
@@ -565,7 +569,7 @@ def policy_set(
     """Set the policy KIND, globally or for one extension."""
     new = parse.new_policy(kind, action, code, extension)  # before the database is opened
     saved, created = ops.set_policy(ctx.engine(), new)
-    what = f"reject with {saved.sip_code}" if saved.sip_code else "continue"
+    what = f"reject with {saved.sip_code}" if saved.sip_code else saved.action.value
     click.echo(f"{'set' if created else 'updated'} {saved.describe()}: {what}")
 
 
@@ -667,7 +671,7 @@ def check(
                 "extension": ext,
                 "at": _iso(when),
                 "action": decision.action.value,
-                "decision": "rejected" if decision.rejected else "allowed",
+                "decision": _decision_word(decision),
                 "sip_code": decision.sip_code,
                 "rule_kind": decision.rule_kind,
                 "rule_id": decision.rule_id,
@@ -684,6 +688,9 @@ def check(
     verdict = (
         f"rejected with {names.get(decision.sip_code or 0, decision.sip_code)}"
         if decision.rejected
+        else "challenged: asked in early media to press a digit; the right one rings, "
+        "anything else is refused"
+        if decision.challenged
         else "allowed: the call goes on"
     )
     who = call.caller or f"{caller!r} (no usable caller ID)"
@@ -693,11 +700,19 @@ def check(
     click.echo(f"  decided by: {decision.reason}")
 
 
+def _decision_word(decision: Decision) -> str:
+    if decision.challenged:
+        return "challenged"
+    return "rejected" if decision.rejected else "allowed"
+
+
 @cli.group("log", invoke_without_command=True)
 @click.option("--since", metavar="WHEN", help="1h, 7d, 2025-01-01, or YYYY-MM-DD HH:MM.")
 @for_option
 @click.option("--caller", metavar="NUMBER", help="Only calls from this number (any format).")
-@click.option("--decision", type=click.Choice(["rejected", "allowed"]), help="Only these.")
+@click.option(
+    "--decision", type=click.Choice(["rejected", "allowed", "abandoned"]), help="Only these."
+)
 @click.option("--limit", type=click.IntRange(1, 1_000_000), default=50, show_default=True)
 @json_option
 @click.pass_context
@@ -754,6 +769,7 @@ def log_(
                     "verification": r.verification,
                     "attestation": r.attestation,
                     "policy": r.policy,
+                    "challenge": r.challenge,
                     "door": r.door,
                 }
                 for r in rows
@@ -772,7 +788,7 @@ def log_(
                 (r.caller_name or "")[:20],
                 r.extension,
                 f"{r.verification or ''} {r.attestation or ''}".strip()[:24],
-                r.decision,
+                r.decision + (f" ({r.challenge})" if r.challenge else ""),
                 r.sip_code,
                 r.reason[:60],
                 f"{r.decision_us / 1000:.1f}",
@@ -831,6 +847,8 @@ def stats(ctx: Context, since: str, top: int, as_json: bool) -> None:
             ["failed open", s.failed_open],
         ],
     )
+    if s.challenges:
+        click.echo(f"\n{_challenged(s.challenges)}")
     sections = [
         ("top rejected callers", "CALLER", s.top_callers),
         ("top rules", "RULE", s.top_rules),
@@ -842,6 +860,20 @@ def stats(ctx: Context, since: str, top: int, as_json: bool) -> None:
         if rows:
             click.echo(f"\n{title}")
             _table([column, "CALLS"], rows)
+
+
+def _challenged(counts: dict[str, int]) -> str:
+    """challenged 120: 31 passed, 84 refused (80 timed out, 4 wrong digit), 5 hung up"""
+    refused = counts.get("timed-out", 0) + counts.get("wrong-digit", 0)
+    detail = f"{counts.get('timed-out', 0)} timed out, {counts.get('wrong-digit', 0)} wrong digit"
+    parts = [
+        f"{counts.get('passed', 0)} passed",
+        f"{refused} refused ({detail})",
+        f"{counts.get('abandoned', 0)} hung up",
+    ]
+    if counts.get("failed"):
+        parts.append(f"{counts['failed']} failed (rang unscreened)")
+    return f"challenged {sum(counts.values())}: " + ", ".join(parts)
 
 
 # -- user -----------------------------------------------------------------------------------
@@ -963,7 +995,7 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
         "number, name (a caller-name pattern, for block and allow rows without a number), "
         "extension (empty: global), code (607|608), reason, source, expires "
         "(YYYY-MM-DD or ISO 8601 UTC), days, from, to, tz, policy (its KIND) and action "
-        "(reject|continue) for policy rows. A file without that header is read "
+        "(reject|challenge|continue) for policy rows. A file without that header is read "
         "as FreePBX's blacklist export: one number per line, optionally followed by a comma and "
         "a description."
     ),

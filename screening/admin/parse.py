@@ -314,10 +314,11 @@ def new_policy(
 ) -> NewPolicy:
     """Check every field of a policy (no I/O); raises InvalidInput naming the field."""
     what = parse_policy_kind(kind)
-    if action.strip().lower() not in ("reject", "continue"):
-        raise InvalidInput("--action", f"expected reject or continue, got {action!r}")
+    if action.strip().lower() not in ("reject", "challenge", "continue"):
+        raise InvalidInput("--action", f"expected reject, challenge or continue, got {action!r}")
     act = Action(action.strip().lower())
-    if act is Action.CONTINUE and code is not None and str(code) != "":
+    if act is not Action.REJECT and code is not None and str(code) != "":
+        # A refused challenge's code is one setting for all (challenge.code).
         raise InvalidInput("--code", "only a rejecting policy has a SIP code")
     # 608 by default: a policy's verdict is the system's, not the callee's (RFC 8688).
     sip_code = None

@@ -72,6 +72,13 @@ def parse_stasis_start(event: dict[str, Any]) -> StasisStart | None:
     )
 
 
+def destroyed_channel(event: dict[str, Any]) -> str | None:
+    """The channel id of a ChannelDestroyed event (the channel is gone: hung up)."""
+    if event.get("type") != "ChannelDestroyed":
+        return None
+    return str((event.get("channel") or {}).get("id", "")) or None
+
+
 class AriClient:
     def __init__(self, config: Config, http: httpx.AsyncClient | None = None) -> None:
         self._config = config
@@ -162,6 +169,25 @@ class AriClient:
         if status >= 300:
             raise AriError(f"continue {channel_id}: HTTP {status}")
         return True
+
+    async def set_variable(self, channel_id: str, name: str, value: str) -> bool:
+        """Set a channel variable; False when the channel is already gone."""
+        params = {"variable": name, "value": value}
+        status = await self._rest("POST", f"/channels/{channel_id}/variable", params)
+        if status == 404:
+            return False
+        if status >= 300:
+            raise AriError(f"set {name} on {channel_id}: HTTP {status}")
+        return True
+
+    async def watch(self, channel_id: str, on: bool = True) -> None:
+        """Hear (or stop hearing) the channel's events after it leaves Stasis: how the app
+        learns that a caller hung up during the challenge, which runs in the dialplan."""
+        params = {"eventSource": f"channel:{channel_id}"}
+        path = f"/applications/{self._config.ari_app}/subscription"
+        status = await self._rest("POST" if on else "DELETE", path, params)
+        if status >= 300 and status not in (404, 409, 422):
+            raise AriError(f"{'watch' if on else 'unwatch'} {channel_id}: HTTP {status}")
 
     async def parked_channels(self) -> list[StasisStart]:
         """Channels already in our app, e.g. left there when a previous run of the app died.

@@ -7,6 +7,8 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from screening.core.challenge import Answer, Settings
+
 #: Where rejected calls go: the extension is the SIP code (607 or 608).
 REJECT_CONTEXT = "screening-reject"
 #: The only context feature requests are accepted from: the phones reach it through
@@ -17,6 +19,16 @@ FEATURE_RESULT_CONTEXT = "screening-feature-result"
 #: The channel variable the FastAGI door sets: "607"/"608" to reject, "continue" to go on,
 #: or a feature outcome. Unset after AGI() means the server did not answer: fail open.
 RESULT_VARIABLE = "SCREENING_RESULT"
+#: Where a challenged call goes (the extension is the dialled one); [screening-challenge-run]
+#: plays the prompt, reads the digit and reports back: to the ARI app with
+#: Stasis(screening,challenge,EXT,EXPECTED,READSTATUS,PRESSED), or to `agi://.../challenge`
+#: with the same arguments after "challenge".
+CHALLENGE_CONTEXT = "screening-challenge"
+CHALLENGE_RUN_CONTEXT = "screening-challenge-run"
+#: Set before a call enters the challenge: "DIGIT,TIMEOUT_S,PROMPT".
+CHALLENGE_VARIABLE = "SCREENING_CHALLENGE"
+#: What the FastAGI door sets RESULT_VARIABLE to, to send the call to the challenge.
+CHALLENGE_RESULT = "challenge"
 
 
 #: The longest header value taken from an argument (Asterisk's own buffer is 4 KB).
@@ -50,3 +62,17 @@ def _header(arg: str) -> str:
     except (binascii.Error, ValueError):
         return ""
     return raw.decode("utf-8", "replace").removeprefix("=")[:MAX_HEADER]
+
+
+def challenge_value(digit: str, settings: Settings) -> str:
+    """CHALLENGE_VARIABLE for one call: the digit, the time-out and the prompt."""
+    return f"{digit},{settings.timeout_s},{settings.prompt}"
+
+
+def challenge_answer(args: Sequence[str]) -> tuple[str, Answer]:
+    """(extension, answer) from the report's arguments after "challenge": EXT, EXPECTED,
+    READSTATUS, PRESSED. PRESSED is last because it is empty when nothing was pressed.
+    Missing arguments are empty (the answer is then judged failed, and the call rings)."""
+    padded = [a[:32] for a in args[:4]] + [""] * (4 - len(args[:4]))
+    extension, expected, status, pressed = padded
+    return extension, Answer(expected=expected, pressed=pressed, status=status)

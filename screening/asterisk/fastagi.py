@@ -19,14 +19,25 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from screening.asterisk import agi
-from screening.asterisk.dialplan import FEATURE_CONTEXT, RESULT_VARIABLE, identity_args
+from screening.asterisk.dialplan import (
+    CHALLENGE_RESULT,
+    CHALLENGE_RUN_CONTEXT,
+    CHALLENGE_VARIABLE,
+    FEATURE_CONTEXT,
+    RESULT_VARIABLE,
+    IdentityArgs,
+    challenge_answer,
+    challenge_value,
+    identity_args,
+)
 from screening.config import Config
+from screening.core.challenge import Settings as ChallengeSettings
 from screening.core.decision import Decision
 from screening.core.errors import ScreeningError
 from screening.core.features import Result
 from screening.service.features import FeatureCodes
 from screening.service.runtime import running, stop_on_signals
-from screening.service.screener import Call, Screener, failed_open
+from screening.service.screener import Act, Call, Screener, failed_open
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +163,11 @@ class FastAgiServer:
         features: FeatureCodes,
         max_connections: int = MAX_CONNECTIONS,
         env_timeout: float = ENV_TIMEOUT,
+        challenge: ChallengeSettings | None = None,
     ) -> None:
         self._screener = screener
         self._features = features
+        self._challenge = challenge or ChallengeSettings()
         self._max = max_connections
         self._env_timeout = env_timeout
         self._open: set[asyncio.Task[None]] = set()
@@ -232,11 +245,22 @@ class FastAgiServer:
             await self.screen(session, request)
         elif request.script == "feature":
             await self.feature(session, request)
+        elif request.script in ("challenge", "challenge-abandoned"):
+            if request.context != CHALLENGE_RUN_CONTEXT:
+                self._throttle.warn(
+                    "closing FastAGI connection from %s: challenge report from context %r",
+                    peer,
+                    request.context[:64],
+                )
+            elif request.script == "challenge":
+                await self.challenge(session, request)
+            else:
+                self._screener.abandoned(request.unique_id or request.channel)
         else:
             # The dialplan finds the variable unset and routes the call on (fail open).
             self._throttle.warn(
-                "closing FastAGI connection from %s: unknown script %r (expected screen or "
-                "feature)",
+                "closing FastAGI connection from %s: unknown script %r (expected screen, "
+                "feature or challenge)",
                 peer,
                 request.script[:64],
             )
@@ -244,28 +268,36 @@ class FastAgiServer:
     async def screen(self, session: AgiSession, request: agi.AgiRequest) -> None:
         extension = request.args[0] if request.args else request.extension
         who = identity_args(request.args[1:])
-        call = Call(
-            request.unique_id or request.channel,
-            request.caller_id,
-            extension,
-            "agi",
-            # res_agi writes "unknown" when the caller sent no name.
-            name="" if request.caller_name == "unknown" else request.caller_name,
-            presentation=who.presentation,
-            identity=who.identity,
-            date=who.date,
-            carrier=who.carrier,
-        )
+        call = _call(request, extension, who)
+        decision = await self._screener.screen(call, self._act(session, call.id))
+        if decision.challenged and session.hung_up:
+            self._screener.abandoned(call.id)  # gone before the prompt began
 
+    async def challenge(self, session: AgiSession, request: agi.AgiRequest) -> None:
+        """The dialplan's report after the challenge; the screener decides."""
+        extension, answer = challenge_answer(request.args)
+        call = _call(request, extension, IdentityArgs())
+        await self._screener.answered(call, answer, self._act(session, call.id))
+
+    def _act(self, session: AgiSession, call_id: str) -> Act:
         async def act(decision: Decision) -> Decision:
+            if decision.challenged and decision.digit is not None:
+                value = challenge_value(decision.digit, self._challenge)
+                why = await self._set(session, CHALLENGE_VARIABLE, value, call_id)
+                if why is None:
+                    why = await self._set_result(session, CHALLENGE_RESULT, call_id)
+                if why is None:
+                    return decision
+                # Whatever the dialplan got, it routes the call on: not challenged.
+                return failed_open(f"challenge failed ({why})")
             value = str(decision.sip_code) if decision.rejected else CONTINUE
-            why = await self._set_result(session, value, call.id)
+            why = await self._set_result(session, value, call_id)
             if why is not None and decision.rejected:
                 # The variable may be unset: the dialplan then routes the call on.
                 return failed_open(f"reject failed ({why})")
             return decision
 
-        await self._screener.screen(call, act)
+        return act
 
     async def feature(self, session: AgiSession, request: agi.AgiRequest) -> None:
         """A feature code from a phone; the extension comes from our own dialplan."""
@@ -282,10 +314,15 @@ class FastAgiServer:
         await self._set_result(session, result.outcome.value, request.unique_id)
 
     async def _set_result(self, session: AgiSession, value: str, call_id: str) -> str | None:
-        """Set the result variable; None when Asterisk took it (or the caller is already
-        gone), else why not."""
+        """Set the result variable, the last command; None when Asterisk took it (or the
+        caller is already gone), else why not."""
+        return await self._set(session, RESULT_VARIABLE, value, call_id, last=True)
+
+    async def _set(
+        self, session: AgiSession, name: str, value: str, call_id: str, last: bool = False
+    ) -> str | None:
         try:
-            answer = await session.command(agi.set_variable(RESULT_VARIABLE, value), last=True)
+            answer = await session.command(agi.set_variable(name, value), last=last)
         except TimeoutError:
             why = f"no answer to SET VARIABLE within {COMMAND_TIMEOUT:g}s"
         except (agi.AgiProtocolError, _Closed, OSError) as e:
@@ -296,8 +333,23 @@ class FastAgiServer:
             why = answer.text
         if session.hung_up:
             return None  # the caller hung up: nothing is waiting for the answer
-        log.error("could not set %s on %s: %s", RESULT_VARIABLE, call_id, why)
+        log.error("could not set %s on %s: %s", name, call_id, why)
         return why
+
+
+def _call(request: agi.AgiRequest, extension: str, who: IdentityArgs) -> Call:
+    return Call(
+        request.unique_id or request.channel,
+        request.caller_id,
+        extension,
+        "agi",
+        # res_agi writes "unknown" when the caller sent no name.
+        name="" if request.caller_name == "unknown" else request.caller_name,
+        presentation=who.presentation,
+        identity=who.identity,
+        date=who.date,
+        carrier=who.carrier,
+    )
 
 
 def exposure_warning(host: str, port: int) -> str | None:
@@ -326,6 +378,6 @@ async def serve(config: Config, engine: Engine) -> None:
     write the call log."""
     stop = stop_on_signals()
     async with running(config, engine) as service:
-        server = FastAgiServer(service.screener, service.features)
+        server = FastAgiServer(service.screener, service.features, challenge=config.challenge)
         service.metrics.fastagi_connections.set_function(lambda: server.open_connections)
         await server.run(config.agi_host, config.agi_port, stop, service.ready)

@@ -7,6 +7,7 @@ feature codes are the feature service's (service.features).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -15,14 +16,20 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from screening.asterisk.ari import AriClient, StasisStart, parse_stasis_start
+from screening.asterisk.ari import AriClient, StasisStart, destroyed_channel, parse_stasis_start
 from screening.asterisk.dialplan import (
+    CHALLENGE_CONTEXT,
+    CHALLENGE_RUN_CONTEXT,
+    CHALLENGE_VARIABLE,
     FEATURE_CONTEXT,
     FEATURE_RESULT_CONTEXT,
     REJECT_CONTEXT,
+    challenge_answer,
+    challenge_value,
     identity_args,
 )
 from screening.config import Config
+from screening.core.challenge import Settings as ChallengeSettings
 from screening.core.decision import Decision
 from screening.service.features import FeatureCodes
 from screening.service.runtime import running, stop_on_signals
@@ -38,13 +45,24 @@ DECIDED_MEMORY_S = 60.0
 class ScreeningApp:
     """Subscribes to StasisStart and hands each call to the screener in its own task."""
 
-    def __init__(self, ari: AriClient, screener: Screener, features: FeatureCodes) -> None:
+    def __init__(
+        self,
+        ari: AriClient,
+        screener: Screener,
+        features: FeatureCodes,
+        challenge: ChallengeSettings | None = None,
+    ) -> None:
         self._ari = ari
         self._screener = screener
         self._features = features
+        self._challenge = challenge or ChallengeSettings()
         self._calls: set[asyncio.Task[None]] = set()
-        self._in_hand: set[str] = set()  # channel ids being decided right now
-        self._decided: OrderedDict[str, float] = OrderedDict()  # id -> when, recent ones
+        # Keys are the channel id, plus ":challenge" for a challenge's report: the same
+        # channel enters the app twice when it is challenged.
+        self._in_hand: set[str] = set()  # being handled right now
+        self._decided: OrderedDict[str, float] = OrderedDict()  # key -> when, recent ones
+        self._gone: set[str] = set()  # hung up while in hand (ChannelDestroyed)
+        self._watched: set[str] = set()  # channels in the challenge whose events we hear
 
     async def run(self, stop: asyncio.Event) -> None:
         events = self._ari.events(on_connect=self._recover_parked)
@@ -58,8 +76,22 @@ class ScreeningApp:
         # Calls already in the app are decided before we go.
         if self._calls:
             await asyncio.wait(self._calls)
+        await self._unwatch_all()
         if reader in done and (error := reader.exception()) is not None:
             raise error
+
+    async def _unwatch_all(self) -> None:
+        """Stop hearing the channels still in the challenge. Asterisk keeps an app it still
+        sends events for listed in /applications after we go (until something registers
+        again), which would tell `screening doctor` it is registered when it is not. The
+        calls themselves need nothing: their dialplan rings them without us."""
+        if not self._watched:
+            return
+        unwatch = [self._ari.watch(c, on=False) for c in self._watched]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                await asyncio.gather(*unwatch, return_exceptions=True)
+        self._watched.clear()
 
     async def _recover_parked(self) -> None:
         """After a (re)connect, decide any call that was left waiting in our app: a previous
@@ -78,18 +110,25 @@ class ScreeningApp:
         StasisStart and by the recovery scan at connect, which races with it. A feature
         channel found by the scan has lost its arguments; feature() then says so."""
         channel_id = start.channel_id
-        if channel_id in self._in_hand or channel_id in self._decided:
+        # Only our challenge context reports on a challenge: a caller cannot reach it.
+        is_challenge = start.dialplan_context == CHALLENGE_RUN_CONTEXT
+        key = f"{channel_id}:challenge" if is_challenge else channel_id
+        if key in self._in_hand or key in self._decided:
             return False
         is_feature = start.args[:1] == ("feature",) or start.dialplan_context == FEATURE_CONTEXT
-        self._in_hand.add(channel_id)
-        task = asyncio.create_task(self.feature(start) if is_feature else self.screen(start))
+        self._in_hand.add(key)
+        if is_challenge:
+            task = asyncio.create_task(self.challenge(start))
+        else:
+            task = asyncio.create_task(self.feature(start) if is_feature else self.screen(start))
         self._calls.add(task)
 
         def done(t: asyncio.Task[None]) -> None:
             self._calls.discard(t)
-            self._in_hand.discard(channel_id)
+            self._in_hand.discard(key)
+            self._gone.discard(channel_id)
             now = time.monotonic()
-            self._decided[channel_id] = now
+            self._decided[key] = now
             while self._decided and next(iter(self._decided.values())) < now - DECIDED_MEMORY_S:
                 self._decided.popitem(last=False)
 
@@ -99,9 +138,15 @@ class ScreeningApp:
     async def _read(self, events: AsyncGenerator[dict[str, Any], None]) -> None:
         async for event in events:
             start = parse_stasis_start(event)
-            if start is None:
-                continue
-            self._dispatch(start)
+            if start is not None:
+                self._dispatch(start)
+            elif (gone := destroyed_channel(event)) is not None:
+                # Only channels we watch send it: those in the challenge.
+                self._watched.discard(gone)
+                if gone in self._in_hand:
+                    self._gone.add(gone)  # screen() hands it over once the challenge is noted
+                else:
+                    self._screener.abandoned(gone)
 
     async def screen(self, start: StasisStart) -> None:
         """Every path ends with the call continued or deliberately rejected: on any failure
@@ -121,9 +166,33 @@ class ScreeningApp:
         )
 
         async def act(decision: Decision) -> Decision:
-            return await self._act(start.channel_id, decision)
+            return await self._act(start.channel_id, decision, extension)
 
-        await self._screener.screen(call, act)
+        decision = await self._screener.screen(call, act)
+        if decision.challenged and start.channel_id in self._gone:
+            self._screener.abandoned(start.channel_id)  # hung up before the prompt began
+
+    async def challenge(self, start: StasisStart) -> None:
+        """The dialplan's report after the challenge: the screener decides; the call goes
+        on to ring (the next priority) or to the reject context. Every path continues it."""
+        extension, answer = challenge_answer(start.args[1:])
+        call = Call(start.channel_id, start.caller_number, extension, "ari", name=start.caller_name)
+
+        async def act(decision: Decision) -> Decision:
+            return await self._act(start.channel_id, decision, extension)
+
+        try:
+            await self._screener.answered(call, answer, act)
+        except Exception:
+            log.exception("challenge report of channel %s failed; continuing it", start.channel_id)
+            await self._act(start.channel_id, failed_open("challenge report failed"), extension)
+        try:
+            # After the answer (which the screener takes at once, so a hang-up now is not
+            # counted twice): the ringing that follows is not ours to hear.
+            self._watched.discard(start.channel_id)
+            await self._ari.watch(start.channel_id, on=False)
+        except Exception as e:
+            log.debug("could not stop watching channel %s: %s", start.channel_id, e)
 
     async def feature(self, start: StasisStart) -> None:
         """A feature code from a phone. The extension comes from the dialplan of the feature
@@ -145,9 +214,24 @@ class ScreeningApp:
         except Exception as e:
             log.error("could not continue channel %s: %s", start.channel_id, e)
 
-    async def _act(self, channel_id: str, decision: Decision) -> Decision:
+    async def _act(self, channel_id: str, decision: Decision, extension: str) -> Decision:
         """One REST round trip: continue to the next priority, or to the extension that is
-        the SIP code in the reject context. Returns the decision that actually happened."""
+        the SIP code in the reject context. A challenge costs three: watch the channel (to
+        hear a hang-up), set the digit, continue to the challenge. Returns the decision that
+        actually happened."""
+        if decision.challenged and decision.digit is not None:
+            try:
+                await self._ari.watch(channel_id)
+                self._watched.add(channel_id)
+                value = challenge_value(decision.digit, self._challenge)
+                if await self._ari.set_variable(channel_id, CHALLENGE_VARIABLE, value):
+                    await self._ari.continue_in_dialplan(channel_id, CHALLENGE_CONTEXT, extension)
+                else:
+                    self._gone.add(channel_id)
+                return decision
+            except Exception as e:
+                log.error("could not challenge channel %s (%s); continuing it", channel_id, e)
+                decision = failed_open(f"challenge failed ({e})")
         if decision.rejected:
             try:
                 await self._ari.continue_in_dialplan(
@@ -177,6 +261,7 @@ async def serve(config: Config, engine: Engine) -> None:
             service.checks["asterisk"] = ari.reachable
             ari.on_reconnect = service.metrics.asterisk_reconnects.inc
             service.ready(f"ARI app {config.ari_app!r} at {config.ari_url}")
-            await ScreeningApp(ari, service.screener, service.features).run(stop)
+            app = ScreeningApp(ari, service.screener, service.features, config.challenge)
+            await app.run(stop)
     finally:
         await ari.aclose()

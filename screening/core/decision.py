@@ -10,6 +10,7 @@ from fnmatch import fnmatchcase
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from screening.core.challenge import CHALLENGE_SOURCE
 from screening.core.identity import UNVERIFIED, Status, Verification
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -19,6 +20,7 @@ REPUTATION = "reputation"  # source of the global blocks that spam reports add
 class Action(StrEnum):
     CONTINUE = "continue"
     REJECT = "reject"
+    CHALLENGE = "challenge"  # policies only: ask for a digit in early media (core.challenge)
 
 
 @dataclass(frozen=True)
@@ -178,10 +180,15 @@ class Decision:
     rule_id: int | None
     reason: str
     policy: PolicyKind | None = None  # which policy, when rule_kind is "policy"
+    digit: str | None = None  # challenge only: what the caller must press (the screener's)
 
     @property
     def rejected(self) -> bool:
         return self.action is Action.REJECT
+
+    @property
+    def challenged(self) -> bool:
+        return self.action is Action.CHALLENGE
 
 
 def _best(entries: Iterable[Entry], call: IncomingCall, now: datetime) -> Entry | None:
@@ -237,12 +244,18 @@ def decide(call: IncomingCall, rules: Rules, now: datetime) -> Decision:
 
     An allow entry does not count for a call whose verification failed: a spoofer can borrow
     an allowed number, and STIR/SHAKEN (or the carrier) just said this call did. Such a call
-    goes on through blocks, policies and DND like any stranger's."""
+    goes on through blocks, policies and DND like any stranger's.
+
+    An allow entry left by a passed challenge (source "challenge") is weaker than one a
+    person made: it only spares the caller the policies (so they are asked once); blocks and
+    DND still apply to them."""
     failed = call.verification.status is Status.FAILED
     ignored = ""
+    passed: Entry | None = None
     allowed: Entry | NameEntry | None = None
     if call.caller is not None:
-        allowed = _best(rules.allow, call, now)
+        allowed = _best((e for e in rules.allow if e.source != CHALLENGE_SOURCE), call, now)
+        passed = _best((e for e in rules.allow if e.source == CHALLENGE_SOURCE), call, now)
     allowed = allowed or _best_name((n for n in rules.names if n.kind == "allow"), call)
     if allowed is not None and not failed:
         # Checked before DND on purpose: a VIP still gets through a meeting.
@@ -267,12 +280,28 @@ def decide(call: IncomingCall, rules: Rules, now: datetime) -> Decision:
         return Decision(
             Action.REJECT, named.sip_code or 607, "name-block", named.id, named.describe() + ignored
         )
+    dnd = _dnd(call, rules, now, ignored)
+    if passed is not None and not failed:
+        return dnd or Decision(Action.CONTINUE, None, "allow", passed.id, passed.describe())
     for kind in _policies_that_apply(call):
         policy = _policy(rules.policies, kind, call.extension)
-        if policy is not None and policy.action is Action.REJECT:
-            why = f"{policy.describe()}: {_policy_why(kind, call)}{ignored}"
-            # 608 unless the admin chose 607: the verdict is the system's (RFC 8688).
-            return Decision(Action.REJECT, policy.sip_code or 608, "policy", policy.id, why, kind)
+        if policy is None or policy.action is Action.CONTINUE:
+            continue
+        why = f"{policy.describe()}: {_policy_why(kind, call)}{ignored}"
+        if policy.action is Action.CHALLENGE:
+            # Asking a caller to press a digit only to refuse them for DND would be unkind.
+            return dnd or Decision(Action.CHALLENGE, None, "policy", policy.id, why, kind)
+        # 608 unless the admin chose 607: the verdict is the system's (RFC 8688).
+        return Decision(Action.REJECT, policy.sip_code or 608, "policy", policy.id, why, kind)
+    if dnd is not None:
+        return dnd
+    why = "no rule matched" if call.caller is not None else "no usable caller ID, no rule"
+    return Decision(Action.CONTINUE, None, None, None, why + ignored)
+
+
+def _dnd(call: IncomingCall, rules: Rules, now: datetime, ignored: str) -> Decision | None:
+    """Manual DND, then schedules. 608, not 607: the callee is busy, not calling this caller
+    spam (RFC 8688)."""
     for manual in rules.manual_dnd:
         if manual.extension == call.extension and manual.active_at(now):
             return Decision(
@@ -280,10 +309,8 @@ def decide(call: IncomingCall, rules: Rules, now: datetime) -> Decision:
             )
     for window in rules.dnd:
         if window.extension == call.extension and window.active_at(now):
-            # 608, not 607: the callee is busy, not calling this caller spam (RFC 8688).
             return Decision(Action.REJECT, 608, "dnd", window.id, window.describe() + ignored)
-    why = "no rule matched" if call.caller is not None else "no usable caller ID, no rule"
-    return Decision(Action.CONTINUE, None, None, None, why + ignored)
+    return None
 
 
 def _policy_why(kind: PolicyKind, call: IncomingCall) -> str:

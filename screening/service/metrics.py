@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from screening.core.challenge import Outcome
+
 log = logging.getLogger(__name__)
 
 #: Decision time buckets, seconds: from 0.25 ms (a look-up alone) to the 300 ms time-out.
@@ -58,7 +60,8 @@ class Metrics:
         )
         self.challenges = Counter(
             "screening_challenges",
-            "Early-media challenges, by outcome.",
+            "Early-media challenges, by outcome (passed, wrong-digit, timed-out, abandoned, "
+            "failed).",
             ["outcome"],
             registry=r,
         )
@@ -94,8 +97,8 @@ class Metrics:
             self.decision_seconds.labels(door)
         for kind in ("error", "timeout"):
             self.lookup_errors.labels(kind)
-        for outcome in ("passed", "failed", "timeout"):
-            self.challenges.labels(outcome)
+        for outcome in Outcome:
+            self.challenges.labels(outcome.value)
 
     def call(self, door: str, outcome: str, sip_code: int | None, rule_kind: str | None) -> None:
         self.calls.labels(door, outcome, str(sip_code or ""), rule_kind or "").inc()

@@ -10,19 +10,22 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from screening.config import Config
 from screening.core.errors import ConfigError
 from screening.core.features import Reputation
 from screening.service.features import FeatureCodes, sql_feature_runner
 from screening.service.metrics import Check, Metrics, MetricsServer
-from screening.service.screener import Screener
+from screening.service.screener import Remember, Screener
 from screening.service.systemd import Notifier
 from screening.stir import Verifier, load_cas
 from screening.store.engine import lookup_engine, side_engine
+from screening.store.lists import remember_challenge
 from screening.store.lookup import prepares_connection, sql_rules_lookup
 from screening.store.writer import CallLogWriter
 
@@ -65,7 +68,12 @@ async def running(config: Config, engine: Engine) -> AsyncIterator[Service]:
     metrics = Metrics()
     metrics.call_log_queue.set_function(lambda: writer.pending)
     screener = Screener(
-        config, sql_rules_lookup(reader), writer, identity=verifier, metrics=metrics
+        config,
+        sql_rules_lookup(reader),
+        writer,
+        identity=verifier,
+        metrics=metrics,
+        remember=sql_remember(feature_engine),
     )
     reputation = Reputation(config.reputation_reports, config.reputation_days)
     features = FeatureCodes(sql_feature_runner(feature_engine, reputation), writer.flush)
@@ -101,6 +109,19 @@ async def running(config: Config, engine: Engine) -> AsyncIterator[Service]:
             log.error("stopped with %d call-log rows unwritten: the database is unavailable", lost)
             raise SystemExit(1)
         log.info("stopped")
+
+
+def sql_remember(engine: Engine) -> Remember:
+    """Writes a passed caller's allow entry on a thread: the call is already ringing."""
+
+    def write(caller: str, extension: str, until: datetime) -> None:
+        with Session(engine) as session, session.begin():
+            remember_challenge(session, caller, extension, until, datetime.now(UTC))
+
+    async def remember(caller: str, extension: str, until: datetime) -> None:
+        await asyncio.to_thread(write, caller, extension, until)
+
+    return remember
 
 
 def stir_verifier(config: Config) -> Verifier:

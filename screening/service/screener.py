@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from screening.config import Config
+from screening.core.challenge import DIGITS, Answer, Outcome, describe, judge
 from screening.core.decision import Action, Decision, IncomingCall, decide
 from screening.core.identity import (
     UNVERIFIED,
@@ -65,9 +67,31 @@ class CallLog(Protocol):
     def add(self, record: CallRecord) -> None: ...
 
 
-#: What a door does with a decision: continue or reject the call, and return the decision
-#: that really happened (a reject that failed is a call continued unscreened).
+class Remember(Protocol):
+    """Leaves a passed caller's allow entry for the extension (source "challenge")."""
+
+    async def __call__(self, caller: str, extension: str, until: datetime) -> None: ...
+
+
+#: What a door does with a decision: continue, reject or challenge the call, and return the
+#: decision that really happened (a reject that failed is a call continued unscreened).
 Act = Callable[[Decision], Awaitable[Decision]]
+
+#: A challenge the dialplan has not reported on after this much longer than its prompt and
+#: time-out is forgotten (the app was away when it ended, or missed the hang-up).
+CHALLENGE_GRACE_S = 120.0
+
+
+@dataclass(frozen=True)
+class _Challenge:
+    """A call in the challenge: what was decided, kept until the dialplan reports back."""
+
+    call: Call
+    seen: IncomingCall
+    decision: Decision  # the policy's, with the digit
+    at: datetime
+    decision_us: int
+    started: float  # time.monotonic()
 
 
 def incoming(
@@ -114,6 +138,8 @@ class Screener:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         identity: IdentityCheck | None = None,
         metrics: Metrics | None = None,
+        remember: Remember | None = None,
+        digits: Callable[[], str] = lambda: secrets.choice(DIGITS),
     ) -> None:
         self._config = config
         self._lookup = lookup
@@ -121,8 +147,11 @@ class Screener:
         self._identity = identity
         self._metrics = metrics or Metrics()
         self._clock = clock
+        self._remember = remember
+        self._digits = digits
         self._lookups = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="lookup")
         self._failing = False  # one warning per outage, not one per call
+        self._challenges: dict[str, _Challenge] = {}  # call id -> in the challenge now
 
     def close(self) -> None:
         self._lookups.shutdown(wait=False, cancel_futures=True)
@@ -150,13 +179,111 @@ class Screener:
             log.warning("could not open the database at start: %s", errors[0])
 
     async def screen(self, call: Call, act: Act) -> Decision:
-        """Decide `call`, let the door act on it, then log it. Returns what happened."""
+        """Decide `call`, let the door act on it, then log it. Returns what happened. A
+        challenged call is logged when the dialplan reports its outcome (`answered`,
+        `abandoned`)."""
         t0 = time.perf_counter()
         now = self._clock()
         seen, decision = await self._decide(call, now)
+        if decision.challenged:
+            decision = replace(decision, digit=self._digits())
         decision = await act(decision)
         elapsed_us = int((time.perf_counter() - t0) * 1_000_000)
-        outcome: Literal["allowed", "rejected"] = "rejected" if decision.rejected else "allowed"
+        self._metrics.decision_seconds.labels(call.door).observe(elapsed_us / 1e6)
+        if decision.challenged:
+            self._forget_stale()
+            self._challenges[call.id] = _Challenge(
+                call, seen, decision, now, elapsed_us, time.monotonic()
+            )
+            self._log(call, seen, decision, elapsed_us, f"challenged (press {decision.digit})")
+            return decision
+        self._record(call, seen, decision, now, elapsed_us)
+        return decision
+
+    def challenged_now(self) -> int:
+        """Calls in the challenge right now (for tests and the log on shutdown)."""
+        return len(self._challenges)
+
+    async def answered(self, call: Call, answer: Answer, act: Act) -> Decision:
+        """The dialplan's report after the challenge's Read(): decide, let the door act,
+        log one row for the whole call, and remember a caller who passed. `call` is the
+        door's view of the channel now; the challenge's own record is used when we have it
+        (a restarted app has not: the answer alone then decides)."""
+        pending = self._challenges.pop(call.id, None)
+        if pending is None:
+            seen = incoming(call.caller, call.extension, self._config.default_region)
+            base = Decision(
+                Action.CHALLENGE, None, "policy", None, "challenged before this app started"
+            )
+            pending = _Challenge(call, seen, base, self._clock(), 0, time.monotonic())
+        outcome = judge(answer)
+        d = pending.decision
+        why = f"{d.reason}; {describe(outcome, answer)}"
+        if outcome.refused:
+            code = self._config.challenge.sip_code
+            final = Decision(Action.REJECT, code, d.rule_kind, d.rule_id, why, d.policy)
+        else:
+            # Passed, or failed on our side: the call rings (fail open).
+            final = Decision(Action.CONTINUE, None, d.rule_kind, d.rule_id, why, d.policy)
+        final = await act(final)
+        if outcome is Outcome.PASSED and final.action is Action.CONTINUE:
+            await self._remember_passed(pending)
+        self._finish(pending, final, outcome)
+        return final
+
+    def abandoned(self, call_id: str) -> None:
+        """The caller hung up during the challenge (the door saw the channel go)."""
+        pending = self._challenges.pop(call_id, None)
+        if pending is None:
+            return
+        why = f"{pending.decision.reason}; {describe(Outcome.ABANDONED, None)}"
+        d = replace(pending.decision, action=Action.CONTINUE, reason=why)
+        self._finish(pending, d, Outcome.ABANDONED)
+
+    def _forget_stale(self) -> None:
+        """Challenges the dialplan never reported on (the app was away when they ended): one
+        warning each, so the table stays as small as the calls in it."""
+        settings = self._config.challenge
+        limit = time.monotonic() - (settings.timeout_s + CHALLENGE_GRACE_S)
+        while self._challenges:
+            call_id, oldest = next(iter(self._challenges.items()))
+            if oldest.started >= limit:
+                return
+            del self._challenges[call_id]
+            log.warning(
+                "call %s: no word from the dialplan since its challenge began; "
+                "it went on without the app",
+                call_id,
+            )
+            d = replace(oldest.decision, action=Action.CONTINUE)
+            self._finish(oldest, d, Outcome.FAILED)
+
+    async def _remember_passed(self, pending: _Challenge) -> None:
+        days = self._config.challenge.remember_days
+        caller = pending.seen.caller
+        if self._remember is None or days == 0 or caller is None:
+            return
+        try:
+            until = self._clock() + timedelta(days=days)
+            await self._remember(caller, pending.call.extension, until)
+        except Exception as e:
+            # The call already rings; the caller is asked again next time.
+            log.warning("could not remember %s passing the challenge: %s", caller, e)
+
+    def _finish(self, pending: _Challenge, decision: Decision, outcome: Outcome) -> None:
+        self._metrics.challenges.labels(outcome.value).inc()
+        self._record(
+            pending.call,
+            pending.seen,
+            decision,
+            pending.at,
+            pending.decision_us,
+            challenge=outcome,
+        )
+
+    def _log(
+        self, call: Call, seen: IncomingCall, decision: Decision, elapsed_us: int, outcome: str
+    ) -> None:
         code = f" {decision.sip_code}" if decision.sip_code else ""
         name = f", name {seen.name!r}" if seen.name else ""
         v = seen.verification
@@ -188,6 +315,25 @@ class Screener:
                 "ms": round(elapsed_us / 1000, 2),
             },
         )
+
+    def _record(
+        self,
+        call: Call,
+        seen: IncomingCall,
+        decision: Decision,
+        at: datetime,
+        elapsed_us: int,
+        challenge: Outcome | None = None,
+    ) -> None:
+        """The log line, the metrics and the call-log row of a call whose fate is known."""
+        outcome: Literal["allowed", "rejected", "abandoned"] = (
+            "abandoned"
+            if challenge is Outcome.ABANDONED
+            else "rejected"
+            if decision.rejected
+            else "allowed"
+        )
+        self._log(call, seen, decision, elapsed_us, outcome)
         failed_open = decision.rule_kind == "error"
         self._metrics.call(
             call.door,
@@ -195,12 +341,12 @@ class Screener:
             decision.sip_code,
             decision.rule_kind,
         )
-        self._metrics.decision_seconds.labels(call.door).observe(elapsed_us / 1e6)
+        v = seen.verification
         if v.source != "none":
             self._metrics.verifications.labels(v.status.value, v.attestation or "").inc()
         self._call_log.add(
             CallRecord(
-                at=now,
+                at=at,
                 channel_id=call.id,
                 caller_raw=call.caller,
                 caller=seen.caller,
@@ -216,9 +362,9 @@ class Screener:
                 verification=v.result if v.source != "none" or call.identity else None,
                 attestation=v.attestation,
                 policy=decision.policy.value if decision.policy else None,
+                challenge=challenge.value if challenge else None,
             )
         )
-        return decision
 
     async def _decide(self, call: Call, now: datetime) -> tuple[IncomingCall, Decision]:
         region = self._config.default_region

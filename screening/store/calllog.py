@@ -23,7 +23,7 @@ class CallRecord:
     caller_raw: str
     caller: str | None
     extension: str
-    decision: Literal["allowed", "rejected"]
+    decision: Literal["allowed", "rejected", "abandoned"]  # abandoned: hung up in a challenge
     sip_code: int | None
     rule_kind: str | None
     rule_id: int | None
@@ -33,7 +33,8 @@ class CallRecord:
     caller_name: str | None = None
     verification: str | None = None  # identity.Verification.result
     attestation: str | None = None
-    policy: str | None = None  # the policy that rejected
+    policy: str | None = None  # the policy that rejected or challenged
+    challenge: str | None = None  # core.challenge.Outcome, when the call was challenged
 
 
 def write_call_log(session: Session, records: Sequence[CallRecord]) -> None:
@@ -62,6 +63,7 @@ def write_call_log(session: Session, records: Sequence[CallRecord]) -> None:
                 "verification": r.verification[:40] if r.verification else None,
                 "attestation": r.attestation,
                 "policy": r.policy,
+                "challenge": r.challenge,
             }
             for r in records
         ],
@@ -111,6 +113,7 @@ class Stats:
     by_policy: list[tuple[str, int]]  # rejections per policy kind, most first
     by_verification: list[tuple[str, int]]  # calls per verification result and attestation
     top_names: list[tuple[str, int]]  # rejected callers' names, most first
+    challenges: dict[str, int]  # challenge outcome -> calls (core.challenge.Outcome)
 
 
 def stats(session: Session, since: datetime | None = None, top: int = 10) -> Stats:
@@ -159,6 +162,11 @@ def stats(session: Session, since: datetime | None = None, top: int = 10) -> Sta
         .group_by(CallLog.verification, CallLog.attestation)
         .order_by(func.count().desc(), CallLog.verification, CallLog.attestation)
     ).all()
+    challenges = session.execute(
+        select(CallLog.challenge, func.count())
+        .where(*scope, CallLog.challenge.is_not(None))
+        .group_by(CallLog.challenge)
+    ).all()
     top_names = session.execute(
         select(CallLog.caller_name, func.count())
         .where(*rejected, CallLog.caller_name.is_not(None))
@@ -179,6 +187,7 @@ def stats(session: Session, since: datetime | None = None, top: int = 10) -> Sta
         by_policy=[(str(p), n) for p, n in by_policy],
         by_verification=[(f"{v or 'none'} {a or ''}".strip(), n) for v, a, n in verified],
         top_names=[(str(name), n) for name, n in top_names],
+        challenges={str(outcome): n for outcome, n in challenges},
     )
 
 

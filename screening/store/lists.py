@@ -12,6 +12,7 @@ from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from screening.core.challenge import CHALLENGE_SOURCE
 from screening.core.decision import DndWindow, Entry
 from screening.core.decision import ManualDnd as ManualDndRule
 from screening.store.models import (
@@ -96,6 +97,23 @@ def upsert_entry(
         row.sip_code = new.sip_code or 607
     session.flush()
     return _to_entry(row), created
+
+
+def remember_challenge(
+    session: Session, caller: str, extension: str, until: datetime, now: datetime
+) -> Entry:
+    """A caller passed the challenge for `extension`: a temporary allow entry spares them
+    the next ones (core.decision.decide gives it less weight than an entry a person made)."""
+    new = NewEntry(
+        entered=caller,
+        value=caller,
+        is_prefix=False,
+        extension=extension,
+        reason="passed the challenge",
+        source=CHALLENGE_SOURCE,
+        expires_at=until,
+    )
+    return upsert_entry(session, "allow", new, now)[0]
 
 
 def find_entry(

@@ -55,6 +55,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
 def require_current(engine: Engine) -> None:
     """Raise a message an admin can act on when the schema is missing or behind."""
     have, want = current(engine), head()

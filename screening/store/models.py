@@ -127,13 +127,13 @@ class Policy(Base):
     __table_args__ = (
         UniqueConstraint("kind", "scope", name="uq_policies_kind_scope"),
         CheckConstraint("sip_code IN (607, 608)", name="ck_policies_sip_code"),
-        CheckConstraint("action IN ('reject', 'continue')", name="ck_policies_action"),
+        CheckConstraint("action IN ('reject', 'challenge', 'continue')", name="ck_policies_action"),
         _NO_REUSE,
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))  # core.decision.PolicyKind
     scope: Mapped[str] = mapped_column(String(32), default=GLOBAL)
-    action: Mapped[str] = mapped_column(String(16))  # reject | continue
+    action: Mapped[str] = mapped_column(String(16))  # reject | challenge | continue
     sip_code: Mapped[int | None] = mapped_column(SmallInteger)  # reject only
     source: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -202,6 +202,8 @@ class CallLog(Base):
     verification: Mapped[str | None] = mapped_column(String(40))
     attestation: Mapped[str | None] = mapped_column(String(1))
     policy: Mapped[str | None] = mapped_column(String(32))
+    # The challenge's outcome (0007; core.challenge.Outcome), NULL when not challenged.
+    challenge: Mapped[str | None] = mapped_column(String(16))
 
 
 class User(Base):

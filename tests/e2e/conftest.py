@@ -149,7 +149,15 @@ class App:
             stderr=subprocess.STDOUT,
         )
         if self.door == "ari":
+            # Asterisk may still list an app that went away while it watched a channel
+            # (a killed app with a caller in the challenge): wait for our own connection.
+            connected = self.log().count("connected to ARI")
             self.wait_registered(True)
+            t0 = time.monotonic()
+            while self.log().count("connected to ARI") == connected:
+                if self.proc.poll() is not None or time.monotonic() - t0 > 15:
+                    pytest.fail(f"screening serve did not connect to ARI:\n{self.log()}")
+                time.sleep(0.05)
         else:
             self.wait_listening(True)
 
