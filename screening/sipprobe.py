@@ -35,6 +35,7 @@ class CallResult:
     duration_s: float = 0.0  # answer -> hang-up, for answered calls
     early_media_ms: float | None = None  # INVITE sent -> 183 with SDP received
     early_rtp_packets: int = 0  # audio received between the 183 and the final response
+    early_audio_s: float = 0.0  # first to last packet of it: how long the prompt played
     pressed: str = ""  # digits sent as RFC 4733 events in early media
 
     @property
@@ -78,12 +79,17 @@ class _Rtp(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.packets = 0
         self.transport: asyncio.DatagramTransport | None = None
+        self.first_at: float | None = None  # time.perf_counter() of the first packet
+        self.last_at: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
         self.packets += 1
+        self.last_at = time.perf_counter()
+        if self.first_at is None:
+            self.first_at = self.last_at
 
 
 #: RFC 4733 event codes.
@@ -285,6 +291,7 @@ async def _call(
     if media is not None:
         result.early_media_ms = media.at_ms
         result.early_rtp_packets = media.packets
+        result.early_audio_s = media.audio_s
         result.pressed = media.pressed
     if status >= 300:
         send(request("ACK", 1, to_hdr, ruri, branch))  # same transaction as the INVITE
@@ -319,6 +326,7 @@ class _Early:
         self.at_ms: float | None = None
         self.pressed = ""
         self.packets = 0
+        self.audio_s = 0.0
 
     def start(self, message: str, at_ms: float, cancel: Callable[[], None]) -> None:
         if self._sender is not None:
@@ -328,6 +336,7 @@ class _Early:
             return  # a 183 without SDP: no early media yet
         address, port, event_type = found
         self.at_ms, self._from = at_ms, self._rtp.packets
+        self._rtp.first_at = self._rtp.last_at = None
         self._sender = _RtpSender(self._rtp, (address, port), event_type)
         self._caller = asyncio.create_task(self._act(self._sender, cancel))
 
@@ -342,6 +351,8 @@ class _Early:
 
     def stop(self) -> None:
         self.packets = self._rtp.packets - self._from if self.at_ms is not None else 0
+        if self.packets and self._rtp.first_at is not None and self._rtp.last_at is not None:
+            self.audio_s = self._rtp.last_at - self._rtp.first_at
         if self._caller is not None:
             self._caller.cancel()
         if self._sender is not None:

@@ -93,7 +93,7 @@ class AriClient:
         )
         self._ws: ClientConnection | None = None
         self._ws_rest = False  # Asterisk answered our probe over the websocket
-        self._pending: dict[str, asyncio.Future[int]] = {}
+        self._pending: dict[str, asyncio.Future[tuple[int, str]]] = {}
         self._ids = itertools.count(1)
         self.connected = False  # the events websocket is open
         self.on_reconnect: Callable[[], None] = lambda: None  # after an outage ends
@@ -117,13 +117,17 @@ class AriClient:
     async def _rest(self, method: str, path: str, params: dict[str, str]) -> int:
         """One REST call; returns the HTTP status code. Raises AriError when Asterisk
         cannot be reached or does not answer within REST_TIMEOUT."""
+        return (await self._rest_body(method, path, params))[0]
+
+    async def _rest_body(self, method: str, path: str, params: dict[str, str]) -> tuple[int, str]:
+        """One REST call; returns the HTTP status code and the body."""
         ws = self._ws
         if ws is None or not self._ws_rest:
             response = await self._http.request(method, path, params=params)
-            return response.status_code
+            return response.status_code, response.text
         request_id = str(next(self._ids))
         uri = path.lstrip("/") + (f"?{urlencode(params)}" if params else "")
-        answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        answer: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = answer
         try:
             await ws.send(
@@ -147,7 +151,8 @@ class AriClient:
             return
         answer = self._pending.get(request_id)
         if answer is not None and not answer.done():
-            answer.set_result(int(message.get("status_code", 0)))
+            body = message.get("message_body")
+            answer.set_result((int(message.get("status_code", 0)), str(body or "")))
 
     def _lost(self) -> None:
         self._ws, self._ws_rest = None, False
@@ -179,6 +184,20 @@ class AriClient:
         if status >= 300:
             raise AriError(f"set {name} on {channel_id}: HTTP {status}")
         return True
+
+    async def get_variable(self, channel_id: str, name: str) -> str | None:
+        """A channel variable, or a dialplan function's value (`DIALPLAN_EXISTS(...)`);
+        None when the channel is gone or the value cannot be read."""
+        status, body = await self._rest_body(
+            "GET", f"/channels/{channel_id}/variable", {"variable": name}
+        )
+        if status != 200:
+            return None
+        try:
+            value = json.loads(body).get("value")
+        except (ValueError, AttributeError):
+            return None
+        return value if isinstance(value, str) else None
 
     async def watch(self, channel_id: str, on: bool = True) -> None:
         """Hear (or stop hearing) the channel's events after it leaves Stasis: how the app

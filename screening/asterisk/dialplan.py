@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from screening.core.challenge import Answer, Settings
+
+log = logging.getLogger(__name__)
 
 #: Where rejected calls go: the extension is the SIP code (607 or 608).
 REJECT_CONTEXT = "screening-reject"
@@ -76,3 +80,31 @@ def challenge_answer(args: Sequence[str]) -> tuple[str, Answer]:
     padded = [a[:32] for a in args[:4]] + [""] * (4 - len(args[:4]))
     extension, expected, status, pressed = padded
     return extension, Answer(expected=expected, pressed=pressed, status=status)
+
+
+class ChallengeDialplan:
+    """Whether Asterisk's dialplan has the challenge. A door asks (DIALPLAN_EXISTS) before
+    its first challenge, and after a miss before each one: a call sent to a context that is
+    not there is hung up by Asterisk, and a caller must never be lost to an old
+    extensions.conf. Once found, never asked again."""
+
+    EXPRESSION = f"DIALPLAN_EXISTS({CHALLENGE_RUN_CONTEXT},s,1)"
+
+    def __init__(self) -> None:
+        self.found = False
+        self._warned_at = float("-inf")
+
+    def answer(self, value: str | None) -> bool:
+        """Take the expression's value; False only when the dialplan surely lacks it (None:
+        it could not be read, e.g. the caller left; the challenge is tried)."""
+        if value is None or value.strip() == "1":
+            self.found = value is not None
+            return True
+        if time.monotonic() - self._warned_at > 60:
+            self._warned_at = time.monotonic()
+            log.error(
+                "the dialplan has no [%s]: challenged calls ring unscreened until "
+                "asterisk-conf/extensions.conf is updated and `dialplan reload` run",
+                CHALLENGE_RUN_CONTEXT,
+            )
+        return False

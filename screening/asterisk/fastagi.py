@@ -25,6 +25,7 @@ from screening.asterisk.dialplan import (
     CHALLENGE_VARIABLE,
     FEATURE_CONTEXT,
     RESULT_VARIABLE,
+    ChallengeDialplan,
     IdentityArgs,
     challenge_answer,
     challenge_value,
@@ -168,6 +169,7 @@ class FastAgiServer:
         self._screener = screener
         self._features = features
         self._challenge = challenge or ChallengeSettings()
+        self._dialplan = ChallengeDialplan()
         self._max = max_connections
         self._env_timeout = env_timeout
         self._open: set[asyncio.Task[None]] = set()
@@ -282,6 +284,11 @@ class FastAgiServer:
     def _act(self, session: AgiSession, call_id: str) -> Act:
         async def act(decision: Decision) -> Decision:
             if decision.challenged and decision.digit is not None:
+                if not self._dialplan.found and not self._dialplan.answer(
+                    await self._evaluate(session, ChallengeDialplan.EXPRESSION)
+                ):
+                    await self._set_result(session, CONTINUE, call_id)
+                    return failed_open("no challenge in the dialplan")
                 value = challenge_value(decision.digit, self._challenge)
                 why = await self._set(session, CHALLENGE_VARIABLE, value, call_id)
                 if why is None:
@@ -312,6 +319,14 @@ class FastAgiServer:
         else:
             result = await self._features.request(name, who)
         await self._set_result(session, result.outcome.value, request.unique_id)
+
+    async def _evaluate(self, session: AgiSession, expression: str) -> str | None:
+        """A dialplan function's value (GET FULL VARIABLE); None when it cannot be read."""
+        try:
+            answer = await session.command(f"GET FULL VARIABLE ${{{expression}}}\n".encode())
+        except (TimeoutError, agi.AgiProtocolError, _Closed, OSError):
+            return None
+        return answer.data if answer.ok and answer.result == 1 else None
 
     async def _set_result(self, session: AgiSession, value: str, call_id: str) -> str | None:
         """Set the result variable, the last command; None when Asterisk took it (or the

@@ -24,6 +24,7 @@ from screening.asterisk.dialplan import (
     FEATURE_CONTEXT,
     FEATURE_RESULT_CONTEXT,
     REJECT_CONTEXT,
+    ChallengeDialplan,
     challenge_answer,
     challenge_value,
     identity_args,
@@ -63,6 +64,7 @@ class ScreeningApp:
         self._decided: OrderedDict[str, float] = OrderedDict()  # key -> when, recent ones
         self._gone: set[str] = set()  # hung up while in hand (ChannelDestroyed)
         self._watched: set[str] = set()  # channels in the challenge whose events we hear
+        self._dialplan = ChallengeDialplan()
 
     async def run(self, stop: asyncio.Event) -> None:
         events = self._ari.events(on_connect=self._recover_parked)
@@ -214,6 +216,22 @@ class ScreeningApp:
         except Exception as e:
             log.error("could not continue channel %s: %s", start.channel_id, e)
 
+    async def _send_to_challenge(self, channel_id: str, digit: str, extension: str) -> bool:
+        """Watch the channel (to hear a hang-up), set its digit and continue it to the
+        challenge. False when the dialplan has no challenge: the caller rings instead."""
+        if not self._dialplan.found:
+            found = await self._ari.get_variable(channel_id, ChallengeDialplan.EXPRESSION)
+            if not self._dialplan.answer(found):
+                return False
+        await self._ari.watch(channel_id)
+        self._watched.add(channel_id)
+        value = challenge_value(digit, self._challenge)
+        if await self._ari.set_variable(channel_id, CHALLENGE_VARIABLE, value):
+            await self._ari.continue_in_dialplan(channel_id, CHALLENGE_CONTEXT, extension)
+        else:
+            self._gone.add(channel_id)
+        return True
+
     async def _act(self, channel_id: str, decision: Decision, extension: str) -> Decision:
         """One REST round trip: continue to the next priority, or to the extension that is
         the SIP code in the reject context. A challenge costs three: watch the channel (to
@@ -221,14 +239,9 @@ class ScreeningApp:
         actually happened."""
         if decision.challenged and decision.digit is not None:
             try:
-                await self._ari.watch(channel_id)
-                self._watched.add(channel_id)
-                value = challenge_value(decision.digit, self._challenge)
-                if await self._ari.set_variable(channel_id, CHALLENGE_VARIABLE, value):
-                    await self._ari.continue_in_dialplan(channel_id, CHALLENGE_CONTEXT, extension)
-                else:
-                    self._gone.add(channel_id)
-                return decision
+                if await self._send_to_challenge(channel_id, decision.digit, extension):
+                    return decision
+                decision = failed_open("no challenge in the dialplan")
             except Exception as e:
                 log.error("could not challenge channel %s (%s); continuing it", channel_id, e)
                 decision = failed_open(f"challenge failed ({e})")

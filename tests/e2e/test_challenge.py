@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,8 @@ import httpx
 import pytest
 
 from screening.sipprobe import CallResult, EarlyMedia, place_call
-from tests.e2e.conftest import DOOR_SOURCE, App
+from tests.e2e.conftest import DOOR_SOURCE, REPO, App
+from tests.e2e.test_doctor import doctor, lines
 
 #: The prompt ("To call this number, press N") lasts about 2.5 s: 125 packets of 20 ms.
 PROMPT_PACKETS_AT_LEAST = 75
@@ -215,3 +217,34 @@ def test_the_call_still_rings_when_the_app_dies_during_the_challenge(killable: A
     app.proc = None
     assert result.status_line == "200 OK"  # rang, unscreened: never lost
     assert result.early_rtp_packets > 0
+
+
+@pytest.fixture
+def old_dialplan() -> Iterator[None]:
+    """A PBX whose extensions.conf predates the challenge."""
+    cli = [str(REPO / "scripts" / "sandbox"), "cli"]
+    subprocess.run([*cli, "dialplan remove context screening-challenge-run"], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run([*cli, "dialplan reload"], check=True, capture_output=True)
+
+
+def test_without_the_challenge_in_the_dialplan_calls_ring_and_the_doctor_says_why(
+    killable: App, old_dialplan: None
+) -> None:
+    app = killable  # a fresh door: it has not seen the challenge in the dialplan yet
+    ext = "275" if app.door == "ari" else "276"
+    assert app.cli("policy", "set", "--for", ext, "unverified", "--action", "challenge").code == 0
+    caller = f"+1555{7700001 + (app.door == 'agi')}"
+    result = app.call(caller, ext, final_within=10)
+    assert result.status_line == "200 OK"  # never hung up by a missing context
+    assert 183 not in result.provisional
+    app.wait_log("the dialplan has no [screening-challenge-run]")
+    decision, code, outcome, _, reason = row(app, caller, ext)
+    assert (decision, code, outcome) == ("allowed", None, None)
+    assert "no challenge in the dialplan" in str(reason)
+    report = doctor(app)
+    assert report.code == 1
+    [fail] = [f for f in lines(report, "FAIL") if "screening-challenge-run" in f]
+    assert "not in the dialplan" in fail

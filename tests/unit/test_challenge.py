@@ -149,9 +149,14 @@ def test_the_report_arguments_are_read_in_order_and_padded() -> None:
 class ChallengeAri:
     """Records every REST call the door makes."""
 
-    def __init__(self, fail_variable: bool = False) -> None:
+    def __init__(self, fail_variable: bool = False, dialplan: str = "1") -> None:
         self.requests: list[tuple[Any, ...]] = []
         self.fail_variable = fail_variable
+        self.dialplan = dialplan  # DIALPLAN_EXISTS of the challenge
+
+    async def get_variable(self, channel_id: str, name: str) -> str | None:
+        self.requests.append(("get", channel_id, name))
+        return self.dialplan
 
     async def continue_in_dialplan(
         self, channel_id: str, context: str | None = None, extension: str | None = None
@@ -227,6 +232,7 @@ def test_a_challenged_call_is_watched_told_its_digit_and_sent_to_the_challenge()
     app, rows, _ = door(ari)
     asyncio.run(app.screen(first()))
     assert ari.requests == [
+        ("get", "chan-1", "DIALPLAN_EXISTS(screening-challenge-run,s,1)"),
         ("watch", "chan-1"),
         ("variable", "chan-1", CHALLENGE_VARIABLE, "4,8,to-call-this-number&vm-press"),
         ("continue", "chan-1", CHALLENGE_CONTEXT, "201"),
@@ -346,3 +352,22 @@ def test_a_stopping_app_stops_watching_the_callers_in_the_challenge() -> None:
 
     asyncio.run(scenario())
     assert ari.requests[-1] == ("unwatch", "chan-1")
+
+
+def test_an_old_dialplan_without_the_challenge_lets_the_call_ring(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A context that is not there would make Asterisk hang the caller up.
+    ari = ChallengeAri(dialplan="0")
+    app, rows, _ = door(ari)
+
+    async def scenario() -> None:
+        await app.screen(first())
+        await app.screen(first("5551234568"))
+
+    asyncio.run(scenario())
+    sent = [r for r in ari.requests if r[0] == "continue"]
+    assert sent == [("continue", "chan-1", None, None)] * 2
+    assert [(r.decision, r.rule_kind) for r in rows.rows] == [("allowed", "error")] * 2
+    assert caplog.text.count("the dialplan has no [screening-challenge-run]") == 1
+    assert [r[0] for r in ari.requests].count("get") == 2  # asked again after a miss
