@@ -24,11 +24,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from screening import __version__, config
-from screening.admin import csvfile, ops, parse
 from screening.core.decision import Decision
 from screening.core.errors import InvalidInput
 from screening.core.numbers import normalise
 from screening.service import accounts as accounts_service
+from screening.service import csvfile, ops, parse
 from screening.store import calllog, lists, migrate, policies
 from screening.store.engine import make_engine
 from screening.store.policies import NameKind

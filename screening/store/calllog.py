@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, Table, and_, case, delete, func, insert, select
+from sqlalchemy import ColumnElement, Table, and_, case, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from screening.store.models import CallLog
@@ -78,8 +78,18 @@ def query_log(
     caller: str | None = None,
     decision: str | None = None,
     limit: int = 50,
+    before_id: int | None = None,
 ) -> list[CallLog]:
+    """Newest first; `before_id` continues after the last row of a previous page (keyset:
+    the same cost for page 1 and page 1,000)."""
     query = select(CallLog).order_by(CallLog.at.desc(), CallLog.id.desc()).limit(limit)
+    if before_id is not None:
+        last = session.get(CallLog, before_id)
+        if last is not None:
+            query = query.where(
+                CallLog.at <= last.at,
+                or_(CallLog.at < last.at, CallLog.id < last.id),
+            )
     if since is not None:
         query = query.where(CallLog.at >= since)
     if extension is not None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any, Literal, TypeVar, cast
 
-from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy import Table, and_, delete, false, func, insert, or_, select, true
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -116,6 +116,18 @@ def remember_challenge(
     return upsert_entry(session, "allow", new, now)[0]
 
 
+def find_entry_by_id(
+    session: Session, kind: Literal["block", "allow"], entry_id: int
+) -> Entry | None:
+    row = cast("BlockEntry | AllowEntry | None", session.get(_model(kind), entry_id))
+    return _to_entry(row) if row is not None else None
+
+
+def find_dnd(session: Session, schedule_id: int) -> DndWindow | None:
+    row = session.get(DndSchedule, schedule_id)
+    return _to_window(row) if row is not None else None
+
+
 def find_entry(
     session: Session,
     kind: Literal["block", "allow"],
@@ -204,26 +216,99 @@ def _list(
     if extension is not None:
         query = query.where(model.scope == extension)
     return [
-        ListedEntry(
-            id=row.id,
-            kind=kind,
-            entered=row.entered,
-            value=row.value,
-            is_prefix=row.is_prefix,
-            extension=row.scope or None,
-            sip_code=row.sip_code if isinstance(row, BlockEntry) else None,
-            reason=row.reason,
-            source=row.source,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            hits=n or 0,
-            # Aggregates bypass the column type: normalise to aware UTC here.
-            last_hit=as_utc(last),
-        )
+        _listed(row, kind, n, last)
         for row, n, last in cast(
             "list[tuple[_Row, int | None, datetime | str | None]]", session.execute(query).all()
         )
     ]
+
+
+#: Where a page of entries starts: after this (value, is_prefix, scope).
+Cursor = tuple[str, bool, str]
+
+
+@dataclass(frozen=True)
+class EntryPage:
+    entries: list[ListedEntry]
+    next: Cursor | None  # None: this is the last page
+
+
+def page_entries(
+    session: Session,
+    kind: Literal["block", "allow"],
+    *,
+    scope: str | None = None,
+    prefix: str = "",
+    after: Cursor | None = None,
+    limit: int = 50,
+) -> EntryPage:
+    """One page of entries in number order: all scopes (None), global ones ("") or one
+    extension's; numbers starting with `prefix` (normalised, e.g. "+1555"). Keyset paging
+    on an index, so page 20,000 of a million entries costs what page 1 does."""
+    model = _model(kind)
+    query = select(model)
+    if scope is not None:
+        query = query.where(model.scope == scope).order_by(model.value, model.is_prefix)
+    else:
+        query = query.order_by(model.value, model.is_prefix, model.scope)
+    if prefix:
+        # A range, not LIKE: it uses the index on every backend ("~" sorts after digits).
+        query = query.where(model.value >= prefix, model.value < prefix + "~")
+    if after is not None:
+        value, is_prefix, after_scope = after
+        # Booleans sort False < True; "greater than True" is nothing.
+        later_kind = false() if is_prefix else model.is_prefix == true()
+        tail = or_(later_kind, and_(model.is_prefix == is_prefix, model.scope > after_scope))
+        if scope is not None:
+            tail = later_kind
+        query = query.where(
+            model.value >= value, or_(model.value > value, and_(model.value == value, tail))
+        )
+    rows = cast("list[BlockEntry | AllowEntry]", list(session.scalars(query.limit(limit + 1))))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    ids = [r.id for r in rows]
+    kinds = ("block", "reputation") if kind == "block" else (kind,)
+    hits = (
+        {
+            rule_id: (n, last)
+            for rule_id, n, last in session.execute(
+                select(CallLog.rule_id, func.count(), func.max(CallLog.at))
+                .where(CallLog.rule_kind.in_(kinds), CallLog.rule_id.in_(ids))
+                .group_by(CallLog.rule_id)
+            ).all()
+        }
+        if ids
+        else {}
+    )
+    entries = [_listed(row, kind, *hits.get(row.id, (0, None))) for row in rows]
+    last = rows[-1] if rows else None
+    cursor = (last.value, last.is_prefix, last.scope) if more and last is not None else None
+    return EntryPage(entries, cursor)
+
+
+def _listed(
+    row: BlockEntry | AllowEntry,
+    kind: Literal["block", "allow"],
+    hits: int | None,
+    last_hit: datetime | str | None,
+) -> ListedEntry:
+    return ListedEntry(
+        id=row.id,
+        kind=kind,
+        entered=row.entered,
+        value=row.value,
+        is_prefix=row.is_prefix,
+        extension=row.scope or None,
+        sip_code=row.sip_code if isinstance(row, BlockEntry) else None,
+        reason=row.reason,
+        source=row.source,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        hits=hits or 0,
+        # Aggregates bypass the column type: normalise to aware UTC here.
+        last_hit=as_utc(last_hit),
+    )
 
 
 def remove_entry(

@@ -83,6 +83,8 @@ class BlockEntry(_ListEntry, Base):
     __table_args__ = (
         UniqueConstraint("value", "is_prefix", "scope", name="uq_block_entries_rule"),
         CheckConstraint("sip_code IN (607, 608)", name="ck_block_entries_sip_code"),
+        # One extension's entries in number order: the console's pages (0008).
+        Index("ix_block_entries_scope_value", "scope", "value", "is_prefix"),
         _NO_REUSE,
     )
     sip_code: Mapped[int] = mapped_column(SmallInteger)
@@ -92,6 +94,7 @@ class AllowEntry(_ListEntry, Base):
     __tablename__ = "allow_entries"
     __table_args__ = (
         UniqueConstraint("value", "is_prefix", "scope", name="uq_allow_entries_rule"),
+        Index("ix_allow_entries_scope_value", "scope", "value", "is_prefix"),
         _NO_REUSE,
     )
 

@@ -30,7 +30,7 @@ class NewPolicy:
 @dataclass(frozen=True)
 class NewName:
     kind: NameKind
-    pattern: str  # lower case, checked (admin.parse.parse_name_pattern)
+    pattern: str  # lower case, checked (service.parse.parse_name_pattern)
     extension: str | None
     sip_code: int | None  # blocks only
     reason: str | None

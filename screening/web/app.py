@@ -32,6 +32,7 @@ from screening.service.accounts import Accounts, Refused
 from screening.store import calllog, reports
 from screening.store.accounts import Account
 from screening.store.accounts import audit as accounts_audit
+from screening.web import api
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,7 @@ def create_app(
             Route("/", home, methods=["GET"]),
             Route("/ext/{ext}", extension_page, methods=["GET"]),
             Route("/ext/{ext}/spam", spam, methods=["POST"]),
+            *api.routes(config, engine),
         ],
         middleware=[
             Middleware(

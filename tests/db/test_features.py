@@ -8,10 +8,10 @@ from typing import Literal
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from screening.admin import ops
 from screening.core import features
 from screening.core.decision import Action, IncomingCall, decide
 from screening.core.features import Outcome, Reputation
+from screening.service import ops
 from screening.service.features import run as run_feature
 from screening.store import calllog, lists, lookup
 from screening.store.models import BlockEntry, SpamReport

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import make_url, select
 from sqlalchemy.orm import Session
 
-from screening.admin import ops
 from screening.core import features
+from screening.service import ops
 from screening.service.features import sql_feature_runner
 from screening.store import calllog, migrate
 from screening.store.engine import lookup_engine, make_engine, side_engine

@@ -10,9 +10,9 @@ from sqlalchemy import Engine, Table, func, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from screening.admin import ops
 from screening.core.decision import Action, IncomingCall, Rules, decide
 from screening.core.errors import DatabaseError
+from screening.service import ops
 from screening.store import calllog, lookup, migrate
 from screening.store.engine import make_engine
 from screening.store.models import BlockEntry, CallLog

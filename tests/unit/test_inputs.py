@@ -7,8 +7,8 @@ from datetime import time
 import pytest
 
 from screening import config
-from screening.admin import parse
 from screening.core.errors import ConfigError, InvalidInput
+from screening.service import parse
 
 
 @pytest.mark.parametrize(

@@ -19,10 +19,10 @@ from typing import Literal, TextIO, cast
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from screening.admin import parse
 from screening.core.decision import WEEKDAYS
 from screening.core.errors import InvalidInput
 from screening.core.numbers import parse_entry
+from screening.service import parse
 from screening.store import lists, policies
 from screening.store.models import GLOBAL, AllowEntry, BlockEntry, DndSchedule
 from screening.store.models import NameEntry as NameRow

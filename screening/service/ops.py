@@ -1,5 +1,5 @@
-"""Admin operations behind the CLI and the import: each one checked input in, one
-transaction, our own values out."""
+"""Admin operations behind the CLI, the console and the import: each one checked input in,
+one transaction, our own values out."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Literal
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from screening.admin.parse import EntryKey, new_dnd, new_entry
 from screening.core.decision import (
     Decision,
     DndWindow,
@@ -23,6 +22,7 @@ from screening.core.decision import (
 )
 from screening.core.errors import InvalidInput, NotFound
 from screening.service import screener
+from screening.service.parse import EntryKey, new_dnd, new_entry
 from screening.store import lists, policies
 from screening.store.lists import NewDnd, NewEntry
 from screening.store.lookup import rules_for

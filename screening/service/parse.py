@@ -1,5 +1,6 @@
-"""Admin input, checked before anything is opened: each function takes what the admin typed
-and returns our own value, or raises InvalidInput naming the field and what was expected."""
+"""What people type (CLI, console, API), checked before anything is opened: each function
+takes the text and returns our own value, or raises InvalidInput naming the field and what
+was expected. Below the doors, so the CLI and the web door give the same messages."""
 
 from __future__ import annotations
 

@@ -1,0 +1,213 @@
+"""The JSON API on each backend, as a script would use it: bearer tokens, the CLI's checks
+and messages, keyset pages, and a user who can never read or change another extension."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.testclient import TestClient
+
+from screening.config import Config
+from screening.service.accounts import Accounts
+from screening.store.engine import make_engine
+from screening.store.models import AuditEntry
+from screening.web.app import create_app
+from tests.db.test_web import log_calls
+
+PASSWORD = "correct horse battery"
+
+
+class Api:
+    def __init__(self, client: TestClient, token: str) -> None:
+        self.client, self.headers = client, {"Authorization": f"Bearer {token}"}
+
+    def get(self, path: str, **params: str) -> tuple[int, object]:
+        r = self.client.get(f"/api/v1{path}", params=params, headers=self.headers)
+        return r.status_code, r.json()
+
+    def post(self, path: str, body: object, **params: str) -> tuple[int, object]:
+        r = self.client.post(f"/api/v1{path}", json=body, params=params, headers=self.headers)
+        return r.status_code, r.json()
+
+    def put(self, path: str, body: object) -> tuple[int, object]:
+        r = self.client.put(f"/api/v1{path}", json=body, headers=self.headers)
+        return r.status_code, r.json()
+
+    def delete(self, path: str, **params: str) -> tuple[int, object]:
+        r = self.client.delete(f"/api/v1{path}", params=params, headers=self.headers)
+        return r.status_code, r.json()
+
+
+@pytest.fixture
+def apis(database_url: str) -> Iterator[tuple[Api, Api, TestClient]]:
+    """(the admin's API, the API of 201's user, the bare client)."""
+    engine = make_engine(database_url)
+    accounts = Accounts(engine)
+    now = datetime.now(UTC)
+    accounts.add("alice", "admin", None, PASSWORD, now)
+    accounts.add("bob", "user", "201", PASSWORD, now)
+    client = TestClient(create_app(Config(), engine, "test-secret"))
+    yield (
+        Api(client, accounts.new_token("alice", now)),
+        Api(client, accounts.new_token("bob", now)),
+        client,
+    )
+    engine.dispose()
+
+
+def test_no_token_or_a_wrong_one_is_refused(apis: tuple[Api, Api, TestClient]) -> None:
+    _, _, client = apis
+    assert client.get("/api/v1/me").status_code == 401
+    r = client.get("/api/v1/me", headers={"Authorization": "Bearer not-a-token"})
+    assert (r.status_code, r.json()["field"]) == (401, "authentication")
+    assert client.get("/api/v1/openapi.json").json()["openapi"].startswith("3.")
+
+
+def test_admin_adds_blocks_with_the_clis_checks_and_messages(
+    apis: tuple[Api, Api, TestClient], database_url: str
+) -> None:
+    admin, _, _ = apis
+    assert admin.get("/me") == (200, {"name": "alice", "role": "admin", "extension": None})
+    status, entry = admin.post("/lists/block", {"number": "+1 (555) 123-4567", "reason": "robo"})
+    assert status == 201
+    assert entry == {
+        "id": entry["id"],  # type: ignore[index]
+        "kind": "block",
+        "number": "+15551234567",
+        "extension": None,
+        "code": 607,
+        "reason": "robo",
+        "source": "api",
+        "expires": None,
+    }
+    assert admin.post("/lists/block", {"number": "5551234567", "code": "608"})[0] == 200
+    assert admin.post("/lists/block", {"number": "hello"}) == (
+        400,
+        {
+            "error": "number: expected a phone number like +15551234567 or a prefix like "
+            "+1900*, got 'hello'",
+            "field": "number",
+        },
+    )
+    status, error = admin.post("/lists/block", {"number": "+15550000000", "code": "606"})
+    assert (status, error["field"]) == (400, "code")  # type: ignore[index]
+    status, error = admin.post("/lists/block", {"number": 5550000000.5})
+    assert status == 400
+    status, page = admin.get("/lists/block")
+    assert [(e["number"], e["code"]) for e in page["entries"]] == [("+15551234567", 608)]  # type: ignore[index]
+    engine = make_engine(database_url)
+    with Session(engine) as s:
+        actions = list(s.scalars(select(AuditEntry.action)))
+    engine.dispose()
+    assert actions.count("api block add") == 1 and actions.count("api block update") == 1
+
+
+def test_pages_cover_every_entry_once_in_number_order(apis: tuple[Api, Api, TestClient]) -> None:
+    admin, _, _ = apis
+    numbers = [f"+1555{n:07d}" for n in range(0, 1200, 10)]  # 120 entries
+    for n in numbers:
+        assert admin.post("/lists/allow", {"number": n})[0] == 201
+    seen: list[str] = []
+    after: str | None = None
+    pages = 0
+    while True:
+        params = {"limit": "50", **({"after": after} if after else {})}
+        status, page = admin.get("/lists/allow", **params)
+        assert status == 200
+        seen += [e["number"] for e in page["entries"]]  # type: ignore[index]
+        pages += 1
+        after = page["next"]  # type: ignore[index]
+        if after is None:
+            break
+    assert (pages, seen) == (3, numbers)
+    status, page = admin.get("/lists/allow", number="+15550001")
+    assert [e["number"] for e in page["entries"]] == [  # type: ignore[index]
+        "+15550001000",
+        "+15550001010",
+        "+15550001020",
+        "+15550001030",
+        "+15550001040",
+        "+15550001050",
+        "+15550001060",
+        "+15550001070",
+        "+15550001080",
+        "+15550001090",
+        "+15550001100",
+        "+15550001110",
+        "+15550001120",
+        "+15550001130",
+        "+15550001140",
+        "+15550001150",
+        "+15550001160",
+        "+15550001170",
+        "+15550001180",
+        "+15550001190",
+    ]
+    assert admin.get("/lists/allow", after="garbage")[0] == 400
+    assert admin.get("/lists/allow", limit="0")[0] == 400
+
+
+def test_a_user_sees_and_changes_only_their_own_extension(
+    apis: tuple[Api, Api, TestClient], database_url: str
+) -> None:
+    admin, user, _ = apis
+    assert admin.post("/lists/block", {"number": "+15550000001"})[0] == 201  # global
+    _, other = admin.post("/lists/block", {"number": "+15550000002", "extension": "202"})
+    status, mine = user.post("/lists/block", {"number": "+15550000003"})
+    assert (status, mine["extension"]) == (201, "201")  # type: ignore[index]
+    assert user.post("/lists/block", {"number": "+15550000004", "extension": "202"})[0] == 403
+    status, page = user.get("/lists/block")
+    assert [e["number"] for e in page["entries"]] == ["+15550000003"]  # type: ignore[index]
+    assert user.get("/lists/block", extension="202")[0] == 403
+    assert user.get("/lists/block", extension="global")[0] == 403
+    assert user.delete(f"/lists/block/{other['id']}")[0] == 403  # type: ignore[index]
+    assert user.delete(f"/lists/block/{mine['id']}")[0] == 200  # type: ignore[index]
+    log_calls(
+        database_url,
+        ("201", "+15557000001", "allowed", None, None),
+        ("202", "+15557000002", "allowed", None, None),
+    )
+    status, calls = user.get("/calls")
+    assert [c["extension"] for c in calls["calls"]] == ["201"]  # type: ignore[index]
+    assert user.get("/calls", extension="202")[0] == 403
+    _, everything = admin.get("/calls")
+    ids = {c["extension"]: c["id"] for c in everything["calls"]}  # type: ignore[index]
+    assert user.post(f"/calls/{ids['202']}/spam", {})[0] == 403
+    status, marked = user.post(f"/calls/{ids['201']}/spam", {})
+    assert (status, marked["outcome"]) == (200, "marked")  # type: ignore[index]
+    assert user.post(f"/calls/{ids['201']}/spam", {}, undo="1")[1]["outcome"] == "unmarked"  # type: ignore[index]
+    assert user.get("/check", caller="+15557000003", extension="202")[0] == 403
+    assert user.get("/stats")[0] == 403
+    assert user.put("/policies/anonymous", {"action": "reject"})[0] == 403
+    assert (
+        user.post("/dnd", {"extension": "202", "days": "daily", "from": "09:00", "to": "17:00"})[0]
+        == 403
+    )
+    assert user.put("/manual-dnd/202", {"on": True})[0] == 403
+    assert user.put("/manual-dnd/201", {"on": True})[1]["on"] is True  # type: ignore[index]
+
+
+def test_policies_dnd_and_check_through_the_api(apis: tuple[Api, Api, TestClient]) -> None:
+    admin, _, _ = apis
+    status, policy = admin.put("/policies/unverified", {"action": "challenge", "extension": "201"})
+    assert (status, policy["action"], policy["code"]) == (201, "challenge", None)  # type: ignore[index]
+    status, error = admin.put("/policies/robots", {"action": "reject"})
+    assert (status, error["field"]) == (400, "kind")  # type: ignore[index]
+    status, checked = admin.get("/check", caller="+15551230000", extension="201")
+    assert (status, checked["action"]) == (200, "challenge")  # type: ignore[index]
+    status, window = admin.post(
+        "/dnd", {"extension": "203", "days": "mon-fri", "from": "22:00", "to": "07:00", "tz": "UTC"}
+    )
+    assert status == 201 and "22:00-07:00" in window["description"]  # type: ignore[index]
+    status, error = admin.post(
+        "/dnd", {"extension": "203", "days": "someday", "from": "x", "to": "y"}
+    )
+    assert (status, error["field"]) == (400, "days")  # type: ignore[index]
+    status, listed = admin.get("/dnd", extension="203")
+    assert [w["id"] for w in listed["schedules"]] == [window["id"]]  # type: ignore[index]
+    assert admin.delete(f"/dnd/{window['id']}")[0] == 200  # type: ignore[index]
+    assert admin.delete(f"/dnd/{window['id']}")[0] == 404  # type: ignore[index]
