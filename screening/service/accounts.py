@@ -56,13 +56,19 @@ class Accounts:
         self._engine = engine
 
     def add(
-        self, name: str, role: str, extension: str | None, password: str, now: datetime
+        self,
+        name: str,
+        role: str,
+        extension: str | None,
+        password: str,
+        now: datetime,
+        actor: str = "cli",
     ) -> Account:
         hashed = _hasher.hash(check_password(password))
         try:
             with Session(self._engine) as s, s.begin():
                 account = accounts.add(s, name, role, extension, hashed, now)
-                accounts.audit(s, "cli", "user add", f"{name} ({role} {extension or ''})", now)
+                accounts.audit(s, actor, "user add", f"{name} ({role} {extension or ''})", now)
                 return account
         except IntegrityError:
             raise InvalidInput("NAME", f"a user named {name!r} exists already") from None
@@ -74,11 +80,11 @@ class Accounts:
                 raise NotFound(f"no user {name!r}; see `screening user list`")
             accounts.audit(s, "cli", "user passwd", name, now)
 
-    def remove(self, name: str, now: datetime) -> None:
+    def remove(self, name: str, now: datetime, actor: str = "cli") -> None:
         with Session(self._engine) as s, s.begin():
             if not accounts.remove(s, name):
                 raise NotFound(f"no user {name!r}; see `screening user list`")
-            accounts.audit(s, "cli", "user remove", name, now)
+            accounts.audit(s, actor, "user remove", name, now)
 
     def all(self) -> list[Account]:
         with Session(self._engine) as s:

@@ -225,6 +225,17 @@ def parse_until(raw: str, now: datetime, zone: str | None = None) -> datetime:
         raise InvalidInput("--until", f"expected a time HH:MM, {_WHEN_HELP}, got {raw!r}") from None
 
 
+def parse_number_prefix(raw: str, field: str = "number") -> str:
+    """A number search: the start of a normalised number. `+1555`, `1555` and `555-12`
+    all search E.164 numbers from their start; empty searches everything."""
+    text = "".join(c for c in raw if c.isdigit() or c == "+")[:32]
+    if not text:
+        if raw.strip():
+            raise InvalidInput(field, f"expected digits to search for, got {raw[:40]!r}")
+        return ""
+    return text if text.startswith("+") else "+" + text
+
+
 # -- naming an entry -------------------------------------------------------------------------
 
 

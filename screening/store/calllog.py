@@ -79,6 +79,7 @@ def query_log(
     decision: str | None = None,
     limit: int = 50,
     before_id: int | None = None,
+    rule_kind: str | None = None,
 ) -> list[CallLog]:
     """Newest first; `before_id` continues after the last row of a previous page (keyset:
     the same cost for page 1 and page 1,000)."""
@@ -98,6 +99,8 @@ def query_log(
         query = query.where(CallLog.caller == caller)
     if decision is not None:
         query = query.where(CallLog.decision == decision)
+    if rule_kind is not None:
+        query = query.where(CallLog.rule_kind == rule_kind)
     rows = list(session.scalars(query))
     session.expunge_all()
     return rows

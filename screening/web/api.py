@@ -172,7 +172,7 @@ def routes(config: Config, engine: Engine) -> list[Route]:
             scope = ask.own(parse.parse_extension(scope_text, "extension"))
         else:
             scope = ask.own(None)
-        prefix = _prefix(ask.query.get("number", ""), region)
+        prefix = parse.parse_number_prefix(ask.query.get("number", ""))
         after = _cursor(ask.query.get("after"))
         limit = _limit(ask.query.get("limit"))
         with Session(engine) as s:
@@ -488,17 +488,6 @@ def _limit(raw: str | None) -> int:
     if not raw.isdigit() or not 1 <= int(raw[:6]) <= MAX_LIMIT:
         raise InvalidInput("limit", f"expected a whole number from 1 to {MAX_LIMIT}")
     return int(raw)
-
-
-def _prefix(raw: str, region: str) -> str:
-    """A number search: the start of a normalised number. `+1555`, `1555` and `555-12` all
-    work as prefixes of E.164 numbers."""
-    text = "".join(c for c in raw if c.isdigit() or c == "+")[:32]
-    if not text:
-        if raw.strip():
-            raise InvalidInput("number", f"expected digits to search for, got {raw[:40]!r}")
-        return ""
-    return text if text.startswith("+") else "+" + text
 
 
 def _encode(cursor: lists.Cursor) -> str:

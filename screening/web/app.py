@@ -7,15 +7,12 @@ Every page but /login needs a session; every POST needs the session's CSRF token
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-import secrets
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
@@ -24,62 +21,35 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
-from starlette.templating import Jinja2Templates
 
 from screening.config import Config
 from screening.core.features import Reputation
-from screening.service.accounts import Accounts, Refused
-from screening.store import calllog, reports
-from screening.store.accounts import Account
+from screening.service.accounts import Refused
+from screening.store import calllog, lists, reports
 from screening.store.accounts import audit as accounts_audit
-from screening.web import api
+from screening.web import api, pages
+from screening.web.console import Console, csrf_refused
 
 log = logging.getLogger(__name__)
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 #: How long a session lasts without being used.
 SESSION_AGE = int(timedelta(hours=8).total_seconds())
-
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 def create_app(
     config: Config, engine: Engine, secret_key: str, https_only: bool = False
 ) -> Starlette:
-    accounts = Accounts(engine)
+    console = Console(config, engine)
+    accounts = console.accounts
     reputation = Reputation(config.reputation_reports, config.reputation_days)
 
-    def csrf(request: Request) -> str:
-        token = request.session.get("csrf")
-        if not isinstance(token, str):
-            token = secrets.token_urlsafe(32)
-            request.session["csrf"] = token
-        return token
-
-    async def form_with_csrf(request: Request) -> dict[str, str] | None:
-        form = await request.form()
-        sent = str(form.get("csrf", ""))
-        expected = request.session.get("csrf")
-        if not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
-            return None
-        return {k: str(v) for k, v in form.items()}
-
-    def account(request: Request) -> Account | None:
-        uid = request.session.get("uid")
-        return accounts.get(uid) if isinstance(uid, int) else None
-
-    def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
-        return TEMPLATES.TemplateResponse(
-            request, name, {"csrf": csrf(request), **context}, status_code=status
-        )
-
     async def login_form(request: Request) -> Response:
-        return page(request, "login.html")
+        return console.page(request, "login.html")
 
     async def login(request: Request) -> Response:
-        form = await form_with_csrf(request)
+        form = await console.form(request)
         if form is None:
-            return _csrf_refused()
+            return csrf_refused()
         name, password = form.get("name", ""), form.get("password", "")
         now = datetime.now(UTC)
         result = await asyncio.to_thread(accounts.login, name, password, now)
@@ -87,7 +57,7 @@ def create_app(
             peer = request.client.host if request.client else "?"
             log.warning("console login refused from %s: %s", peer, result.why)
             # The same words whatever went wrong: no hint which names exist.
-            return page(
+            return console.page(
                 request, "login.html", 401, error="Wrong name or password, or locked for now."
             )
         request.session.clear()  # a new session on login: no fixation
@@ -95,13 +65,13 @@ def create_app(
         return RedirectResponse("/", 303)
 
     async def logout(request: Request) -> Response:
-        if await form_with_csrf(request) is None:
-            return _csrf_refused()
+        if await console.form(request) is None:
+            return csrf_refused()
         request.session.clear()
         return RedirectResponse("/login", 303)
 
     async def home(request: Request) -> Response:
-        who = account(request)
+        who = console.account(request)
         if who is None:
             return RedirectResponse("/login", 303)
         if who.role == "user":
@@ -110,29 +80,21 @@ def create_app(
         with Session(engine) as s:
             days = calllog.daily(s, today - timedelta(days=29))
             stats = calllog.stats(s, today, 10)
-        return page(request, "home.html", user=who, stats=stats, chart=_chart(days, today))
-
-    def allowed_extension(request: Request) -> tuple[Account | None, str, Response | None]:
-        """The account and the extension of the URL, or the response that refuses it: a
-        user may only ever see their own extension."""
-        who = account(request)
-        extension = str(request.path_params["ext"])
-        if who is None:
-            return None, extension, RedirectResponse("/login", 303)
-        if who.role != "admin" and who.extension != extension:
-            peer = request.client.host if request.client else "?"
-            log.warning(
-                "console: %s (extension %s) refused extension %s from %s",
-                who.name,
-                who.extension,
-                extension,
-                peer,
-            )
-            return who, extension, PlainTextResponse("forbidden: not your extension", 403)
-        return who, extension, None
+            failed_open = calllog.query_log(s, since=today, rule_kind="error", limit=10)
+        connected = await _app_connected(config)
+        return console.page(
+            request,
+            "home.html",
+            user=who,
+            stats=stats,
+            chart=_chart(days, today),
+            failed_open=failed_open,
+            connected=connected,
+        )
 
     async def extension_page(request: Request) -> Response:
-        who, extension, refused = allowed_extension(request)
+        extension = str(request.path_params["ext"])
+        who, refused = console.extension(request, extension)
         if refused is not None:
             return refused
         today = _midnight()
@@ -140,27 +102,33 @@ def create_app(
             days = calllog.daily(s, today - timedelta(days=29), extension)
             calls = calllog.query_log(s, extension=extension, limit=50)
             marked = reports.marked_callers(s, extension)
-        return page(
+            blocks = lists.page_entries(s, "block", scope=extension, limit=100).entries
+            allows = lists.page_entries(s, "allow", scope=extension, limit=100).entries
+            windows, manual = lists.list_dnd(s, extension)
+        return console.page(
             request,
             "extension.html",
             user=who,
             extension=extension,
             calls=calls,
             marked=marked,
+            blocks=blocks,
+            allows=allows,
+            windows=windows,
+            manual=manual,
             chart=_chart(days, today),
             message=request.query_params.get("done", "")[:200],
+            error=request.query_params.get("error", "")[:300],
         )
 
     async def spam(request: Request) -> Response:
         """ "This was spam" on a call that rang the extension: what *60 does, for this
         caller; or its undo."""
-        who, extension, refused = allowed_extension(request)
-        if refused is not None:
-            return refused
-        assert who is not None
-        form = await form_with_csrf(request)
-        if form is None:
-            return _csrf_refused()
+        extension = str(request.path_params["ext"])
+        asked = await console.extension_form(request, extension)
+        if isinstance(asked, Response):
+            return asked
+        who, form = asked
         caller = form.get("caller", "")[:32]
         undo = form.get("undo") == "1"
         now = datetime.now(UTC)
@@ -182,6 +150,7 @@ def create_app(
             Route("/", home, methods=["GET"]),
             Route("/ext/{ext}", extension_page, methods=["GET"]),
             Route("/ext/{ext}/spam", spam, methods=["POST"]),
+            *pages.routes(console),
             *api.routes(config, engine),
         ],
         middleware=[
@@ -197,8 +166,16 @@ def create_app(
     )
 
 
-def _csrf_refused() -> Response:
-    return PlainTextResponse("refused: the form's CSRF token is missing or wrong", 403)
+async def _app_connected(config: Config) -> bool | None:
+    """Whether a screening app is registered with ARI now (None: ARI cannot be asked)."""
+    try:
+        async with httpx.AsyncClient(
+            auth=(config.ari_user, config.ari_password), timeout=1.0, trust_env=False
+        ) as client:
+            r = await client.get(f"{config.ari_url}/ari/applications/{config.ari_app}")
+    except httpx.HTTPError:
+        return None
+    return r.status_code == 200
 
 
 def _midnight() -> datetime:

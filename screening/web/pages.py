@@ -1,0 +1,552 @@
+"""The console's admin pages, and the list and DND forms users have for their extension:
+small route functions over the service layer (the CLI's checks, messages and operations);
+templates hold no logic. Every change is a POST with the session's CSRF token, is audited,
+and answers with a redirect (so a reload never repeats it) or the form again with the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+from urllib.parse import urlencode
+
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from screening.core.decision import PolicyKind
+from screening.core.errors import InvalidInput, NotFound, ScreeningError
+from screening.core.numbers import normalise
+from screening.service import csvfile, ops, parse
+from screening.store import accounts as account_store
+from screening.store import calllog, lists
+from screening.store.models import CallLog
+from screening.web.console import Console, csrf_refused
+
+log = logging.getLogger(__name__)
+
+Page = Callable[[Request], Awaitable[Response]]
+#: Rows a CSV upload may have (a million-entry import is the CLI's job: `screening import`).
+MAX_UPLOAD = 64 * 1024 * 1024
+PER_PAGE = 50
+
+
+@dataclass
+class ImportJob:
+    """One CSV import running on a thread; its page refreshes itself until it is done."""
+
+    lines: int
+    done: int = 0
+    result: str = ""
+    error: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.result or self.error)
+
+
+def routes(console: Console) -> list[Route]:
+    engine = console.engine
+    region = console.region
+    jobs: dict[str, ImportJob] = {}
+
+    def back(path: str, **params: str) -> Response:
+        query = urlencode({k: v for k, v in params.items() if v})
+        return RedirectResponse(f"{path}?{query}" if query else path, 303)
+
+    # -- block and allow lists ---------------------------------------------------------------
+
+    async def list_page(request: Request) -> Response:
+        who, refused = console.admin(request)
+        if refused is not None:
+            return refused
+        kind = _kind(request.path_params["kind"])
+        if kind is None:
+            return PlainTextResponse("no such list", 404)
+        q = request.query_params
+        error = q.get("error", "")[:300]
+        try:
+            scope_text = q.get("extension", "").strip()
+            scope = (
+                None
+                if not scope_text
+                else ""
+                if scope_text == "global"
+                else parse.parse_extension(scope_text, "extension")
+            )
+            prefix = parse.parse_number_prefix(q.get("number", ""))
+            after = _cursor(q.get("after", ""))
+        except InvalidInput as e:
+            scope, prefix, after, error = None, "", None, str(e)
+
+        def load() -> lists.EntryPage:
+            with Session(engine) as s:
+                return lists.page_entries(
+                    s, kind, scope=scope, prefix=prefix, after=after, limit=PER_PAGE
+                )
+
+        page = await asyncio.to_thread(load)
+        next_url = None
+        if page.next is not None:
+            next_url = "?" + urlencode(
+                {
+                    "number": q.get("number", ""),
+                    "extension": q.get("extension", ""),
+                    "after": "~".join((page.next[0], "1" if page.next[1] else "0", page.next[2])),
+                }
+            )
+        return console.page(
+            request,
+            "lists.html",
+            400 if error else 200,
+            user=who,
+            kind=kind,
+            entries=page.entries,
+            next_url=next_url,
+            search=q.get("number", ""),
+            scope=q.get("extension", ""),
+            message=q.get("done", "")[:300],
+            error=error,
+        )
+
+    async def list_add(request: Request) -> Response:
+        kind = _kind(request.path_params["kind"])
+        form = await console.form(request)
+        if form is None:
+            return csrf_refused()
+        extension = form.get("extension", "").strip() or None
+        who, refused = (
+            console.extension(request, extension) if extension else console.admin(request)
+        )
+        if refused is not None or kind is None:
+            return refused or PlainTextResponse("no such list", 404)
+        assert who is not None
+        target = form.get("back", "") or f"/lists/{kind}"
+        if not target.startswith("/") or target.startswith("//"):
+            target = f"/lists/{kind}"
+        try:
+            entry, created = await asyncio.to_thread(
+                ops.add_entry,
+                engine,
+                kind,
+                form.get("number", ""),
+                region,
+                extension=extension,
+                code=form.get("code") or None,
+                reason=form.get("reason") or None,
+                source="console",
+                expires=form.get("expires") or None,
+            )
+        except InvalidInput as e:
+            return back(target, error=str(e))
+        console.audit(who, f"{kind} {'add' if created else 'update'}", entry.describe())
+        return back(target, done=f"{'added' if created else 'updated'} {entry.describe()}")
+
+    async def list_remove(request: Request) -> Response:
+        kind = _kind(request.path_params["kind"])
+        form = await console.form(request)
+        if form is None:
+            return csrf_refused()
+        if kind is None or not str(request.path_params["id"]).isdigit():
+            return PlainTextResponse("no such entry", 404)
+        entry_id = int(request.path_params["id"])
+        with Session(engine) as s:
+            found = lists.find_entry_by_id(s, kind, entry_id)
+        if found is None:
+            return PlainTextResponse("no such entry", 404)
+        who, refused = (
+            console.extension(request, found.extension)
+            if found.extension
+            else console.admin(request)
+        )
+        if refused is not None:
+            return refused
+        assert who is not None
+        key = parse.EntryKey(f"#{entry_id}", entry_id, "", False, None)
+        removed = await asyncio.to_thread(ops.remove_entry, engine, kind, key)
+        console.audit(who, f"{kind} remove", removed.describe())
+        target = form.get("back", "")
+        if not target.startswith("/") or target.startswith("//"):
+            target = f"/lists/{kind}"
+        return back(target, done=f"removed {removed.describe()}")
+
+    # -- the call log ------------------------------------------------------------------------
+
+    async def calls_page(request: Request) -> Response:
+        who, refused = console.admin(request)
+        if refused is not None:
+            return refused
+        q = request.query_params
+        error = ""
+        extension = caller = decision = None
+        before = None
+        try:
+            if q.get("extension"):
+                extension = parse.parse_extension(q["extension"], "extension")
+            if q.get("caller"):
+                caller = normalise(q["caller"], region)
+                if caller is None:
+                    raise InvalidInput("caller", f"expected a phone number, got {q['caller']!r}")
+            if q.get("decision"):
+                if q["decision"] not in ("allowed", "rejected", "abandoned"):
+                    raise InvalidInput("decision", "expected allowed, rejected or abandoned")
+                decision = q["decision"]
+            if q.get("before"):
+                if not q["before"].isdigit() or len(q["before"]) > 18:
+                    raise InvalidInput("before", "expected the id of a call")
+                before = int(q["before"])
+        except InvalidInput as e:
+            error = str(e)
+
+        def load() -> list[CallLog]:
+            with Session(engine) as s:
+                return calllog.query_log(
+                    s,
+                    extension=extension,
+                    caller=caller,
+                    decision=decision,
+                    before_id=before,
+                    limit=PER_PAGE + 1,
+                )
+
+        rows = await asyncio.to_thread(load)
+        more = len(rows) > PER_PAGE
+        rows = rows[:PER_PAGE]
+        next_url = None
+        if more and rows:
+            params = {k: q.get(k, "") for k in ("extension", "caller", "decision")}
+            next_url = "?" + urlencode({**params, "before": str(rows[-1].id)})
+        return console.page(
+            request,
+            "calls.html",
+            400 if error else 200,
+            user=who,
+            calls=rows,
+            next_url=next_url,
+            filters={k: q.get(k, "") for k in ("extension", "caller", "decision")},
+            message=q.get("done", "")[:300],
+            error=error or q.get("error", "")[:300],
+        )
+
+    # -- policies ----------------------------------------------------------------------------
+
+    async def policies_page(request: Request) -> Response:
+        who, refused = console.admin(request)
+        if refused is not None:
+            return refused
+        found = await asyncio.to_thread(ops.list_policies, engine, None)
+        return console.page(
+            request,
+            "policies.html",
+            user=who,
+            policies=found,
+            kinds=[k.value for k in PolicyKind],
+            notes=console.notes(request),
+        )
+
+    async def policy_set(request: Request) -> Response:
+        asked = await console.admin_form(request)
+        if isinstance(asked, Response):
+            return asked
+        who, form = asked
+        try:
+            new = parse.new_policy(
+                form.get("kind", ""),
+                form.get("action", "reject"),
+                form.get("code") or None,
+                form.get("extension", "").strip() or None,
+                source="console",
+            )
+            saved, created = await asyncio.to_thread(ops.set_policy, engine, new)
+        except InvalidInput as e:
+            return back("/policies", error=str(e))
+        console.audit(who, f"policy {'set' if created else 'update'}", saved.describe())
+        return back("/policies", done=f"{'set' if created else 'updated'} {saved.describe()}")
+
+    async def policy_remove(request: Request) -> Response:
+        asked = await console.admin_form(request)
+        if isinstance(asked, Response):
+            return asked
+        who, form = asked
+        try:
+            kind = parse.parse_policy_kind(form.get("kind", ""), "kind")
+            ext = form.get("extension", "").strip() or None
+            removed = await asyncio.to_thread(ops.remove_policy, engine, kind, ext)
+        except (InvalidInput, NotFound) as e:
+            return back("/policies", error=str(e))
+        console.audit(who, "policy remove", removed.describe())
+        return back("/policies", done=f"removed {removed.describe()}")
+
+    # -- do-not-disturb ----------------------------------------------------------------------
+
+    async def dnd_page(request: Request) -> Response:
+        who, refused = console.admin(request)
+        if refused is not None:
+            return refused
+        with Session(engine) as s:
+            windows, manual = lists.list_dnd(s, None)
+        return console.page(
+            request,
+            "dnd.html",
+            user=who,
+            windows=windows,
+            manual=manual,
+            notes=console.notes(request),
+        )
+
+    async def dnd_add(request: Request) -> Response:
+        form = await console.form(request)
+        if form is None:
+            return csrf_refused()
+        extension = form.get("extension", "").strip()
+        who, refused = console.extension(request, extension)
+        if refused is not None:
+            return refused
+        assert who is not None
+        target = _back(form, "/dnd")
+        try:
+            window = await asyncio.to_thread(
+                ops.add_dnd,
+                engine,
+                extension,
+                form.get("days", ""),
+                form.get("from", ""),
+                form.get("to", ""),
+                form.get("tz") or None,
+            )
+        except InvalidInput as e:
+            return back(target, error=str(e))
+        console.audit(who, "dnd add", window.describe())
+        return back(target, done=f"added {window.describe()}")
+
+    async def dnd_remove(request: Request) -> Response:
+        form = await console.form(request)
+        if form is None:
+            return csrf_refused()
+        raw = str(request.path_params["id"])
+        if not raw.isdigit() or len(raw) > 9:
+            return PlainTextResponse("no such schedule", 404)
+        with Session(engine) as s:
+            found = lists.find_dnd(s, int(raw))
+        if found is None:
+            return PlainTextResponse("no such schedule", 404)
+        who, refused = console.extension(request, found.extension)
+        if refused is not None:
+            return refused
+        assert who is not None
+        removed = await asyncio.to_thread(ops.remove_dnd, engine, raw)
+        console.audit(who, "dnd remove", removed.describe())
+        return back(_back(form, "/dnd"), done=f"removed {removed.describe()}")
+
+    async def dnd_manual(request: Request) -> Response:
+        """Manual DND on or off for one extension (what *78 / *79 do)."""
+        extension = str(request.path_params["ext"])
+        asked = await console.extension_form(request, extension)
+        if isinstance(asked, Response):
+            return asked
+        who, form = asked
+        target = _back(form, "/dnd")
+        try:
+            ext = parse.parse_extension(extension, "extension")
+            if form.get("on") == "1":
+                now = datetime.now(UTC)
+                raw = form.get("until", "").strip()
+                until = parse.parse_until(raw, now) if raw else None
+                rule = await asyncio.to_thread(ops.dnd_on, engine, ext, until, "console", now)
+                detail = rule.describe()
+                console.audit(who, "dnd on", detail)
+                return back(target, done=f"do-not-disturb on: {detail}")
+            await asyncio.to_thread(ops.dnd_off, engine, ext)
+        except InvalidInput as e:
+            return back(target, error=str(e))
+        console.audit(who, "dnd off", f"extension {ext}")
+        return back(target, done=f"do-not-disturb off for extension {ext}")
+
+    # -- import and export -------------------------------------------------------------------
+
+    async def transfer_page(request: Request) -> Response:
+        who, refused = console.admin(request)
+        if refused is not None:
+            return refused
+        return console.page(
+            request, "transfer.html", user=who, error=request.query_params.get("error", "")[:300]
+        )
+
+    async def export_csv(request: Request) -> Response:
+        who, refused = console.admin(request)
+        if refused is not None:
+            return refused
+        assert who is not None
+        out = io.StringIO()
+        counts = await asyncio.to_thread(csvfile.export, engine, out)
+        console.audit(who, "export", ", ".join(f"{n} {k}" for k, n in counts.items()))
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+        return Response(
+            out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="screening-{stamp}.csv"'},
+        )
+
+    async def import_csv(request: Request) -> Response:
+        who, refused = console.admin(request)
+        if refused is not None:
+            return refused
+        assert who is not None
+        form = await request.form(max_part_size=MAX_UPLOAD)
+        sent = str(form.get("csrf", ""))
+        if sent != request.session.get("csrf"):
+            return csrf_refused()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            return back("/transfer", error="file: choose a CSV file to import")
+        raw = await upload.read()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return back("/transfer", error="file: expected UTF-8 text (a CSV file)")
+        lines = csvfile.read_text(io.StringIO(text))
+        job_id = secrets.token_urlsafe(12)
+        job = ImportJob(len(lines))
+        jobs[job_id] = job
+
+        def run() -> None:
+            def tick(n: int) -> None:
+                job.done += n
+
+            try:
+                plan = csvfile.import_lines(engine, lines, region, progress=tick)
+            except ScreeningError as e:
+                job.error = str(e)
+                return
+            except Exception as e:  # the page must say it failed, not spin forever
+                log.exception("console import failed")
+                job.error = f"the import failed ({type(e).__name__}); nothing was written"
+                return
+            counts = (
+                f"{len(plan.block)} block, {len(plan.allow)} allow, {len(plan.dnd)} dnd, "
+                f"{len(plan.names)} name, {len(plan.policies)} policy rows"
+            )
+            console.audit(who, "import", f"{upload.filename}: {counts}")
+            job.result = f"imported {counts} ({plan.format} format)"
+
+        threading.Thread(target=run, name="console-import", daemon=True).start()
+        return RedirectResponse(f"/transfer/{job_id}", 303)
+
+    async def import_progress(request: Request) -> Response:
+        who, refused = console.admin(request)
+        if refused is not None:
+            return refused
+        job = jobs.get(str(request.path_params["job"]))
+        if job is None:
+            return PlainTextResponse("no such import (the console restarted?)", 404)
+        return console.page(request, "import.html", user=who, job=job)
+
+    # -- accounts and the audit trail ----------------------------------------------------------
+
+    async def users_page(request: Request) -> Response:
+        who, refused = console.admin(request)
+        if refused is not None:
+            return refused
+        return console.page(
+            request,
+            "users.html",
+            user=who,
+            users=await asyncio.to_thread(console.accounts.all),
+            notes=console.notes(request),
+        )
+
+    async def user_add(request: Request) -> Response:
+        asked = await console.admin_form(request)
+        if isinstance(asked, Response):
+            return asked
+        who, form = asked
+        try:
+            name, role, extension = parse.new_user(
+                form.get("name", ""), form.get("role", ""), form.get("extension", "") or None
+            )
+            now = datetime.now(UTC)
+            await asyncio.to_thread(
+                console.accounts.add,
+                name,
+                role,
+                extension,
+                form.get("password", ""),
+                now,
+                who.name,
+            )
+        except InvalidInput as e:
+            return back("/users", error=str(e))
+        return back("/users", done=f"added {role} {name}")
+
+    async def user_remove(request: Request) -> Response:
+        asked = await console.admin_form(request)
+        if isinstance(asked, Response):
+            return asked
+        who, form = asked
+        name = form.get("name", "")
+        if name == who.name:
+            return back("/users", error="name: you cannot remove yourself")
+        try:
+            await asyncio.to_thread(console.accounts.remove, name, datetime.now(UTC), who.name)
+        except NotFound as e:
+            return back("/users", error=str(e))
+        return back("/users", done=f"removed {name}")
+
+    async def audit_page(request: Request) -> Response:
+        who, refused = console.admin(request)
+        if refused is not None:
+            return refused
+        with Session(engine) as s:
+            trail = account_store.audit_trail(s, 200)
+        return console.page(request, "audit.html", user=who, trail=trail)
+
+    return [
+        Route("/lists/{kind}", list_page, methods=["GET"]),
+        Route("/lists/{kind}", list_add, methods=["POST"]),
+        Route("/lists/{kind}/{id}/remove", list_remove, methods=["POST"]),
+        Route("/calls", calls_page, methods=["GET"]),
+        Route("/policies", policies_page, methods=["GET"]),
+        Route("/policies", policy_set, methods=["POST"]),
+        Route("/policies/remove", policy_remove, methods=["POST"]),
+        Route("/dnd", dnd_page, methods=["GET"]),
+        Route("/dnd", dnd_add, methods=["POST"]),
+        Route("/dnd/{id}/remove", dnd_remove, methods=["POST"]),
+        Route("/dnd/manual/{ext}", dnd_manual, methods=["POST"]),
+        Route("/transfer", transfer_page, methods=["GET"]),
+        Route("/transfer/export.csv", export_csv, methods=["GET"]),
+        Route("/transfer", import_csv, methods=["POST"]),
+        Route("/transfer/{job}", import_progress, methods=["GET"]),
+        Route("/users", users_page, methods=["GET"]),
+        Route("/users", user_add, methods=["POST"]),
+        Route("/users/remove", user_remove, methods=["POST"]),
+        Route("/audit", audit_page, methods=["GET"]),
+    ]
+
+
+def _kind(raw: object) -> Literal["block", "allow"] | None:
+    return "block" if raw == "block" else "allow" if raw == "allow" else None
+
+
+def _back(form: dict[str, str], default: str) -> str:
+    """Where a form returns to: a path on this site only."""
+    target = form.get("back", "")
+    return target if target.startswith("/") and not target.startswith("//") else default
+
+
+def _cursor(raw: str) -> lists.Cursor | None:
+    if not raw:
+        return None
+    parts = raw.split("~")
+    if len(parts) != 3 or parts[1] not in ("0", "1"):
+        raise InvalidInput("after", "expected the link of the previous page")
+    return parts[0][:32], parts[1] == "1", parts[2][:32]

@@ -1,0 +1,239 @@
+"""The console's pages through HTTP on each backend: what an admin and a user can do with the
+forms, the CLI's messages on bad input with nothing written, paging, import with progress,
+export, users and the audit trail, and every page a user must not reach."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from starlette.testclient import TestClient
+
+from screening.config import Config
+from screening.service.accounts import Accounts
+from screening.store.engine import make_engine
+from screening.web.app import create_app
+from tests.db.test_web import csrf, log_calls, login
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def admin(database_url: str) -> Iterator[TestClient]:
+    engine = make_engine(database_url)
+    now = datetime.now(UTC)
+    Accounts(engine).add("alice", "admin", None, PASSWORD, now)
+    Accounts(engine).add("bob", "user", "201", PASSWORD, now)
+    client = TestClient(create_app(Config(), engine, "test-secret"), follow_redirects=False)
+    assert login(client, "alice") == 303
+    yield client
+    engine.dispose()
+
+
+@pytest.fixture
+def user(admin: TestClient) -> TestClient:
+    client = TestClient(admin.app, follow_redirects=False)
+    assert login(client, "bob") == 303
+    return client
+
+
+def post(client: TestClient, path: str, page: str, **data: str) -> tuple[int, str]:
+    """Submit a form the way the browser does: with the page's CSRF token; follow the
+    redirect; return (status of the POST, text of where it leads)."""
+    r = client.post(path, data={"csrf": csrf(client, page), **data})
+    if r.status_code != 303:
+        return r.status_code, r.text
+    return 303, client.get(r.headers["location"]).text
+
+
+def test_admin_blocks_and_unblocks_with_the_clis_messages(admin: TestClient) -> None:
+    status, page = post(
+        admin,
+        "/lists/block",
+        "/lists/block",
+        number="+1 555 123 4567",
+        code="608",
+        reason="robocaller",
+    )
+    assert status == 303
+    assert "added block #1 global +15551234567 (robocaller)" in page
+    assert "<td>+15551234567</td>" in page and "<td>608</td>" in page
+    status, page = post(admin, "/lists/block", "/lists/block", number="hello")
+    assert "number: expected a phone number like +15551234567 or a prefix like +1900*, got " in (
+        page.replace("&#39;", "'")
+    )
+    assert page.count("<td>+1") == 1  # nothing was written
+    status, page = post(
+        admin, "/lists/block", "/lists/block", number="+15550000000", expires="someday"
+    )
+    assert "expires:" in page
+    status, page = post(admin, "/lists/block/1/remove", "/lists/block")
+    assert "removed block #1 global +15551234567" in page and "No entries." in page
+
+
+def test_list_pages_page_through_entries_and_search_by_number(admin: TestClient) -> None:
+    token = csrf(admin, "/lists/allow")
+    for n in range(120):
+        r = admin.post("/lists/allow", data={"csrf": token, "number": f"+1555{n:07d}"})
+        assert r.status_code == 303
+    first = admin.get("/lists/allow").text
+    numbers = re.findall(r"<td>(\+1555\d{7})</td>", first)
+    assert len(numbers) == 50 and numbers == sorted(numbers)
+    seen = list(numbers)
+    link = re.search(r'<a href="(\?[^"]+)" rel="next">', first)
+    while link:
+        page = admin.get("/lists/allow" + link.group(1).replace("&amp;", "&")).text
+        seen += re.findall(r"<td>(\+1555\d{7})</td>", page)
+        link = re.search(r'<a href="(\?[^"]+)" rel="next">', page)
+    assert seen == [f"+1555{n:07d}" for n in range(120)]
+    found = re.findall(r"<td>(\+1555\d{7})</td>", admin.get("/lists/allow?number=1555000011").text)
+    assert found == [f"+1555{n:07d}" for n in range(110, 120)]
+    assert admin.get("/lists/allow?after=nonsense").status_code == 400
+
+
+def test_the_call_log_explains_and_its_rows_block_or_allow(
+    admin: TestClient, database_url: str
+) -> None:
+    log_calls(
+        database_url,
+        ("201", "+15557000001", "rejected", 607, "block"),
+        ("202", "+15557000002", "allowed", None, None),
+    )
+    page = admin.get("/calls").text
+    assert "+15557000001" in page and "+15557000002" in page and "why" in page
+    only = admin.get("/calls?extension=202").text
+    assert "+15557000002" in only and "+15557000001" not in only
+    assert admin.get("/calls?caller=hello").status_code == 400
+    status, page = post(
+        admin,
+        "/lists/allow",
+        "/calls",
+        number="+15557000001",
+        reason="from the call log",
+        back="/calls",
+    )
+    assert status == 303 and "added allow" in page and "<h2>Calls</h2>" in page
+
+
+def test_policies_dnd_users_and_the_audit_trail(admin: TestClient) -> None:
+    _, page = post(
+        admin, "/policies", "/policies", kind="unverified", action="challenge", extension="201"
+    )
+    assert "set policy #1 unverified (extension 201)" in page
+    _, page = post(admin, "/policies", "/policies", kind="robots", action="reject")
+    assert "KIND: expected one of anonymous, invalid" in page
+    _, page = post(admin, "/policies/remove", "/policies", kind="unverified", extension="201")
+    assert "removed policy #1" in page
+    _, page = post(
+        admin,
+        "/dnd",
+        "/dnd",
+        extension="203",
+        days="mon-fri",
+        **{"from": "22:00"},
+        to="07:00",
+        tz="UTC",
+    )
+    assert "added dnd #1 extension 203 mon,tue,wed,thu,fri 22:00-07:00 UTC" in page
+    _, page = post(admin, "/dnd/manual/203", "/dnd", on="1", until="2h")
+    assert "do-not-disturb on" in page
+    _, page = post(
+        admin, "/users", "/users", name="carol", role="user", extension="202", password="short"
+    )
+    assert "password: expected at least 10 characters" in page
+    _, page = post(
+        admin, "/users", "/users", name="carol", role="user", extension="202", password=PASSWORD
+    )
+    assert "added user carol" in page
+    _, page = post(admin, "/users/remove", "/users", name="alice")
+    assert "you cannot remove yourself" in page
+    trail = admin.get("/audit").text
+    for action in ("policy set", "policy remove", "dnd add", "dnd on", "user add"):
+        assert f"<td>{action}</td>" in trail, action
+    assert "<td>alice</td>" in trail
+
+
+def test_import_shows_progress_and_export_gives_it_back(admin: TestClient) -> None:
+    rows = "".join(f"block,+1555{n:07d},,,607,bulk\n" for n in range(3000))
+    body = "kind,number,name,extension,code,reason\n" + rows
+    r = admin.post(
+        "/transfer",
+        data={"csrf": csrf(admin, "/transfer")},
+        files={"file": ("rules.csv", body.encode(), "text/csv")},
+    )
+    assert r.status_code == 303
+    progress = r.headers["location"]
+    for _ in range(100):
+        page = admin.get(progress).text
+        if "imported" in page or "failed" in page:
+            break
+        assert "<progress" in page and 'http-equiv="refresh"' in page
+        time.sleep(0.1)
+    assert "imported 3000 block, 0 allow, 0 dnd, 0 name, 0 policy rows" in page
+    exported = admin.get("/transfer/export.csv")
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert exported.text.count("+1555") == 3000
+    bad = "kind,number\nblock,+15550000001\nblock,garbage\n"
+    r = admin.post(
+        "/transfer",
+        data={"csrf": csrf(admin, "/transfer")},
+        files={"file": ("bad.csv", bad.encode(), "text/csv")},
+    )
+    for _ in range(100):
+        page = admin.get(r.headers["location"]).text
+        if "Import failed" in page:
+            break
+        time.sleep(0.1)
+    assert "line 3" in page
+    assert admin.get("/transfer/export.csv").text.count("+1555") == 3000  # nothing added
+
+
+def test_a_user_reaches_only_their_own_extension(user: TestClient) -> None:
+    for path in (
+        "/calls",
+        "/lists/block",
+        "/policies",
+        "/dnd",
+        "/users",
+        "/audit",
+        "/transfer",
+        "/transfer/export.csv",
+        "/ext/202",
+    ):
+        assert user.get(path).status_code == 403, path
+    page = user.get("/ext/201")
+    assert page.status_code == 200 and "Do-not-disturb is off" in page.text
+    status, page = post(
+        user, "/lists/block", "/ext/201", number="+15550000009", extension="201", back="/ext/201"
+    )
+    assert "added block" in page and "+15550000009" in page
+    status, _ = post(user, "/lists/block", "/ext/201", number="+15550000010", extension="202")
+    assert status == 403
+    status, _ = post(user, "/lists/block", "/ext/201", number="+15550000011")  # global
+    assert status == 403
+    status, page = post(user, "/dnd/manual/201", "/ext/201", on="1", back="/ext/201")
+    assert "Do-not-disturb is <strong>on</strong>" in page
+    assert post(user, "/dnd/manual/202", "/ext/201", on="1")[0] == 403
+    status, page = post(
+        user,
+        "/dnd",
+        "/ext/201",
+        extension="201",
+        days="sat,sun",
+        **{"from": "00:00"},
+        to="00:00",
+        tz="UTC",
+        back="/ext/201",
+    )
+    assert "added dnd" in page
+    assert (
+        post(
+            user, "/dnd", "/ext/201", extension="202", days="daily", **{"from": "09:00"}, to="17:00"
+        )[0]
+        == 403
+    )
+    r = user.post("/lists/block", data={"number": "+15550000012", "extension": "201"})
+    assert r.status_code == 403 and "CSRF" in r.text
