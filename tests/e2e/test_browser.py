@@ -149,3 +149,66 @@ def test_login_page_on_a_phone_sized_screen(console: str, browser: object) -> No
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the login page scrolls sideways on a phone ({width}px)"
     shot(page, "login-phone")
+
+
+def test_admin_blocks_sees_the_call_and_its_reason_then_allows_it_from_the_log(
+    app: App, console: str, browser: object
+) -> None:
+    caller = "+15550900010"
+    page = log_in(browser, console, "admin")
+    page.get_by_role("link", name="Block list").click()  # type: ignore[attr-defined]
+    page.get_by_label("Number or prefix (+1900*)").fill(caller)  # type: ignore[attr-defined]
+    page.get_by_label("Reason").fill("robocaller seen in the browser")  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Block", exact=True).click()  # type: ignore[attr-defined]
+    assert "added block" in page.get_by_role("status").inner_text()  # type: ignore[attr-defined]
+    shot(page, "block-list")
+    assert call(app, caller, "201") == "607 Unwanted"
+    app.rows(f"SELECT id FROM call_log WHERE caller = '{caller}'", at_least=1)
+    page.get_by_role("link", name="Calls").click()  # type: ignore[attr-defined]
+    row = page.locator("tr", has_text=caller).first  # type: ignore[attr-defined]
+    assert "rejected 607" in row.inner_text()
+    assert "robocaller seen in the browser" in row.inner_text()  # the why
+    shot(page, "calls")
+    row.get_by_role("button", name=f"allow {caller}").click()
+    assert "added allow" in page.get_by_role("status").inner_text()  # type: ignore[attr-defined]
+    assert call(app, caller, "201") == "200 OK"  # an allow entry beats the block
+
+
+def test_every_admin_page_renders_and_the_import_shows_its_result(
+    console: str, browser: object, tmp_path: Path
+) -> None:
+    page = log_in(browser, console, "admin")
+    for link, heading in (
+        ("Policies", "Policies"),
+        ("Do-not-disturb", "Do-not-disturb"),
+        ("Users", "Users"),
+        ("Audit", "Audit trail"),
+        ("Import / export", "Import and export"),
+    ):
+        page.get_by_role("link", name=link, exact=True).click()  # type: ignore[attr-defined]
+        assert page.get_by_role("heading", name=heading, exact=True).is_visible()  # type: ignore[attr-defined]
+        shot(page, heading.lower().replace(" ", "-").replace("/", ""))
+    rules = tmp_path / "rules.csv"
+    rules.write_text(
+        "kind,number,reason\n"
+        + "".join(f"block,+1555091{n:04d},imported in the browser\n" for n in range(500))
+    )
+    page.get_by_label("File").set_input_files(str(rules))  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Import").click()  # type: ignore[attr-defined]
+    page.get_by_text("imported 500 block").wait_for(timeout=15000)  # type: ignore[attr-defined]
+    shot(page, "import-done")
+
+
+def test_a_users_page_fits_a_phone(app: App, console: str, browser: object) -> None:
+    assert call(app, "+15550900020", "201") == "200 OK"
+    app.rows("SELECT id FROM call_log WHERE caller = '+15550900020'", at_least=1)
+    page = log_in(browser, console, "user201", viewport={"width": 390, "height": 844})
+    assert page.get_by_role("heading", name="Extension 201").is_visible()  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Switch do-not-disturb on").click()  # type: ignore[attr-defined]
+    assert "do-not-disturb on" in page.get_by_role("status").inner_text()  # type: ignore[attr-defined]
+    assert call(app, "+15550900021", "201") == "608 Rejected"
+    page.get_by_role("button", name="Switch do-not-disturb off").click()  # type: ignore[attr-defined]
+    assert call(app, "+15550900022", "201") == "200 OK"
+    width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
+    assert width <= 390, f"the extension page scrolls sideways on a phone ({width}px)"
+    shot(page, "extension-201-phone")
