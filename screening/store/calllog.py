@@ -3,15 +3,16 @@ and retention."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
 from sqlalchemy import ColumnElement, Table, and_, case, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from screening.store.models import CallLog
+from screening.store.models import CallLog, CallLogDay
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,9 @@ def query_log(
 
 
 def purge_log(session: Session, before: datetime) -> int:
-    """Delete call-log rows older than `before`; returns how many."""
+    """Delete call-log rows older than `before`; returns how many. The day summaries of
+    the days it touches go too (settle_days writes them again from what is left)."""
+    session.execute(delete(CallLogDay).where(CallLogDay.day <= _day(before)))
     result = session.execute(delete(CallLog).where(CallLog.at < before))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -204,11 +207,28 @@ def stats(session: Session, since: datetime | None = None, top: int = 10) -> Sta
     )
 
 
-def daily(
+#: A day's summary is written this long after it ends: rows reach the log in batches, and
+#: a call that started before midnight is logged after it.
+SETTLE = timedelta(hours=1)
+
+
+def _day(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def _start(day: str) -> datetime:
+    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
+
+
+def _days(since: datetime, until: datetime) -> list[str]:
+    first = _start(_day(since))
+    return [_day(first + timedelta(days=i)) for i in range((until - first).days + 1)]
+
+
+def _grouped(
     session: Session, since: datetime, extension: str | None = None
-) -> list[tuple[str, int, int, int]]:
-    """(YYYY-MM-DD in UTC, allowed, rejected, failed open) per day since `since`, oldest
-    first; days without calls are left out."""
+) -> dict[str, tuple[int, int, int]]:
+    """(allowed, rejected, failed open) per UTC day from `since` on, from the log itself."""
     day = func.date(CallLog.at)
     query = (
         select(
@@ -219,12 +239,100 @@ def daily(
         )
         .where(CallLog.at >= since)
         .group_by(day)
-        .order_by(day)
     )
     if extension is not None:
         query = query.where(CallLog.extension == extension)
     rows: list[Any] = list(session.execute(query).all())
-    return [(str(d)[:10], int(a), int(r), int(f)) for d, a, r, f in rows]
+    return {str(d)[:10]: (int(a), int(r), int(f)) for d, a, r, f in rows}
+
+
+def settle_days(session: Session, since: datetime, now: datetime) -> int:
+    """Write the summary of every day from `since` that is over (SETTLE ago) and has none
+    yet; returns how many were written. The caller commits; a summary another process wrote
+    meanwhile makes the commit fail harmlessly (primary key)."""
+    settled = [d for d in _days(since, now) if _start(d) + timedelta(days=1) + SETTLE <= now]
+    if not settled:
+        return 0
+    have = set(session.scalars(select(CallLogDay.day).where(CallLogDay.day.in_(settled))))
+    missing = [d for d in settled if d not in have]
+    if not missing:
+        return 0
+    counts = {d: c for d, c in _grouped(session, _start(missing[0])).items() if d <= missing[-1]}
+    for d in missing:
+        allowed, rejected, failed = counts.get(d, (0, 0, 0))
+        session.add(
+            CallLogDay(
+                day=d, allowed=allowed, rejected=rejected, failed_open=failed, computed_at=now
+            )
+        )
+    return len(missing)
+
+
+@dataclass(frozen=True)
+class Today:
+    """The dashboard's figures since `since` (midnight UTC)."""
+
+    calls: int
+    allowed: int
+    rejected_607: int
+    rejected_608: int
+    failed_open: int
+    top_callers: list[tuple[str, int]]  # rejected callers, most first
+
+
+def today(session: Session, since: datetime, top: int = 10) -> Today:
+    """Two index-only reads (ix_call_log_at_outcome): the counts, then the rejected
+    callers, counted here. A GROUP BY caller would make SQLite walk the caller index of the
+    whole log instead."""
+
+    def matching(*where: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.count(case((and_(*where), 1)))
+
+    counts = session.execute(
+        select(
+            func.count(),
+            matching(CallLog.decision == "allowed"),
+            matching(CallLog.decision == "rejected", CallLog.sip_code == 607),
+            matching(CallLog.decision == "rejected", CallLog.sip_code == 608),
+            matching(CallLog.rule_kind == "error"),
+        ).where(CallLog.at >= since)
+    ).one()
+    callers = Counter(
+        caller
+        for caller in session.scalars(
+            select(CallLog.caller).where(CallLog.at >= since, CallLog.decision == "rejected")
+        )
+        if caller is not None
+    )
+    ranked = sorted(callers.items(), key=lambda item: (-item[1], item[0]))[:top]
+    calls, allowed, r607, r608, failed = (int(n) for n in counts)
+    return Today(calls, allowed, r607, r608, failed, ranked)
+
+
+def daily(
+    session: Session, since: datetime, extension: str | None = None
+) -> list[tuple[str, int, int, int]]:
+    """(YYYY-MM-DD in UTC, allowed, rejected, failed open) per day since `since`, oldest
+    first; days without calls are left out. For the whole PBX, settled days come from their
+    summaries (settle_days) and only the rest from the log."""
+    counts: dict[str, tuple[int, int, int]] = {}
+    live_from = since
+    if extension is None:
+        summaries = list(
+            session.scalars(
+                select(CallLogDay).where(CallLogDay.day >= _day(since)).order_by(CallLogDay.day)
+            )
+        )
+        # Only an unbroken run from the first day counts; the log answers for the rest.
+        expected = _day(since)
+        for row in summaries:
+            if row.day != expected:
+                break
+            counts[row.day] = (row.allowed, row.rejected, row.failed_open)
+            expected = _day(_start(row.day) + timedelta(days=1))
+        live_from = max(since, _start(expected))
+    counts |= _grouped(session, live_from, extension)
+    return [(d, *counts[d]) for d in sorted(counts) if any(counts[d])]
 
 
 def rang(session: Session, extension: str, caller: str) -> bool:

@@ -77,9 +77,12 @@ def create_app(
         if who.role == "user":
             return RedirectResponse(f"/ext/{who.extension}", 303)
         today = _midnight()
+        since = today - timedelta(days=29)
+        with Session(engine) as s, s.begin():
+            calllog.settle_days(s, since, datetime.now(UTC))  # once a day: a few rows
         with Session(engine) as s:
-            days = calllog.daily(s, today - timedelta(days=29))
-            stats = calllog.stats(s, today, 10)
+            days = calllog.daily(s, since)
+            stats = calllog.today(s, today, 10)
             failed_open = calllog.query_log(s, since=today, rule_kind="error", limit=10)
         connected = await _app_connected(config)
         return console.page(

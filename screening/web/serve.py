@@ -8,13 +8,16 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import uvicorn
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from screening.config import Config
 from screening.service.runtime import stop_on_signals
 from screening.service.systemd import Notifier
+from screening.store import calllog
 from screening.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -54,13 +57,28 @@ async def serve(config: Config, engine: Engine) -> None:
     systemd.ready(f"web console on {config.web_host}:{config.web_port}")
     pings = asyncio.create_task(systemd.watchdog())
     stopper = asyncio.create_task(_stop_when(stop, server))
+    # The dashboard's 30 days, summarised now rather than on the first visit.
+    summaries = asyncio.create_task(asyncio.to_thread(_settle, engine))
     try:
         await running
     finally:
         systemd.stopping()
         pings.cancel()
         stopper.cancel()
+        summaries.cancel()
         systemd.close()
+
+
+def _settle(engine: Engine) -> None:
+    now = datetime.now(UTC)
+    try:
+        with Session(engine) as session, session.begin():
+            written = calllog.settle_days(session, now - timedelta(days=30), now)
+    except Exception as e:  # the dashboard does it itself on its first visit
+        log.warning("could not summarise the call log's last 30 days yet: %s", e)
+        return
+    if written:
+        log.info("summarised %d days of the call log for the dashboard", written)
 
 
 class _Server(uvicorn.Server):

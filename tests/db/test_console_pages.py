@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Literal
 
 import pytest
 from starlette.testclient import TestClient
@@ -237,3 +238,64 @@ def test_a_user_reaches_only_their_own_extension(user: TestClient) -> None:
     )
     r = user.post("/lists/block", data={"number": "+15550000012", "extension": "201"})
     assert r.status_code == 403 and "CSRF" in r.text
+
+
+def test_the_dashboards_day_summaries_agree_with_the_log_and_follow_a_purge(
+    database_url: str,
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy.orm import Session
+
+    from screening.store import calllog
+
+    engine = make_engine(database_url)
+    now = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    rows = []
+    for day in range(6):  # today and the five days before
+        at = now - timedelta(days=day)
+        for n in range(day + 1):
+            decision: Literal["allowed", "rejected"] = "rejected" if n % 2 else "allowed"
+            rule = "error" if n == 2 else ("block" if decision == "rejected" else None)
+            code = 607 if decision == "rejected" else None
+            rows.append(
+                calllog.CallRecord(
+                    at,
+                    f"c{day}-{n}",
+                    "+15550000001",
+                    "+15550000001",
+                    "201",
+                    decision,
+                    code,
+                    rule,
+                    None,
+                    "why",
+                    900,
+                )
+            )
+    with Session(engine) as s, s.begin():
+        calllog.write_call_log(s, rows)
+    since = (now - timedelta(days=29)).replace(hour=0)
+    with Session(engine) as s:
+        live = calllog.daily(s, since)  # nothing settled yet: all from the log
+    with Session(engine) as s, s.begin():
+        assert calllog.settle_days(s, since, now) == 29  # every day over, empty or not
+    with Session(engine) as s, s.begin():
+        assert calllog.settle_days(s, since, now) == 0
+    with Session(engine) as s:
+        assert calllog.daily(s, since) == live
+    assert [d[1:] for d in live] == [
+        (3, 3, 1),
+        (3, 2, 1),
+        (2, 2, 1),
+        (2, 1, 1),
+        (1, 1, 0),
+        (1, 0, 0),
+    ]
+    with Session(engine) as s, s.begin():
+        calllog.purge_log(s, now - timedelta(days=3, hours=1))
+    with Session(engine) as s, s.begin():
+        calllog.settle_days(s, since, now)
+    with Session(engine) as s:
+        assert [d[1:] for d in calllog.daily(s, since)] == [d[1:] for d in live[2:]]
+    engine.dispose()
