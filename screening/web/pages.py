@@ -293,16 +293,83 @@ def routes(console: Console) -> list[Route]:
         who, refused = console.admin(request)
         if refused is not None:
             return refused
+        wanted = request.query_params.get("extension", "").strip()
+        notes = console.notes(request)
+        try:
+            extension = parse.parse_extension(wanted, "extension") if wanted else None
+        except InvalidInput as e:
+            extension, notes = None, {**notes, "error": str(e)}
         with Session(engine) as s:
-            windows, manual = lists.list_dnd(s, None)
+            windows, manual = lists.list_dnd(s, extension)
         return console.page(
             request,
             "dnd.html",
             user=who,
             windows=windows,
             manual=manual,
-            notes=console.notes(request),
+            wanted=wanted,
+            notes=notes,
         )
+
+    # -- caller-name entries -----------------------------------------------------------------
+
+    async def names_page(request: Request) -> Response:
+        who, refused = console.admin(request)
+        if refused is not None:
+            return refused
+        kind = _kind(request.path_params["kind"])
+        if kind is None:
+            return PlainTextResponse("no such list", 404)
+        found = await asyncio.to_thread(ops.list_names, engine, kind, None)
+        return console.page(
+            request, "names.html", user=who, kind=kind, names=found, notes=console.notes(request)
+        )
+
+    async def name_add(request: Request) -> Response:
+        asked = await console.admin_form(request)
+        if isinstance(asked, Response):
+            return asked
+        who, form = asked
+        kind = _kind(request.path_params["kind"])
+        if kind is None:
+            return PlainTextResponse("no such list", 404)
+        target = f"/names/{kind}"
+        try:
+            new = parse.new_name(
+                kind,
+                form.get("pattern", ""),
+                extension=form.get("extension", "").strip() or None,
+                code=form.get("code") or None,
+                reason=form.get("reason") or None,
+                source="console",
+            )
+            saved, created = await asyncio.to_thread(ops.save_name, engine, new)
+        except InvalidInput as e:
+            return back(target, error=str(e))
+        console.audit(who, f"{kind} name {'add' if created else 'update'}", saved.describe())
+        return back(target, done=f"{'added' if created else 'updated'} {saved.describe()}")
+
+    async def name_remove(request: Request) -> Response:
+        asked = await console.admin_form(request)
+        if isinstance(asked, Response):
+            return asked
+        who, form = asked
+        kind = _kind(request.path_params["kind"])
+        if kind is None:
+            return PlainTextResponse("no such list", 404)
+        target = f"/names/{kind}"
+        try:
+            removed = await asyncio.to_thread(
+                ops.remove_name,
+                engine,
+                kind,
+                form.get("pattern", ""),
+                form.get("extension", "").strip() or None,
+            )
+        except (InvalidInput, NotFound) as e:
+            return back(target, error=str(e))
+        console.audit(who, f"{kind} name remove", removed.describe())
+        return back(target, done=f"removed {removed.describe()}")
 
     async def dnd_add(request: Request) -> Response:
         form = await console.form(request)
@@ -515,6 +582,9 @@ def routes(console: Console) -> list[Route]:
         Route("/lists/{kind}", list_add, methods=["POST"]),
         Route("/lists/{kind}/{id}/remove", list_remove, methods=["POST"]),
         Route("/calls", calls_page, methods=["GET"]),
+        Route("/names/{kind}", names_page, methods=["GET"]),
+        Route("/names/{kind}", name_add, methods=["POST"]),
+        Route("/names/{kind}/remove", name_remove, methods=["POST"]),
         Route("/policies", policies_page, methods=["GET"]),
         Route("/policies", policy_set, methods=["POST"]),
         Route("/policies/remove", policy_remove, methods=["POST"]),

@@ -184,7 +184,7 @@ def test_a_user_sees_and_changes_only_their_own_extension(
     assert user.get("/stats")[0] == 403
     assert user.put("/policies/anonymous", {"action": "reject"})[0] == 403
     assert (
-        user.post("/dnd", {"extension": "202", "days": "daily", "from": "09:00", "to": "17:00"})[0]
+        user.post("/dnd", {"extension": "202", "days": "all", "from": "09:00", "to": "17:00"})[0]
         == 403
     )
     assert user.put("/manual-dnd/202", {"on": True})[0] == 403

@@ -232,7 +232,7 @@ def test_a_user_reaches_only_their_own_extension(user: TestClient) -> None:
     assert "added dnd" in page
     assert (
         post(
-            user, "/dnd", "/ext/201", extension="202", days="daily", **{"from": "09:00"}, to="17:00"
+            user, "/dnd", "/ext/201", extension="202", days="all", **{"from": "09:00"}, to="17:00"
         )[0]
         == 403
     )
@@ -299,3 +299,34 @@ def test_the_dashboards_day_summaries_agree_with_the_log_and_follow_a_purge(
     with Session(engine) as s:
         assert [d[1:] for d in calllog.daily(s, since)] == [d[1:] for d in live[2:]]
     engine.dispose()
+
+
+def test_caller_name_entries_and_the_dnd_filter(admin: TestClient) -> None:
+    _, page = post(
+        admin,
+        "/names/block",
+        "/names/block",
+        pattern="*Scam Likely*",
+        code="608",
+        reason="carrier label",
+    )
+    assert "added block #1 global name &#39;*scam likely*&#39; (carrier label)" in page
+    assert "<td>*scam likely*</td>" in page and "<td>608</td>" in page
+    _, page = post(admin, "/names/block", "/names/block", pattern="***")
+    assert "--name: expected a name or a pattern like" in page.replace("&#39;", "'")
+    _, page = post(admin, "/names/block/remove", "/names/block", pattern="*scam likely*")
+    assert "removed block #1" in page and "None." in page
+    for ext in ("203", "204"):
+        post(
+            admin,
+            "/dnd",
+            "/dnd",
+            extension=ext,
+            days="all",
+            **{"from": "22:00"},
+            to="07:00",
+            tz="UTC",
+        )
+    only = admin.get("/dnd?extension=204").text
+    assert "extension 204" in only and "extension 203" not in only
+    assert "expected" in admin.get("/dnd?extension=a%20b").text

@@ -212,3 +212,22 @@ def test_a_users_page_fits_a_phone(app: App, console: str, browser: object) -> N
     width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
     assert width <= 390, f"the extension page scrolls sideways on a phone ({width}px)"
     shot(page, "extension-201-phone")
+
+
+def test_an_admin_adds_an_entry_by_keyboard_on_a_phone(console: str, browser: object) -> None:
+    page = log_in(browser, console, "admin", viewport={"width": 390, "height": 844})
+    page.goto(f"{console}/lists/allow")  # type: ignore[attr-defined]
+    number = page.get_by_label("Number or prefix (+1900*)")  # type: ignore[attr-defined]
+    number.focus()
+    page.keyboard.type("+15550900030")  # type: ignore[attr-defined]
+    page.keyboard.press("Tab")  # type: ignore[attr-defined]
+    assert page.evaluate("document.activeElement.id") == "allow-extension"  # type: ignore[attr-defined]
+    page.keyboard.type("201")  # type: ignore[attr-defined]
+    page.keyboard.press("Enter")  # type: ignore[attr-defined]
+    page.wait_for_load_state()  # type: ignore[attr-defined]
+    assert "added allow" in page.get_by_role("status").inner_text()  # type: ignore[attr-defined]
+    for path in ("/lists/allow", "/calls", "/policies", "/dnd"):
+        page.goto(f"{console}{path}")  # type: ignore[attr-defined]
+        width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
+        assert width <= 390, f"{path} scrolls sideways on a phone ({width}px)"
+    shot(page, "dnd-phone")
