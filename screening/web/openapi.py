@@ -322,7 +322,7 @@ def document() -> _S:
                 body=_body(
                     ["extension", "days", "from", "to"],
                     extension=_STR,
-                    days={"type": "string", "description": "mon-fri, sat,sun, all, weekdays, weekends"},
+                    days={"type": "string", "description": "mon-fri, sat,sun, all, weekdays"},
                     **{
                         "from": {"type": "string", "description": "HH:MM"},
                         "to": {"type": "string", "description": "HH:MM"},

@@ -325,7 +325,8 @@ def routes(console: Console) -> list[Route]:
             request, "names.html", user=who, kind=kind, names=found, notes=console.notes(request)
         )
 
-    async def name_add(request: Request) -> Response:
+    async def name_change(request: Request) -> Response:
+        """Add (POST /names/KIND) or remove (POST /names/KIND/remove) a name entry."""
         asked = await console.admin_form(request)
         if isinstance(asked, Response):
             return asked
@@ -333,43 +334,28 @@ def routes(console: Console) -> list[Route]:
         kind = _kind(request.path_params["kind"])
         if kind is None:
             return PlainTextResponse("no such list", 404)
-        target = f"/names/{kind}"
+        extension = form.get("extension", "").strip() or None
         try:
-            new = parse.new_name(
-                kind,
-                form.get("pattern", ""),
-                extension=form.get("extension", "").strip() or None,
-                code=form.get("code") or None,
-                reason=form.get("reason") or None,
-                source="console",
-            )
-            saved, created = await asyncio.to_thread(ops.save_name, engine, new)
-        except InvalidInput as e:
-            return back(target, error=str(e))
-        console.audit(who, f"{kind} name {'add' if created else 'update'}", saved.describe())
-        return back(target, done=f"{'added' if created else 'updated'} {saved.describe()}")
-
-    async def name_remove(request: Request) -> Response:
-        asked = await console.admin_form(request)
-        if isinstance(asked, Response):
-            return asked
-        who, form = asked
-        kind = _kind(request.path_params["kind"])
-        if kind is None:
-            return PlainTextResponse("no such list", 404)
-        target = f"/names/{kind}"
-        try:
-            removed = await asyncio.to_thread(
-                ops.remove_name,
-                engine,
-                kind,
-                form.get("pattern", ""),
-                form.get("extension", "").strip() or None,
-            )
+            if request.url.path.endswith("/remove"):
+                entry = await asyncio.to_thread(
+                    ops.remove_name, engine, kind, form.get("pattern", ""), extension
+                )
+                verb = "removed"
+            else:
+                new = parse.new_name(
+                    kind,
+                    form.get("pattern", ""),
+                    extension=extension,
+                    code=form.get("code") or None,
+                    reason=form.get("reason") or None,
+                    source="console",
+                )
+                entry, created = await asyncio.to_thread(ops.save_name, engine, new)
+                verb = "added" if created else "updated"
         except (InvalidInput, NotFound) as e:
-            return back(target, error=str(e))
-        console.audit(who, f"{kind} name remove", removed.describe())
-        return back(target, done=f"removed {removed.describe()}")
+            return back(f"/names/{kind}", error=str(e))
+        console.audit(who, f"{kind} name {verb}", entry.describe())
+        return back(f"/names/{kind}", done=f"{verb} {entry.describe()}")
 
     async def dnd_add(request: Request) -> Response:
         form = await console.form(request)
@@ -583,8 +569,8 @@ def routes(console: Console) -> list[Route]:
         Route("/lists/{kind}/{id}/remove", list_remove, methods=["POST"]),
         Route("/calls", calls_page, methods=["GET"]),
         Route("/names/{kind}", names_page, methods=["GET"]),
-        Route("/names/{kind}", name_add, methods=["POST"]),
-        Route("/names/{kind}/remove", name_remove, methods=["POST"]),
+        Route("/names/{kind}", name_change, methods=["POST"]),
+        Route("/names/{kind}/remove", name_change, methods=["POST"]),
         Route("/policies", policies_page, methods=["GET"]),
         Route("/policies", policy_set, methods=["POST"]),
         Route("/policies/remove", policy_remove, methods=["POST"]),
