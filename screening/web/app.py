@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import httpx
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -78,8 +79,11 @@ def create_app(
             return RedirectResponse(f"/ext/{who.extension}", 303)
         today = _midnight()
         since = today - timedelta(days=29)
-        with Session(engine) as s, s.begin():
-            calllog.settle_days(s, since, datetime.now(UTC))  # once a day: a few rows
+        try:
+            with Session(engine) as s, s.begin():
+                calllog.settle_days(s, since, datetime.now(UTC))  # once a day: a few rows
+        except IntegrityError:
+            pass  # another console (another PBX's) wrote the same day just now
         with Session(engine) as s:
             days = calllog.daily(s, since)
             stats = calllog.today(s, today, 10)

@@ -7,6 +7,7 @@ and answers with a redirect (so a reload never repeats it) or the form again wit
 from __future__ import annotations
 
 import asyncio
+import hmac
 import io
 import logging
 import secrets
@@ -35,9 +36,11 @@ from screening.web.console import Console, csrf_refused
 log = logging.getLogger(__name__)
 
 Page = Callable[[Request], Awaitable[Response]]
-#: Rows a CSV upload may have (a million-entry import is the CLI's job: `screening import`).
+#: The largest CSV upload (a million-entry file is the CLI's job: `screening import`).
 MAX_UPLOAD = 64 * 1024 * 1024
 PER_PAGE = 50
+#: Import jobs whose pages are kept (each is a few counters).
+MAX_JOBS = 20
 
 
 @dataclass
@@ -456,12 +459,18 @@ def routes(console: Console) -> list[Route]:
             return refused
         assert who is not None
         form = await request.form(max_part_size=MAX_UPLOAD)
-        sent = str(form.get("csrf", ""))
-        if sent != request.session.get("csrf"):
+        sent, expected = str(form.get("csrf", "")), request.session.get("csrf")
+        if not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
             return csrf_refused()
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             return back("/transfer", error="file: choose a CSV file to import")
+        if upload.size is not None and upload.size > MAX_UPLOAD:
+            mb = MAX_UPLOAD // 2**20
+            return back(
+                "/transfer",
+                error=f"file: expected at most {mb} MB; larger files: `screening import`",
+            )
         raw = await upload.read()
         try:
             text = raw.decode("utf-8-sig")
@@ -471,6 +480,11 @@ def routes(console: Console) -> list[Route]:
         job_id = secrets.token_urlsafe(12)
         job = ImportJob(len(lines))
         jobs[job_id] = job
+        while len(jobs) > MAX_JOBS:  # the oldest finished ones go first
+            oldest = next((k for k, j in jobs.items() if j.finished), None)
+            if oldest is None:
+                break
+            del jobs[oldest]
 
         def run() -> None:
             def tick(n: int) -> None:

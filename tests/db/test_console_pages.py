@@ -330,3 +330,18 @@ def test_caller_name_entries_and_the_dnd_filter(admin: TestClient) -> None:
     only = admin.get("/dnd?extension=204").text
     assert "extension 204" in only and "extension 203" not in only
     assert "expected" in admin.get("/dnd?extension=a%20b").text
+
+
+def test_an_upload_past_the_limit_is_refused_with_the_way_out(
+    admin: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("screening.web.pages.MAX_UPLOAD", 2**20)  # 1 MB for the test
+    body = "kind,number\n" + "block,+15550000001\n" * 60000  # 1.1 MB
+    r = admin.post(
+        "/transfer",
+        data={"csrf": csrf(admin, "/transfer")},
+        files={"file": ("big.csv", body.encode(), "text/csv")},
+    )
+    assert r.status_code == 303
+    page = admin.get(r.headers["location"]).text
+    assert "file: expected at most 1 MB; larger files: `screening import`" in page
