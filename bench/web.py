@@ -146,6 +146,12 @@ def main() -> int:
         ("call log, rejected only", "/calls?decision=rejected", {}),
         ("call log, a page 29 days back", f"/calls?before={old_call}", {}),
         ("extension page (user view)", "/ext/250", {}),
+        ("do-not-disturb (1,000 schedules)", "/dnd", {}),
+        ("do-not-disturb, one extension", "/dnd?extension=201", {}),
+        ("policies", "/policies", {}),
+        ("caller names", "/names/block", {}),
+        ("users", "/users", {}),
+        ("audit trail", "/audit", {}),
         ("API: block list", "/api/v1/lists/block", api),
         ("API: call log", "/api/v1/calls", api),
     ]
