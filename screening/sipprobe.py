@@ -443,11 +443,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sign", metavar="KEY.pem", help="send a STIR/SHAKEN Identity signed with it")
     p.add_argument("--x5u", default="", help="the signing certificate's URL (with --sign)")
     p.add_argument("--attest", default="A", choices=("A", "B", "C"), help="with --sign")
+    p.add_argument(
+        "--press",
+        choices=("right", "wrong", "none"),
+        help="in a challenge: press the digit the app's log (--log) names, another, or none",
+    )
+    p.add_argument("--log", metavar="FILE", help="the app's log, where it names the digit")
     args = p.parse_args(argv)
     extra = None
     if args.sign:
         key = Path(args.sign).read_bytes()
         extra = identity_headers(key, args.x5u, args.caller, args.to, args.attest)
+    early = None
+    if args.press is not None:
+        early = EarlyMedia(press=_press_from_log(args.log, args.caller, args.press), listen=1.0)
     result = asyncio.run(
         place_call(
             args.to,
@@ -458,10 +467,43 @@ def main(argv: list[str] | None = None) -> int:
             source=args.source,
             display_name=args.name,
             extra_headers=extra,
+            early=early,
+            final_within=30 if early else 5,
         )
     )
-    print(f"{args.caller} -> {args.to}: {result.status_line} ({result.elapsed_ms:.1f} ms)")
+    heard = ""
+    if result.early_media_ms is not None:
+        heard = (
+            f"; 183 after {result.early_media_ms:.1f} ms, {result.early_audio_s:.1f} s of prompt "
+            f"({result.early_rtp_packets} RTP packets), pressed {result.pressed or 'nothing'}"
+        )
+    took = (
+        f"{result.elapsed_ms:.1f} ms"
+        if result.elapsed_ms < 1000
+        else f"{result.elapsed_ms / 1000:.1f} s"
+    )
+    print(f"{args.caller} -> {args.to}: {result.status_line} ({took}){heard}")
     return 0 if result.status else 1
+
+
+def _press_from_log(log: str | None, caller: str, how: str) -> Callable[[], Awaitable[str]]:
+    """What a caller presses: the digit the app's log line names for this caller
+    ("challenged (press 4)"), another one, or nothing."""
+
+    async def press() -> str:
+        if how == "none" or log is None:
+            return ""
+        sent = f"({caller!r}"  # the log quotes the caller ID as received: what we sent
+        for _ in range(100):
+            text = await asyncio.to_thread(Path(log).read_text, errors="replace")
+            for line in reversed(text.splitlines()):
+                if sent in line and "challenged (press " in line:
+                    digit = line.split("challenged (press ", 1)[1][:1]
+                    return digit if how == "right" else str((int(digit) + 1) % 10)
+            await asyncio.sleep(0.05)
+        return ""
+
+    return press
 
 
 if __name__ == "__main__":
