@@ -4,6 +4,9 @@ was expected. Below the doors, so the CLI and the web door give the same message
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -17,7 +20,7 @@ from screening.core.errors import InvalidInput, InvalidSchedule
 from screening.core.identity import UNVERIFIED, Status, Verification
 from screening.core.numbers import parse_entry
 from screening.service import screener
-from screening.store.lists import NewDnd, NewEntry
+from screening.store.lists import Cursor, NewDnd, NewEntry
 from screening.store.policies import NameKind, NewName, NewPolicy
 
 _EXTENSION = re.compile(r"[0-9A-Za-z*#+_-]{1,32}")
@@ -234,6 +237,39 @@ def parse_number_prefix(raw: str, field: str = "number") -> str:
             raise InvalidInput(field, f"expected digits to search for, got {raw[:40]!r}")
         return ""
     return text if text.startswith("+") else "+" + text
+
+
+#: Rule and schedule ids are 32-bit columns; call-log ids 64-bit. A number past the column
+#: must be refused here: PostgreSQL answers it with an error, not with "no such row".
+MAX_ID = 2**31 - 1
+MAX_CALL_ID = 2**63 - 1
+
+
+def parse_id(raw: str, field: str = "id", maximum: int = MAX_ID) -> int:
+    """The id of a row, as a URL gives it."""
+    if not raw.isdigit() or len(raw) > 19 or int(raw) > maximum:
+        raise InvalidInput(field, f"expected a whole number from 0 to {maximum}, got {raw[:20]!r}")
+    return int(raw)
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    """Where the next page of entries starts, as an opaque URL-safe token."""
+    raw = json.dumps([cursor[0], cursor[1], cursor[2]]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def parse_cursor(raw: str | None, field: str = "after") -> Cursor | None:
+    """The token encode_cursor gave (None or "" for the first page)."""
+    if not raw:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        value, is_prefix, scope = data
+        if isinstance(value, str) and isinstance(is_prefix, bool) and isinstance(scope, str):
+            return value[:32], is_prefix, scope[:32]
+    except (ValueError, TypeError, binascii.Error):
+        pass
+    raise InvalidInput(field, "expected what the previous page gave for the next one")
 
 
 # -- naming an entry -------------------------------------------------------------------------

@@ -7,8 +7,6 @@ only their own extension. The document is /api/v1/openapi.json (web.openapi).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -173,13 +171,13 @@ def routes(config: Config, engine: Engine) -> list[Route]:
         else:
             scope = ask.own(None)
         prefix = parse.parse_number_prefix(ask.query.get("number", ""))
-        after = _cursor(ask.query.get("after"))
+        after = parse.parse_cursor(ask.query.get("after"))
         limit = _limit(ask.query.get("limit"))
         with Session(engine) as s:
             page = lists.page_entries(s, kind, scope=scope, prefix=prefix, after=after, limit=limit)
         return 200, {
             "entries": [_listed(e) for e in page.entries],
-            "next": _encode(page.next) if page.next else None,
+            "next": parse.encode_cursor(page.next) if page.next else None,
         }
 
     def add_entry(ask: Ask) -> tuple[int, Any]:
@@ -206,7 +204,7 @@ def routes(config: Config, engine: Engine) -> list[Route]:
 
     def remove_entry(ask: Ask) -> tuple[int, Any]:
         kind = _kind(ask.path["kind"])
-        entry_id = _id(ask.path["id"])
+        entry_id = parse.parse_id(ask.path["id"])
         with Session(engine) as s:
             found = lists.find_entry_by_id(s, kind, entry_id)
         if found is None:
@@ -290,8 +288,8 @@ def routes(config: Config, engine: Engine) -> list[Route]:
         }
 
     def add_dnd(ask: Ask) -> tuple[int, Any]:
-        extension = ask.text("extension") or ""
-        extension = ask.own(parse.parse_extension(extension, "extension")) or extension
+        extension = parse.parse_extension(ask.text("extension") or "", "extension")
+        ask.own(extension)  # a user adds only to their own
         window = ops.add_dnd(
             engine,
             extension,
@@ -304,7 +302,7 @@ def routes(config: Config, engine: Engine) -> list[Route]:
         return 201, _window(window)
 
     def remove_dnd(ask: Ask) -> tuple[int, Any]:
-        schedule_id = _id(ask.path["id"])
+        schedule_id = parse.parse_id(ask.path["id"])
         with Session(engine) as s:
             found = lists.find_dnd(s, schedule_id)
         if found is None:
@@ -345,7 +343,11 @@ def routes(config: Config, engine: Engine) -> list[Route]:
         decision = ask.query.get("decision")
         if decision is not None and decision not in ("allowed", "rejected", "abandoned"):
             raise InvalidInput("decision", "expected allowed, rejected or abandoned")
-        before = _id(ask.query["before"], "before", MAX_CALL_ID) if "before" in ask.query else None
+        before = (
+            parse.parse_id(ask.query["before"], "before", parse.MAX_CALL_ID)
+            if "before" in ask.query
+            else None
+        )
         limit = _limit(ask.query.get("limit"))
         with Session(engine) as s:
             rows = calllog.query_log(
@@ -364,7 +366,7 @@ def routes(config: Config, engine: Engine) -> list[Route]:
         }
 
     def spam(ask: Ask) -> tuple[int, Any]:
-        call_id = _id(ask.path["id"], maximum=MAX_CALL_ID)
+        call_id = parse.parse_id(ask.path["id"], maximum=parse.MAX_CALL_ID)
         now = datetime.now(UTC)
         with Session(engine) as s, s.begin():
             row = s.get(CallLog, call_id)
@@ -471,41 +473,12 @@ def _kind(raw: str) -> Literal["block", "allow"]:
     raise NotFound(f"no list {raw[:20]!r}: expected block or allow")
 
 
-#: Rule and schedule ids are 32-bit columns; call-log ids 64-bit.
-MAX_ID = 2**31 - 1
-MAX_CALL_ID = 2**63 - 1
-
-
-def _id(raw: str, name: str = "id", maximum: int = MAX_ID) -> int:
-    if not raw.isdigit() or len(raw) > 19 or int(raw) > maximum:
-        raise InvalidInput(name, f"expected a whole number from 0 to {maximum}, got {raw[:20]!r}")
-    return int(raw)
-
-
 def _limit(raw: str | None) -> int:
     if raw is None:
         return 50
     if not raw.isdigit() or not 1 <= int(raw[:6]) <= MAX_LIMIT:
         raise InvalidInput("limit", f"expected a whole number from 1 to {MAX_LIMIT}")
     return int(raw)
-
-
-def _encode(cursor: lists.Cursor) -> str:
-    raw = json.dumps([cursor[0], cursor[1], cursor[2]]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _cursor(raw: str | None) -> lists.Cursor | None:
-    if raw is None:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        value, is_prefix, scope = data
-        if isinstance(value, str) and isinstance(is_prefix, bool) and isinstance(scope, str):
-            return value[:32], is_prefix, scope[:32]
-    except (ValueError, TypeError, binascii.Error):
-        pass
-    raise InvalidInput("after", "expected the `next` value of the previous page")
 
 
 def _iso(at: datetime | None) -> str | None:

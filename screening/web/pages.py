@@ -88,7 +88,7 @@ def routes(console: Console) -> list[Route]:
                 else parse.parse_extension(scope_text, "extension")
             )
             prefix = parse.parse_number_prefix(q.get("number", ""))
-            after = _cursor(q.get("after", ""))
+            after = parse.parse_cursor(q.get("after"))
         except InvalidInput as e:
             scope, prefix, after, error = None, "", None, str(e)
 
@@ -105,7 +105,7 @@ def routes(console: Console) -> list[Route]:
                 {
                     "number": q.get("number", ""),
                     "extension": q.get("extension", ""),
-                    "after": "~".join((page.next[0], "1" if page.next[1] else "0", page.next[2])),
+                    "after": parse.encode_cursor(page.next),
                 }
             )
         return console.page(
@@ -134,9 +134,7 @@ def routes(console: Console) -> list[Route]:
         if refused is not None or kind is None:
             return refused or PlainTextResponse("no such list", 404)
         assert who is not None
-        target = form.get("back", "") or f"/lists/{kind}"
-        if not target.startswith("/") or target.startswith("//"):
-            target = f"/lists/{kind}"
+        target = _back(form, f"/lists/{kind}")
         try:
             entry, created = await asyncio.to_thread(
                 ops.add_entry,
@@ -160,9 +158,12 @@ def routes(console: Console) -> list[Route]:
         form = await console.form(request)
         if form is None:
             return csrf_refused()
-        if kind is None or not str(request.path_params["id"]).isdigit():
+        try:
+            entry_id = parse.parse_id(str(request.path_params["id"]))
+        except InvalidInput:
+            kind = None
+        if kind is None:
             return PlainTextResponse("no such entry", 404)
-        entry_id = int(request.path_params["id"])
         with Session(engine) as s:
             found = lists.find_entry_by_id(s, kind, entry_id)
         if found is None:
@@ -178,10 +179,7 @@ def routes(console: Console) -> list[Route]:
         key = parse.EntryKey(f"#{entry_id}", entry_id, "", False, None)
         removed = await asyncio.to_thread(ops.remove_entry, engine, kind, key)
         console.audit(who, f"{kind} remove", removed.describe())
-        target = form.get("back", "")
-        if not target.startswith("/") or target.startswith("//"):
-            target = f"/lists/{kind}"
-        return back(target, done=f"removed {removed.describe()}")
+        return back(_back(form, f"/lists/{kind}"), done=f"removed {removed.describe()}")
 
     # -- the call log ------------------------------------------------------------------------
 
@@ -390,10 +388,12 @@ def routes(console: Console) -> list[Route]:
         if form is None:
             return csrf_refused()
         raw = str(request.path_params["id"])
-        if not raw.isdigit() or len(raw) > 9:
+        try:
+            found_id = parse.parse_id(raw)
+        except InvalidInput:
             return PlainTextResponse("no such schedule", 404)
         with Session(engine) as s:
-            found = lists.find_dnd(s, int(raw))
+            found = lists.find_dnd(s, found_id)
         if found is None:
             return PlainTextResponse("no such schedule", 404)
         who, refused = console.extension(request, found.extension)
@@ -611,12 +611,3 @@ def _back(form: dict[str, str], default: str) -> str:
     """Where a form returns to: a path on this site only."""
     target = form.get("back", "")
     return target if target.startswith("/") and not target.startswith("//") else default
-
-
-def _cursor(raw: str) -> lists.Cursor | None:
-    if not raw:
-        return None
-    parts = raw.split("~")
-    if len(parts) != 3 or parts[1] not in ("0", "1"):
-        raise InvalidInput("after", "expected the link of the previous page")
-    return parts[0][:32], parts[1] == "1", parts[2][:32]

@@ -345,3 +345,10 @@ def test_an_upload_past_the_limit_is_refused_with_the_way_out(
     assert r.status_code == 303
     page = admin.get(r.headers["location"]).text
     assert "file: expected at most 1 MB; larger files: `screening import`" in page
+
+
+def test_an_id_past_the_column_is_no_such_row_not_a_server_error(admin: TestClient) -> None:
+    # PostgreSQL raises on 2^31 in a 32-bit column; the page must say "no such" instead.
+    for path in ("/lists/block/2147483648/remove", "/dnd/2147483648/remove"):
+        r = admin.post(path, data={"csrf": csrf(admin, "/lists/block")})
+        assert r.status_code == 404, (path, r.status_code)
