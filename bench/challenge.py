@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import statistics
 import sys
 import tempfile
@@ -29,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from bench._harness import sandbox_env, screening, serving  # noqa: E402
 from bench.calls import proc_stats  # noqa: E402
-from screening.sipprobe import CallResult, EarlyMedia, place_call  # noqa: E402
+from screening.sipprobe import CallResult, EarlyMedia, named_digit, place_call  # noqa: E402
 
 CHALLENGED, PLAIN = "261", "262"
 SOURCE = {"ari": "127.0.0.1", "agi": "127.0.0.5"}
@@ -62,16 +61,12 @@ class Peak:
 
 
 def press_named_digit(log: Path, caller: str) -> EarlyMedia:
-    pattern = re.compile(
-        rf"from {re.escape(caller)} \(.*\) to {CHALLENGED}: challenged \(press (\d)\)"
-    )
-
     async def press() -> str:
         for _ in range(200):
             text = await asyncio.to_thread(log.read_text, errors="replace")
-            found = pattern.findall(text)
-            if found:
-                return str(found[-1])
+            digit = named_digit(text, caller)
+            if digit is not None:
+                return digit
             await asyncio.sleep(0.025)
         return ""
 

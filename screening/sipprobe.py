@@ -493,17 +493,25 @@ def _press_from_log(log: str | None, caller: str, how: str) -> Callable[[], Awai
     async def press() -> str:
         if how == "none" or log is None:
             return ""
-        sent = f"({caller!r}"  # the log quotes the caller ID as received: what we sent
         for _ in range(100):
             text = await asyncio.to_thread(Path(log).read_text, errors="replace")
-            for line in reversed(text.splitlines()):
-                if sent in line and "challenged (press " in line:
-                    digit = line.split("challenged (press ", 1)[1][:1]
-                    return digit if how == "right" else str((int(digit) + 1) % 10)
+            digit = named_digit(text, caller)
+            if digit is not None:
+                return digit if how == "right" else str((int(digit) + 1) % 10)
             await asyncio.sleep(0.05)
         return ""
 
     return press
+
+
+def named_digit(log_text: str, caller: str) -> str | None:
+    """The digit the app's log asked `caller` (the caller ID as sent) to press, from its
+    latest "challenged (press N)" line; None when there is none yet."""
+    sent = f"({caller!r}"  # the log quotes the caller ID as received: what we sent
+    for line in reversed(log_text.splitlines()):
+        if sent in line and "challenged (press " in line:
+            return line.split("challenged (press ", 1)[1][:1]
+    return None
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from screening.sipprobe import CallResult, EarlyMedia, place_call
+from screening.sipprobe import CallResult, EarlyMedia, named_digit, place_call
 from tests.e2e.conftest import DOOR_SOURCE, REPO, App
 from tests.e2e.test_doctor import doctor, lines
 
@@ -39,23 +39,22 @@ def challenged(door_app: App) -> Iterator[tuple[App, str]]:
         door_app.cli("policy", "remove", "--for", ext, "unverified")
 
 
-def digit_in_log(app: App, caller: str, ext: str, within: float = 5.0) -> str:
+def digit_in_log(app: App, caller: str, within: float = 5.0) -> str:
     """The digit the app asked `caller` for, from its log line."""
-    pattern = re.compile(rf"from {re.escape(caller)} \(.*\) to {ext}: challenged \(press (\d)\)")
     t0 = time.monotonic()
     while time.monotonic() - t0 < within:
-        found = pattern.findall(app.log())
-        if found:
-            return str(found[-1])
+        digit = named_digit(app.log(), caller)
+        if digit is not None:
+            return digit
         time.sleep(0.05)
     pytest.fail(f"no challenge for {caller} in the app's log:\n{app.log()[-3000:]}")
 
 
-def answer_with(app: App, caller: str, ext: str, choose: Callable[[str], str]) -> EarlyMedia:
+def answer_with(app: App, caller: str, choose: Callable[[str], str]) -> EarlyMedia:
     """Listen to the first second of the prompt, then press choose(the digit asked for)."""
 
     async def press() -> str:
-        digit = await asyncio.to_thread(digit_in_log, app, caller, ext)
+        digit = await asyncio.to_thread(digit_in_log, app, caller)
         return choose(digit)
 
     return EarlyMedia(press=press, listen=1.0)
@@ -84,11 +83,11 @@ def test_the_right_digit_rings_and_the_caller_is_not_asked_again(
 ) -> None:
     app, ext = challenged
     caller = f"+1555{7100001 + (app.door == 'agi')}"
-    result = challenge_call(app, caller, ext, answer_with(app, caller, ext, lambda d: d))
+    result = challenge_call(app, caller, ext, answer_with(app, caller, lambda d: d))
     assert result.status_line == "200 OK", app.log()[-3000:]
     assert 183 in result.provisional
     assert result.early_rtp_packets >= 50, "the prompt's RTP did not arrive"
-    assert result.pressed == digit_in_log(app, caller, ext)
+    assert result.pressed == digit_in_log(app, caller)
     decision, code, outcome, policy, reason = row(app, caller, ext)
     assert (decision, code, outcome, policy) == ("allowed", None, "passed", "unverified")
     assert "challenge passed" in str(reason)
@@ -106,7 +105,7 @@ def test_the_right_digit_rings_and_the_caller_is_not_asked_again(
 def test_a_wrong_digit_is_refused_with_608(challenged: tuple[App, str]) -> None:
     app, ext = challenged
     caller = f"+1555{7200001 + (app.door == 'agi')}"
-    result = challenge_call(app, caller, ext, answer_with(app, caller, ext, wrong))
+    result = challenge_call(app, caller, ext, answer_with(app, caller, wrong))
     assert result.status_line == "608 Rejected", app.log()[-3000:]
     assert result.early_rtp_packets > 0
     decision, code, outcome, _, reason = row(app, caller, ext)
@@ -152,8 +151,7 @@ def test_twenty_simultaneous_challenges_are_each_resolved(challenged: tuple[App,
     callers = [f"+1555{base + n:07d}" for n in range(20)]
     # Even callers press the digit they were asked for, odd ones a wrong one.
     plans = [
-        answer_with(app, c, ext, (lambda d: d) if n % 2 == 0 else wrong)
-        for n, c in enumerate(callers)
+        answer_with(app, c, (lambda d: d) if n % 2 == 0 else wrong) for n, c in enumerate(callers)
     ]
 
     async def all_at_once() -> list[CallResult]:
@@ -206,7 +204,7 @@ def test_the_call_still_rings_when_the_app_dies_during_the_challenge(killable: A
     caller = f"+1555{7600001 + (app.door == 'agi')}"
 
     async def die_then_stay_silent() -> str:
-        await asyncio.to_thread(digit_in_log, app, caller, ext)
+        await asyncio.to_thread(digit_in_log, app, caller)
         assert app.proc is not None
         app.proc.send_signal(signal.SIGKILL)  # no goodbye: as a crash
         await asyncio.to_thread(app.proc.wait, 5)
