@@ -61,6 +61,8 @@ class Config:
     stir_cache_dir: str = ""  # "" = ~/.cache/screening/stir
     stir_cache_max_age: int = 86400
     stir_fetch_wait: float = 1.0
+    #: The PBX's own numbers (digits): a PASSporT naming one of them in dest is for us.
+    stir_numbers: frozenset[str] = frozenset()
     # Log lines: "text" for people, "json" (one object per line) for journald and shippers.
     log_format: str = "text"
     # /metrics, /healthz, /readyz; None = not served.
@@ -149,6 +151,21 @@ def _prompt(text: str) -> str:
     return "&".join(files)
 
 
+_E164 = re.compile(r"\+[0-9]{6,15}")
+
+
+def _numbers(text: str) -> tuple[str, ...]:
+    """E.164 numbers, comma-separated; kept as digits (how SHAKEN writes dest.tn)."""
+    numbers = [n.strip().replace(" ", "").replace("-", "") for n in text.split(",")]
+    numbers = [n for n in numbers if n]
+    for n in numbers:
+        if not _E164.fullmatch(n):
+            raise ValueError(
+                f"expected E.164 numbers like +15551230000, comma-separated; got {n!r}"
+            )
+    return tuple(n[1:] for n in numbers)
+
+
 def _database(text: str) -> str:
     return normalise_database_url(text)
 
@@ -185,6 +202,9 @@ SETTINGS: tuple[Setting, ...] = (
         "stir.cache_max_age_s", int, 86400, _between(0, 30 * 86400), help="certificate cache age"
     ),
     Setting("stir.fetch_wait_ms", int, 1000, _between(1, 10000), help="longest certificate wait"),
+    Setting(
+        "stir.numbers", str, "", _numbers, help="your DIDs, for PASSporT destinations (a,b,...)"
+    ),
     Setting("log.format", str, "text", _log_format, help="text or json"),
     Setting("metrics.listen", str, "127.0.0.1:9469", _metrics_listen, help="/metrics; off: none"),
     Setting("web.listen", str, "127.0.0.1:8089", _listen, help="where `screening web` listens"),
@@ -255,6 +275,7 @@ def load_all(environ: Mapping[str, str] | None = None, path: str | None = None) 
         stir_cache_dir=values["stir.cache_dir"],
         stir_cache_max_age=values["stir.cache_max_age_s"],
         stir_fetch_wait=values["stir.fetch_wait_ms"] / 1000,
+        stir_numbers=frozenset(values["stir.numbers"]),
         log_format=values["log.format"],
         metrics_listen=values["metrics.listen"],
         web_host=values["web.listen"][0],
@@ -378,6 +399,26 @@ def parse_listen(raw: str, field: str = "SCREENING_AGI_LISTEN") -> tuple[str, in
     return host, int(port)
 
 
+_SECRET_KEY = re.compile(r"(?i)pass|pwd|secret|token|key")
+
+
+def masked_url(url: str) -> str:
+    """A database URL fit to print: the password (whatever it holds: "/", "@", ":") and any
+    query value that may be one (?password=, ?sslpassword=, ...) as ***. Read from the
+    last "@" before the query, not by URL rules a password may break."""
+    scheme, sep, rest = url.partition("://")
+    before, q, query = rest.partition("?")
+    at = before.rfind("@")
+    if at >= 0:
+        user, colon, _ = before[:at].partition(":")
+        before = f"{user}{':***' if colon else ''}@{before[at + 1 :]}"
+    pairs = []
+    for pair in query.split("&") if q else ():
+        key, eq, _ = pair.partition("=")
+        pairs.append(f"{key}=***" if eq and _SECRET_KEY.search(key) else pair)
+    return f"{scheme}{sep}{before}{q}{'&'.join(pairs)}"
+
+
 def shown(setting: Setting, value: Any) -> str:
     """A setting's value as `config show` prints it: secrets masked."""
     if setting.secret:
@@ -385,10 +426,12 @@ def shown(setting: Setting, value: Any) -> str:
             return "(empty)"
         if setting.key == "database_url":
             # The URL is useful to see; only its password is hidden.
-            return re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", str(value))
+            return masked_url(str(value))
         return "(set, hidden)"
-    if isinstance(value, tuple):
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], int):
         return f"{value[0]}:{value[1]}"
+    if isinstance(value, tuple):
+        return ",".join(f"+{n}" for n in value) or "(none)"
     if value is None:
         return "off"
     if isinstance(value, bool):

@@ -17,6 +17,7 @@ import ipaddress
 import logging
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from screening.core.identity import Passport, Result, parse_passport
+from screening.core.identity import MAX_AGE, Destination, Passport, Result, parse_passport
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class Verifier:
             limits=httpx.Limits(max_connections=8),
         )
         self._disk_warned = False
+        self._replays = ReplayCache()
 
     async def aclose(self) -> None:
         for task in self._fetching.values():
@@ -125,16 +127,31 @@ class Verifier:
         await self._client.aclose()
 
     async def check(
-        self, identity: str, date: str, caller: str, now: datetime
+        self,
+        identity: str,
+        date: str,
+        caller: str,
+        now: datetime,
+        to: Destination | None = None,
     ) -> tuple[Result, str | None]:
-        """(result, attestation) for one call's Identity and Date headers."""
-        passport = parse_passport(identity, caller, date, now)
+        """(result, attestation) for one call's Identity and Date headers, for a call to
+        `to` (None: the destination is not checked)."""
+        passport = parse_passport(identity, caller, date, now, to)
         if isinstance(passport, Result):
             return passport, None
         cert = await self._cert(passport.x5u)
         if cert.key is None:
             return cert.failure or Result.CERT_RETRIEVAL, passport.attest
-        return _signature(passport, cert.key), passport.attest
+        result = _signature(passport, cert.key)
+        if result is Result.SUCCESS and not self._replays.first_use(passport, now):
+            log.warning(
+                "STIR/SHAKEN: a PASSporT from %s already used for another call within its "
+                "%d s: replayed",
+                passport.orig_tn[:32],
+                MAX_AGE.total_seconds(),
+            )
+            return Result.REPLAYED, passport.attest
+        return result, passport.attest
 
     async def _cert(self, url: str) -> _Cert:
         now = time.time()
@@ -264,6 +281,33 @@ class Verifier:
             if not self._disk_warned:
                 log.warning("cannot cache STIR/SHAKEN certificates in %s: %s", path.parent, e)
                 self._disk_warned = True
+
+
+class ReplayCache:
+    """PASSporTs that verified, each kept until its freshness window has passed (after
+    which it is refused as stale anyway): the same token is accepted once (RFC 8224 s.12.1).
+    Only verified tokens enter, so no one without a carrier's key can fill it; it is bounded
+    all the same, the oldest going first. Per process: each door keeps its own."""
+
+    def __init__(self, most: int = 100_000) -> None:
+        self._most = most
+        self._seen: OrderedDict[bytes, float] = OrderedDict()  # token -> until (timestamp)
+
+    def first_use(self, passport: Passport, now: datetime) -> bool:
+        t = now.timestamp()
+        while self._seen and next(iter(self._seen.values())) < t:
+            self._seen.popitem(last=False)
+        key = hashlib.sha256(passport.signature).digest()
+        if key in self._seen:
+            return False
+        # Fresh for MAX_AGE either side of iat: remembered well past the later edge.
+        self._seen[key] = passport.iat + 2 * MAX_AGE.total_seconds()
+        while len(self._seen) > self._most:
+            self._seen.popitem(last=False)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
 
 def _signature(passport: Passport, key: ec.EllipticCurvePublicKey) -> Result:

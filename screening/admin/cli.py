@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 
 import click
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from screening import __version__, config
@@ -69,7 +68,7 @@ class Context:
             self._engine.dispose()
 
     def where(self) -> str:
-        return make_url(self.config.database_url).render_as_string(hide_password=True)
+        return config.masked_url(self.config.database_url)
 
 
 pass_ctx = click.make_pass_decorator(Context)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,8 +26,8 @@ FEATURE_RESULT_CONTEXT = "screening-feature-result"
 RESULT_VARIABLE = "SCREENING_RESULT"
 #: Where a challenged call goes (the extension is the dialled one); [screening-challenge-run]
 #: plays the prompt, reads the digit and reports back: to the ARI app with
-#: Stasis(screening,challenge,EXT,EXPECTED,READSTATUS,PRESSED), or to `agi://.../challenge`
-#: with the same arguments after "challenge".
+#: Stasis(screening,challenge,REPORT), or to `agi://.../challenge?REPORT`, where REPORT is
+#: "v=2&status=READSTATUS&pressed=BASE64&end=1".
 CHALLENGE_CONTEXT = "screening-challenge"
 CHALLENGE_RUN_CONTEXT = "screening-challenge-run"
 #: Set before a call enters the challenge: "DIGIT,TIMEOUT_S,PROMPT".
@@ -35,37 +36,149 @@ CHALLENGE_VARIABLE = "SCREENING_CHALLENGE"
 CHALLENGE_RESULT = "challenge"
 
 
-#: The longest header value taken from an argument (Asterisk's own buffer is 4 KB).
+#: The longest value taken from the dialplan (it cuts headers to 2 KB or less itself).
 MAX_HEADER = 8192
+#: The longest facts string read; Asterisk's own argument buffer is 8 KB.
+MAX_FACTS = 16384
+_KEY = re.compile(r"[a-z]{1,16}")
+_PRESENTATION = re.compile(r"[a-z_]{0,40}")
+
+
+class Malformed(Exception):
+    """The dialplan's facts about a call cannot be read; the message says why."""
 
 
 @dataclass(frozen=True)
-class IdentityArgs:
-    """What [screening-identity] passes after the extension: CALLERID(pres), then the
-    Identity and Date headers, then (trusted trunks only) P-Asserted-Identity, From and
-    X-Twilio-VerStat. Headers come base64-encoded with a leading "=" (so that BASE64_ENCODE
-    never gets an empty string), so no comma or quote a caller sends can shift them."""
+class CallFacts:
+    """What the dialplan says about a call ([screening-call], SCREENING_CALL), decoded.
+    All of it from the far end, untrusted, but none of it able to move: carrier headers
+    are here only when the dialplan said, as a fact of its own, that the trunk is trusted."""
 
-    presentation: str = ""
-    identity: str = ""
-    date: str = ""
-    carrier: tuple[str, ...] = ()
-
-
-def identity_args(args: Sequence[str]) -> IdentityArgs:
-    """The identity arguments after the extension; missing or broken ones are empty."""
-    headers = [_header(a) for a in args[1:6]]
-    headers += [""] * (5 - len(headers))
-    presentation = args[0][:64] if args else ""
-    return IdentityArgs(presentation, headers[0], headers[1], tuple(h for h in headers[2:] if h))
+    dialled: str  # as dialled (user options included); the extension is derived from it
+    caller: str = ""  # CALLERID(num)
+    name: str = ""  # CALLERID(name)
+    presentation: str = ""  # CALLERID(pres), e.g. allowed_not_screened, prohib
+    identity: str = ""  # the raw Identity header (STIR/SHAKEN)
+    date: str = ""  # the raw Date header
+    carrier: tuple[str, ...] = ()  # P-Asserted-Identity, From, X-Twilio-VerStat: trusted only
+    #: Set when these are the arguments of an older extensions.conf (or unreadable ones):
+    #: what was read is used, carrier headers never. Says why, for the admin's log.
+    legacy: str | None = None
 
 
-def _header(arg: str) -> str:
+def fields(text: str) -> dict[str, str]:
+    """The key=value pairs of a "v=2&key=value&...&end=1" string. Raises Malformed for
+    anything else: a string cut short (no end), a key twice, a key that is not a word."""
+    if len(text) > MAX_FACTS:
+        raise Malformed(f"longer than {MAX_FACTS} characters")
+    pairs = text.split("&")
+    if pairs[0] != "v=2":
+        raise Malformed("it does not start with v=2")
+    if len(pairs) < 2 or pairs[-1] != "end=1":
+        raise Malformed("it does not end with end=1 (cut short?)")
+    found: dict[str, str] = {}
+    for pair in pairs[1:-1]:
+        key, eq, value = pair.partition("=")
+        if not eq or not _KEY.fullmatch(key):
+            raise Malformed(f"{pair[:24]!r} is not key=value")
+        if key in found:
+            raise Malformed(f"{key} given twice")
+        found[key] = value
+    return found
+
+
+def decoded(value: str) -> str:
+    """A value [screening-call] base64-encoded after a leading "=" (BASE64_ENCODE refuses an
+    empty string); anything that is not such a value reads as empty."""
     try:
-        raw = base64.b64decode(arg[: MAX_HEADER * 2], validate=True)
+        raw = base64.b64decode(value[: MAX_HEADER * 2], validate=True)
     except (binascii.Error, ValueError):
         return ""
     return raw.decode("utf-8", "replace").removeprefix("=")[:MAX_HEADER]
+
+
+_ESCAPED = re.compile(r"%(25|29)")
+
+
+def _unescaped(header: str) -> str:
+    """Undo the dialplan's escapes of "%" and ")" in the caller ID, the name and the
+    carrier's headers (see [screening-call])."""
+    return _ESCAPED.sub(lambda m: "%" if m.group(1) == "25" else ")", header)
+
+
+def call_facts(text: str) -> CallFacts:
+    """The facts of SCREENING_CALL. Raises Malformed (the door then screens on what it can
+    read itself, trusting no carrier header)."""
+    f = fields(text)
+    if "ext" not in f:
+        raise Malformed("no ext")
+    presentation = f.get("pres", "")
+    carrier: tuple[str, ...] = ()
+    if f.get("trusted") == "yes":
+        headers = [_unescaped(decoded(f.get(k, ""))) for k in ("pai", "from")]
+        headers.append(decoded(f.get("verstat", "")))
+        carrier = tuple(h for h in headers if h)
+    return CallFacts(
+        dialled=decoded(f["ext"]),
+        caller=_unescaped(decoded(f.get("cid", ""))),
+        name=_unescaped(decoded(f.get("name", ""))),
+        presentation=presentation if _PRESENTATION.fullmatch(presentation) else "",
+        identity=decoded(f.get("identity", "")),
+        date=decoded(f.get("date", "")),
+        carrier=carrier,
+    )
+
+
+def read_call(text: str | None, args: Sequence[str], dialled: str) -> CallFacts:
+    """A call's facts: from SCREENING_CALL (`text`) when the dialplan passed one; else from
+    an older dialplan's arguments `args`. `dialled` is the extension the channel is at, as
+    the door read it from Asterisk itself."""
+    if text is not None:
+        try:
+            return call_facts(text)
+        except Malformed as e:
+            return CallFacts(dialled=dialled, legacy=f"SCREENING_CALL unreadable: {e}")
+    return legacy_facts(args, dialled)
+
+
+def legacy_facts(args: Sequence[str], dialled: str) -> CallFacts:
+    """The arguments of an extensions.conf older than SCREENING_CALL: the dialled number,
+    CALLERID(pres), then the Identity and Date headers. Carrier headers that followed them
+    are never used: their trust was only their position in the list. When the first
+    argument is not the channel's own extension, a comma in it shifted them all: none is
+    read."""
+    shifted = not args or args[0] != dialled
+    headers = ["", ""] if shifted else [decoded(a) for a in [*args[2:4], "", ""][:2]]
+    presentation = "" if shifted or len(args) < 2 else args[1][:40]
+    return CallFacts(
+        dialled=dialled,
+        presentation=presentation if _PRESENTATION.fullmatch(presentation) else "",
+        identity=headers[0],
+        date=headers[1],
+        legacy="arguments of the old form" + (", shifted by the dialled number" if shifted else ""),
+    )
+
+
+class Throttled:
+    """An error said at most once per `every` seconds: one per outage, not one per call."""
+
+    def __init__(self, every: float = 600.0) -> None:
+        self._every = every
+        self._last = float("-inf")
+
+    def error(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last >= self._every:
+            self._last = now
+            log.error(message, *args)
+
+
+#: Told when a call arrives with an older dialplan's arguments.
+OLD_DIALPLAN = (
+    "the dialplan passes the arguments of an older screening (%s): update "
+    "asterisk-conf/extensions.conf and run `dialplan reload`; until then carrier verstat "
+    "is ignored and `screening doctor` fails"
+)
 
 
 def challenge_value(digit: str, settings: Settings) -> str:
@@ -73,13 +186,22 @@ def challenge_value(digit: str, settings: Settings) -> str:
     return f"{digit},{settings.timeout_s},{settings.prompt}"
 
 
-def challenge_answer(args: Sequence[str]) -> tuple[str, Answer]:
-    """(extension, answer) from the report's arguments after "challenge": EXT, EXPECTED,
-    READSTATUS, PRESSED. PRESSED is last because it is empty when nothing was pressed.
-    Missing arguments are empty (the answer is then judged failed, and the call rings)."""
-    padded = [a[:32] for a in args[:4]] + [""] * (4 - len(args[:4]))
-    extension, expected, status, pressed = padded
-    return extension, Answer(expected=expected, pressed=pressed, status=status)
+def challenge_answer(text: str) -> tuple[str, Answer]:
+    """(dialled number, answer) from what [screening-challenge-run] reports after Read()
+    (SCREENING_REPORT). A report that cannot be read is judged failed: the call rings."""
+    try:
+        f = fields(text)
+    except Malformed:
+        return "", Answer(pressed="", status="")
+    answer = Answer(pressed=decoded(f.get("pressed", ""))[:1], status=f.get("status", "")[:16])
+    return decoded(f.get("ext", ""))[:80], answer
+
+
+def legacy_answer(args: Sequence[str]) -> tuple[str, Answer]:
+    """An older dialplan's report: EXT, EXPECTED, READSTATUS, PRESSED (EXPECTED is not
+    read: which digit was asked for is the app's to know)."""
+    padded = [a[:80] for a in args[:4]] + [""] * (4 - len(args[:4]))
+    return padded[0], Answer(pressed=padded[3][:1], status=padded[2][:16])
 
 
 class ChallengeDialplan:

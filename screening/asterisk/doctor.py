@@ -88,10 +88,11 @@ def diagnose(
     checks.append(_trunks(contexts, allow_unscreened))
     used = set(contexts.values())
     if "screening-inbound" in used or not used:
-        checks.append(_inbound(cli, "screening-inbound", f"Stasis({config.ari_app},"))
+        target = f"Stasis({config.ari_app},call,${{SCREENING_CALL}})"
+        checks.append(_inbound(cli, "screening-inbound", target))
         checks.append(_registered(config))
     if "screening-inbound-agi" in used:
-        target = f"AGI(agi://{config.agi_host}:{config.agi_port}/screen,"
+        target = f"AGI(agi://{config.agi_host}:{config.agi_port}/screen?${{SCREENING_CALL}})"
         checks.append(_inbound(cli, "screening-inbound-agi", target))
         checks.append(_fastagi(config))
     if _challenges(engine):
@@ -266,14 +267,22 @@ def _inbound(cli: Asterisk, context: str, target: str) -> Check:
             "(a syntax error anywhere in extensions.conf drops the whole dialplan)",
         )
     if target not in out:
+        if "SCREENING_IDENTITY" in out:
+            return Check(
+                name,
+                False,
+                "it is the dialplan of an older screening, whose arguments a caller can shift",
+                "copy asterisk-conf/extensions.conf again (keep your [screening-route]) and "
+                "`dialplan reload`",
+            )
         return Check(
             name,
             False,
-            f"it does not call {target}...)",
+            f"it does not call {target}",
             "compare with asterisk-conf/extensions.conf: the app name (ari.app) and the "
             "FastAGI address (agi.listen) must match",
         )
-    return Check(name, True, f"reaches {target}...)")
+    return Check(name, True, f"reaches {target}")
 
 
 def _fastagi(config: Config) -> Check:

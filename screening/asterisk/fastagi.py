@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,12 +25,17 @@ from screening.asterisk.dialplan import (
     CHALLENGE_RUN_CONTEXT,
     CHALLENGE_VARIABLE,
     FEATURE_CONTEXT,
+    OLD_DIALPLAN,
     RESULT_VARIABLE,
     ChallengeDialplan,
-    IdentityArgs,
+    Malformed,
+    Throttled,
     challenge_answer,
     challenge_value,
-    identity_args,
+    decoded,
+    fields,
+    legacy_answer,
+    read_call,
 )
 from screening.config import Config
 from screening.core.challenge import Settings as ChallengeSettings
@@ -47,6 +53,9 @@ log = logging.getLogger(__name__)
 ENV_TIMEOUT = 1.0
 #: Longest wait for the answer to one command.
 COMMAND_TIMEOUT = 2.0
+#: The most skipped of an environment's rest before the first response: several times
+#: what Asterisk can write (its SIP packets are at most 64 KB).
+MAX_SKIP = 1024 * 1024
 #: Connections open at once; more are closed at once (each costs a descriptor).
 MAX_CONNECTIONS = 2048
 #: What the variable says when the call goes on.
@@ -63,7 +72,9 @@ class AgiSession:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
-        self.hung_up = False  # Asterisk said HANGUP
+        self.hung_up = False  # Asterisk said HANGUP (believed only after the first echo)
+        self._token = secrets.token_hex(12)
+        self._synced = False  # past the first echo of the token
 
     async def environment(self) -> agi.AgiRequest:
         """The environment in at most three reads (one per line cost an event-loop turn
@@ -80,35 +91,51 @@ class AgiSession:
         except asyncio.IncompleteReadError as e:
             raise _Closed(_closed_by_peer(e)) from None
         except asyncio.LimitOverrunError:
-            raise _Closed(
-                f"no blank line within {agi.MAX_ENV_BYTES} bytes: not an AGI environment"
-            ) from None
+            # More than Asterisk writes for an honest call (a caller's name of many KB):
+            # read what came first, which holds the header and the facts in the URL; the
+            # rest is skipped before the first response.
+            rest = await self._reader.read(agi.MAX_ENV_BYTES)
+            return agi.environment(first + second + rest, cut=True)
         return agi.environment(first + second + rest)
 
-    async def command(self, line: bytes, last: bool = False) -> agi.Response:
-        """Send one command and read its response, skipping HANGUP lines. With `last`, the
-        connection is half-closed at once: Asterisk ends the AGI as soon as it has run the
-        command, without waiting for us to read the answer and close."""
-        self._writer.write(line)
+    async def evaluate(self, expression: str, last: bool = False) -> str:
+        """The value of a dialplan expression, as Asterisk evaluates it for this channel (a
+        ${SET(...)} in it sets a variable). With `last`, the connection is half-closed at
+        once: Asterisk ends the AGI as soon as it has run the command, without waiting for
+        us to read the answer and close.
+
+        The answer is the one line that echoes this session's random token: a caller ID
+        with newlines can end the environment early and put fake responses (or a fake
+        HANGUP) after it, and all of that comes before the first echo, unread."""
+        self._writer.write(agi.echo_command(expression, self._token))
         if last and self._writer.can_write_eof():
             self._writer.write_eof()
         async with asyncio.timeout(COMMAND_TIMEOUT):
             await self._writer.drain()
-            while True:
-                raw = await self._line()
-                if raw.rstrip(b"\r\n") == agi.HANGUP.encode():
+            return await self._echo()
+
+    async def _echo(self) -> str:
+        skipped = 0
+        while skipped <= MAX_SKIP:
+            try:
+                raw = await self._reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError as e:
+                raise _Closed(_closed_by_peer(e)) from None
+            except asyncio.LimitOverrunError:
+                skipped += len(await self._reader.read(agi.MAX_ENV_BYTES))
+                continue
+            line = agi.text(raw)
+            value = agi.echoed(line, self._token)
+            if value is not None:
+                self._synced = True
+                return value
+            if self._synced:
+                if line == agi.HANGUP:
                     self.hung_up = True
                     continue
-                code, more, text = agi.response_line(raw)
-                lines = [text]
-                # `520-` is followed by the usage text as it is, up to a line `520 ...`.
-                while more and len(lines) < agi.MAX_ENV_LINES:
-                    usage = agi.text(await self._line())
-                    more = not usage.startswith(f"{code} ")
-                    lines.append(usage.removeprefix(f"{code} "))
-                if more:
-                    raise agi.AgiProtocolError(f"a {code} response that does not end")
-                return agi.response(code, lines)
+                raise agi.AgiProtocolError(f"not the answer to our command: {line[:80]!r}")
+            skipped += len(raw)  # the environment's rest: a caller's lines, never read
+        raise agi.AgiProtocolError(f"no answer to our command within {MAX_SKIP} bytes")
 
     async def _line(self) -> bytes:
         try:
@@ -170,6 +197,7 @@ class FastAgiServer:
         self._features = features
         self._challenge = challenge or ChallengeSettings()
         self._dialplan = ChallengeDialplan()
+        self._old_dialplan = Throttled()
         self._max = max_connections
         self._env_timeout = env_timeout
         self._open: set[asyncio.Task[None]] = set()
@@ -248,7 +276,10 @@ class FastAgiServer:
         elif request.script == "feature":
             await self.feature(session, request)
         elif request.script in ("challenge", "challenge-abandoned"):
-            if request.context != CHALLENGE_RUN_CONTEXT:
+            # A context repeated in the environment reads as "" (a caller's newline made
+            # it unclear): then only the pending challenge itself vouches for the report,
+            # as it always must (Screener.answered).
+            if request.context not in (CHALLENGE_RUN_CONTEXT, ""):
                 self._throttle.warn(
                     "closing FastAGI connection from %s: challenge report from context %r",
                     peer,
@@ -268,17 +299,42 @@ class FastAgiServer:
             )
 
     async def screen(self, session: AgiSession, request: agi.AgiRequest) -> None:
-        extension = request.args[0] if request.args else request.extension
-        who = identity_args(request.args[1:])
-        call = _call(request, extension, who)
+        call = self._call(request)
         decision = await self._screener.screen(call, self._act(session, call.id))
         if decision.challenged and session.hung_up:
             self._screener.abandoned(call.id)  # gone before the prompt began
 
+    def _call(self, request: agi.AgiRequest) -> Call:
+        """The call, from the facts in the AGI URL (written before anything a caller
+        controls); from the environment and arguments only for an older dialplan."""
+        v2 = request.query if request.query.startswith("v=2&") else None
+        facts = read_call(v2, request.args, request.extension)
+        if facts.legacy is None:
+            caller, name = facts.caller, facts.name
+        else:
+            self._old_dialplan.error(OLD_DIALPLAN, facts.legacy)
+            # res_agi writes "unknown" when the caller sent no name.
+            caller = request.caller_id
+            name = "" if request.caller_name == "unknown" else request.caller_name
+        return Call(
+            request.unique_id or request.channel,
+            caller,
+            facts.dialled,
+            "agi",
+            name=name,
+            presentation=facts.presentation,
+            identity=facts.identity,
+            date=facts.date,
+            carrier=facts.carrier,
+        )
+
     async def challenge(self, session: AgiSession, request: agi.AgiRequest) -> None:
         """The dialplan's report after the challenge; the screener decides."""
-        extension, answer = challenge_answer(request.args)
-        call = _call(request, extension, IdentityArgs())
+        if request.query.startswith("v=2&"):
+            dialled, answer = challenge_answer(request.query)
+        else:
+            dialled, answer = legacy_answer(request.args)
+        call = Call(request.unique_id or request.channel, "", dialled, "agi")
         await self._screener.answered(call, answer, self._act(session, call.id))
 
     def _act(self, session: AgiSession, call_id: str) -> Act:
@@ -307,26 +363,25 @@ class FastAgiServer:
         return act
 
     async def feature(self, session: AgiSession, request: agi.AgiRequest) -> None:
-        """A feature code from a phone; the extension comes from our own dialplan."""
-        name = request.args[0] if request.args else "?"
-        who = request.args[1] if len(request.args) > 1 else "?"
+        """A feature code from a phone; the extension comes from our own dialplan, in the
+        AGI URL (an older dialplan passes it as an argument)."""
+        name, who, problem = _feature_request(request)
         result: Result
         if request.context != FEATURE_CONTEXT:
             why = f"refused: feature request from context {request.context!r}"
             result = self._features.refused(name, who, why)
-        elif len(request.args) != 2:
-            result = self._features.refused(name, who, "expected 2 arguments: feature, extension")
+        elif problem is not None:
+            result = self._features.refused(name, who, problem)
         else:
             result = await self._features.request(name, who)
         await self._set_result(session, result.outcome.value, request.unique_id)
 
     async def _evaluate(self, session: AgiSession, expression: str) -> str | None:
-        """A dialplan function's value (GET FULL VARIABLE); None when it cannot be read."""
+        """A dialplan function's value; None when it cannot be read."""
         try:
-            answer = await session.command(f"GET FULL VARIABLE ${{{expression}}}\n".encode())
+            return await session.evaluate(expression)
         except (TimeoutError, agi.AgiProtocolError, _Closed, OSError):
             return None
-        return answer.data if answer.ok and answer.result == 1 else None
 
     async def _set_result(self, session: AgiSession, value: str, call_id: str) -> str | None:
         """Set the result variable, the last command; None when Asterisk took it (or the
@@ -337,34 +392,34 @@ class FastAgiServer:
         self, session: AgiSession, name: str, value: str, call_id: str, last: bool = False
     ) -> str | None:
         try:
-            answer = await session.command(agi.set_variable(name, value), last=last)
+            got = await session.evaluate(agi.set_expression(name, value), last=last)
         except TimeoutError:
-            why = f"no answer to SET VARIABLE within {COMMAND_TIMEOUT:g}s"
-        except (agi.AgiProtocolError, _Closed, OSError) as e:
+            why = f"no answer within {COMMAND_TIMEOUT:g}s"
+        except (agi.AgiProtocolError, _Closed, OSError, ValueError) as e:
             why = str(e)
         else:
-            if answer.ok or answer.dead_channel:
+            if got == value:
                 return None
-            why = answer.text
+            why = f"Asterisk set {got[:40]!r}"
         if session.hung_up:
             return None  # the caller hung up: nothing is waiting for the answer
         log.error("could not set %s on %s: %s", name, call_id, why)
         return why
 
 
-def _call(request: agi.AgiRequest, extension: str, who: IdentityArgs) -> Call:
-    return Call(
-        request.unique_id or request.channel,
-        request.caller_id,
-        extension,
-        "agi",
-        # res_agi writes "unknown" when the caller sent no name.
-        name="" if request.caller_name == "unknown" else request.caller_name,
-        presentation=who.presentation,
-        identity=who.identity,
-        date=who.date,
-        carrier=who.carrier,
-    )
+def _feature_request(request: agi.AgiRequest) -> tuple[str, str, str | None]:
+    """(feature, extension, why it cannot be served or None)."""
+    if request.query.startswith("v=2&"):
+        try:
+            f = fields(request.query)
+        except Malformed as e:
+            return "?", "?", f"the request cannot be read ({e})"
+        return f.get("feature", "?")[:32], decoded(f.get("ext", ""))[:32], None
+    name = request.args[0] if request.args else "?"
+    who = request.args[1] if len(request.args) > 1 else "?"
+    if len(request.args) != 2:
+        return name, who, "expected 2 arguments: feature, extension"
+    return name, who, None
 
 
 def exposure_warning(host: str, port: int) -> str | None:

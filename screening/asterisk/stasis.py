@@ -23,11 +23,14 @@ from screening.asterisk.dialplan import (
     CHALLENGE_VARIABLE,
     FEATURE_CONTEXT,
     FEATURE_RESULT_CONTEXT,
+    OLD_DIALPLAN,
     REJECT_CONTEXT,
     ChallengeDialplan,
+    Throttled,
     challenge_answer,
     challenge_value,
-    identity_args,
+    legacy_answer,
+    read_call,
 )
 from screening.config import Config
 from screening.core.challenge import Settings as ChallengeSettings
@@ -65,6 +68,7 @@ class ScreeningApp:
         self._gone: set[str] = set()  # hung up while in hand (ChannelDestroyed)
         self._watched: set[str] = set()  # channels in the challenge whose events we hear
         self._dialplan = ChallengeDialplan()
+        self._old_dialplan = Throttled()
 
     async def run(self, stop: asyncio.Event) -> None:
         events = self._ari.events(on_connect=self._recover_parked)
@@ -153,22 +157,25 @@ class ScreeningApp:
     async def screen(self, start: StasisStart) -> None:
         """Every path ends with the call continued or deliberately rejected: on any failure
         the call is continued unscreened."""
-        extension = start.args[0] if start.args else start.dialplan_exten
-        who = identity_args(start.args[1:])
+        text = start.args[1] if start.args[:1] == ("call",) and len(start.args) == 2 else None
+        facts = read_call(text, start.args, start.dialplan_exten)
+        if facts.legacy is not None:
+            self._old_dialplan.error(OLD_DIALPLAN, facts.legacy)
+        # Caller number and name from the channel itself (ARI's JSON cannot be shifted).
         call = Call(
             start.channel_id,
             start.caller_number,
-            extension,
+            facts.dialled,
             "ari",
             name=start.caller_name,
-            presentation=who.presentation,
-            identity=who.identity,
-            date=who.date,
-            carrier=who.carrier,
+            presentation=facts.presentation,
+            identity=facts.identity,
+            date=facts.date,
+            carrier=facts.carrier,
         )
 
         async def act(decision: Decision) -> Decision:
-            return await self._act(start.channel_id, decision, extension)
+            return await self._act(start.channel_id, decision, facts.dialled)
 
         decision = await self._screener.screen(call, act)
         if decision.challenged and start.channel_id in self._gone:
@@ -177,17 +184,20 @@ class ScreeningApp:
     async def challenge(self, start: StasisStart) -> None:
         """The dialplan's report after the challenge: the screener decides; the call goes
         on to ring (the next priority) or to the reject context. Every path continues it."""
-        extension, answer = challenge_answer(start.args[1:])
-        call = Call(start.channel_id, start.caller_number, extension, "ari", name=start.caller_name)
+        if start.args[:1] == ("challenge",) and len(start.args) == 2:
+            dialled, answer = challenge_answer(start.args[1])
+        else:
+            dialled, answer = legacy_answer(start.args[1:])
+        call = Call(start.channel_id, start.caller_number, dialled, "ari", name=start.caller_name)
 
         async def act(decision: Decision) -> Decision:
-            return await self._act(start.channel_id, decision, extension)
+            return await self._act(start.channel_id, decision, dialled)
 
         try:
             await self._screener.answered(call, answer, act)
         except Exception:
             log.exception("challenge report of channel %s failed; continuing it", start.channel_id)
-            await self._act(start.channel_id, failed_open("challenge report failed"), extension)
+            await self._act(start.channel_id, failed_open("challenge report failed"), dialled)
         try:
             # After the answer (which the screener takes at once, so a hang-up now is not
             # counted twice): the ringing that follows is not ours to hear.

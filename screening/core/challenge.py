@@ -35,18 +35,19 @@ class Settings:
 
 @dataclass(frozen=True)
 class Answer:
-    """What the dialplan reports after Read(): the digit it was told to ask for, the digit
-    pressed ("" for none) and READSTATUS (OK, TIMEOUT, HANGUP, ERROR)."""
+    """What the dialplan reports after Read(): the digit pressed ("" for none) and
+    READSTATUS (OK, TIMEOUT, HANGUP, ERROR). Which digit was asked for is not in it: only
+    the app that asked knows, so a forged report cannot name the digit it presses."""
 
-    expected: str
     pressed: str
     status: str
 
 
-def judge(answer: Answer) -> Outcome:
-    """The outcome of one challenge. A digit we did not ask for, or a Read() that failed,
-    is the system's fault, not the caller's: FAILED, and the call rings."""
-    if len(answer.expected) != 1 or answer.expected not in DIGITS:
+def judge(answer: Answer, asked: str) -> Outcome:
+    """The outcome of one challenge in which the app asked for `asked`. A digit the app did
+    not choose, or a Read() that failed, is the system's fault, not the caller's: FAILED,
+    and the call rings."""
+    if len(asked) != 1 or asked not in DIGITS:
         return Outcome.FAILED
     status = answer.status.strip().upper()
     if status == "HANGUP":
@@ -55,15 +56,15 @@ def judge(answer: Answer) -> Outcome:
         return Outcome.TIMED_OUT
     if status != "OK":
         return Outcome.FAILED
-    return Outcome.PASSED if answer.pressed == answer.expected else Outcome.WRONG_DIGIT
+    return Outcome.PASSED if answer.pressed == asked else Outcome.WRONG_DIGIT
 
 
-def describe(outcome: Outcome, answer: Answer | None) -> str:
+def describe(outcome: Outcome, answer: Answer | None, asked: str = "") -> str:
     """For the log line and the call log's reason."""
     if outcome is Outcome.PASSED:
         return f"challenge passed (pressed {answer.pressed})" if answer else "challenge passed"
     if outcome is Outcome.WRONG_DIGIT and answer is not None:
-        return f"challenge refused: pressed {answer.pressed[:1]!r}, asked for {answer.expected}"
+        return f"challenge refused: pressed {answer.pressed[:1]!r}, asked for {asked}"
     if outcome is Outcome.TIMED_OUT:
         return "challenge refused: no digit before the time-out"
     if outcome is Outcome.ABANDONED:

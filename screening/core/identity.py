@@ -19,6 +19,8 @@ from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any
 
+from screening.core.numbers import classify
+
 #: Caller IDs that say "no number" rather than give one, compared without case.
 WITHHELD = frozenset(
     {"", "anonymous", "unknown", "unavailable", "private", "restricted", "blocked"}
@@ -56,6 +58,9 @@ class Result(StrEnum):
     NO_DEST_TN = "missing_dest_tn"
     NO_ORIGID = "missing_origid"
     CID_MISMATCH = "cid_orig_tn_mismatch"
+    # Not Asterisk's (it checks neither): named in its manner.
+    DEST_MISMATCH = "dest_tn_mismatch"  # signed for a call to another number
+    REPLAYED = "passport_replayed"  # this very PASSporT was already used
     NO_X5U = "invalid_or_no_x5u"
     CERT_RETRIEVAL = "cert_retrieval_failure"
     CERT_NOT_TRUSTED = "cert_not_trusted"
@@ -78,9 +83,35 @@ class Passport:
     signature: bytes  # r || s, 64 bytes for ES256
 
 
-def parse_passport(identity: str, caller: str, date: str, now: datetime) -> Passport | Result:
+@dataclass(frozen=True)
+class Destination:
+    """Where a call arrived, as a PASSporT's dest.tn must name it: the dialled number's
+    digits (as dialled, and in E.164 when it reads as a full number) and the PBX's own
+    numbers (stir.numbers). `known` is False when neither says anything: a short extension
+    dialled and no own numbers set, so the destination cannot be checked."""
+
+    numbers: frozenset[str] = frozenset()
+    known: bool = False
+
+    def named_in(self, dest_tn: tuple[str, ...]) -> bool:
+        return not self.known or any(_digits(t) in self.numbers for t in dest_tn)
+
+
+def destination(dialled: str, region: str, own: frozenset[str] = frozenset()) -> Destination:
+    """The Destination of a call to `dialled`; `own` are the PBX's numbers, as digits."""
+    number, possible = classify(dialled, region)
+    forms = {_digits(dialled)} | ({_digits(number)} if number else set())
+    forms.discard("")
+    known = bool(own) or (possible and number is not None and number.startswith("+"))
+    return Destination(frozenset(forms | own), known)
+
+
+def parse_passport(
+    identity: str, caller: str, date: str, now: datetime, to: Destination | None = None
+) -> Passport | Result:
     """Check an Identity header (RFC 8224, compact or full form) and its Date header against
-    the caller ID `caller` at `now`. Returns the PASSporT, or why it fails."""
+    the caller ID `caller` and the call's destination `to` at `now`. Returns the PASSporT, or
+    why it fails."""
     if not identity.strip():
         return Result.NO_IDENTITY
     if len(identity) > MAX_IDENTITY:
@@ -108,6 +139,8 @@ def parse_passport(identity: str, caller: str, date: str, now: datetime) -> Pass
     if isinstance(checked, Result):
         return checked
     attest, orig_tn, dest_tn, iat, origid = checked
+    if to is not None and not to.named_in(dest_tn):
+        return Result.DEST_MISMATCH
     when = _date(date)
     if isinstance(when, Result):
         return when
@@ -240,8 +273,13 @@ class Status(StrEnum):
 
 
 # Results that mean "we could not check", not "the caller lied": a certificate server that
-# is down must not get a legitimate caller rejected as a spoofer.
-_COULD_NOT_CHECK = frozenset({Result.NO_IDENTITY, Result.CERT_RETRIEVAL})
+# is down must not get a legitimate caller rejected as a spoofer. A PASSporT signed for
+# another number, or already used, proves nothing about this call: also unverified, not
+# failed, because a forwarded call legitimately arrives with another dest (RFC 8224
+# s.12.1.1), and a replayer so gains nothing over sending no PASSporT at all.
+_COULD_NOT_CHECK = frozenset(
+    {Result.NO_IDENTITY, Result.CERT_RETRIEVAL, Result.DEST_MISMATCH, Result.REPLAYED}
+)
 
 
 @dataclass(frozen=True)

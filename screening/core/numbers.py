@@ -47,8 +47,18 @@ def classify(raw: str, region: str) -> tuple[str | None, bool]:
     except phonenumbers.NumberParseException:
         return cleaned, False
     if phonenumbers.is_possible_number(parsed):
-        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), True
+        e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        # phonenumbers drops a zero from an all-zero national number (+4300000000) on each
+        # pass: such a number is kept as given, so that one caller stays one string.
+        if parsed.italian_leading_zero and _e164(e164) != e164:
+            return cleaned, False
+        return e164, True
     return cleaned, False
+
+
+def _e164(number: str) -> str:
+    parsed = phonenumbers.parse(number, None)
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def normalise_prefix(raw: str, region: str) -> str:
@@ -89,3 +99,22 @@ def parse_entry(raw: str, region: str) -> tuple[str, bool]:
 def possible(raw: str, region: str) -> bool:
     """A caller ID that could be a real number (see classify)."""
     return classify(raw, region)[1]
+
+
+#: What an extension can be: the characters Asterisk extensions are made of, as an admin
+#: types them for per-extension rules (service.parse.parse_extension).
+EXTENSION = re.compile(r"[0-9A-Za-z*#+_-]{1,32}")
+#: URI user options a carrier may append to the dialled number (";npdi;rn=+1...", RFC 4694).
+_USER_OPTIONS = re.compile(r"(;[0-9A-Za-z*#+_=-]{0,64}){1,8}")
+
+
+def dialled_extension(dialled: str) -> str | None:
+    """The extension a dialled number reaches, without URI user options; None when it is not
+    a plausible extension at all (a comma, a quote, a space, a newline: nothing an
+    extension has, and everything an attacker would use to shift the dialplan's arguments)."""
+    number, semi, options = dialled.partition(";")
+    if not EXTENSION.fullmatch(number):
+        return None
+    if semi and not _USER_OPTIONS.fullmatch(semi + options):
+        return None
+    return number

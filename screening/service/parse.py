@@ -18,17 +18,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from screening.core.decision import WEEKDAYS, Action, IncomingCall, PolicyKind
 from screening.core.errors import InvalidInput, InvalidSchedule
 from screening.core.identity import UNVERIFIED, Status, Verification
-from screening.core.numbers import parse_entry
+from screening.core.numbers import EXTENSION, parse_entry
 from screening.service import screener
 from screening.store.lists import Cursor, NewDnd, NewEntry
 from screening.store.policies import NameKind, NewName, NewPolicy
 
-_EXTENSION = re.compile(r"[0-9A-Za-z*#+_-]{1,32}")
 _HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 
 
 def parse_extension(raw: str, field: str = "--for") -> str:
-    if not _EXTENSION.fullmatch(raw):
+    if not EXTENSION.fullmatch(raw):
         raise InvalidInput(
             field, f"expected an extension like 201 (up to 32 characters), got {raw!r}"
         )

@@ -20,14 +20,16 @@ from screening.core.challenge import DIGITS, Answer, Outcome, describe, judge
 from screening.core.decision import Action, Decision, IncomingCall, decide
 from screening.core.identity import (
     UNVERIFIED,
+    Destination,
     Result,
     Verification,
     caller_name,
     carrier_verdict,
+    destination,
     verdict,
     withheld,
 )
-from screening.core.numbers import classify
+from screening.core.numbers import classify, dialled_extension
 from screening.service.metrics import Metrics
 from screening.store.calllog import CallRecord
 from screening.store.engine import LOOKUP_THREADS
@@ -42,9 +44,9 @@ class Call:
 
     id: str  # the channel's id (ARI) or unique id (AGI), for the log
     caller: str  # the caller ID number as received, untrusted
-    extension: str  # the dialled extension, from our own dialplan
+    extension: str  # as dialled; the screener refuses one that is not a plausible extension
     door: str  # "ari" or "agi"
-    # Who is really calling, as the dialplan passed it (asterisk.dialplan.identity_args);
+    # Who is really calling, as the dialplan passed it (asterisk.dialplan.call_facts);
     # all of it untrusted, from the far end.
     name: str = ""  # CALLERID(name)
     presentation: str = ""  # CALLERID(pres), e.g. allowed_not_screened, prohib
@@ -57,7 +59,7 @@ class IdentityCheck(Protocol):
     """Checks an Identity header (stir.Verifier): (result, attestation)."""
 
     async def check(
-        self, identity: str, date: str, caller: str, now: datetime
+        self, identity: str, date: str, caller: str, now: datetime, to: Destination | None = None
     ) -> tuple[Result, str | None]: ...
 
 
@@ -126,6 +128,14 @@ def failed_open(why: str) -> Decision:
     return Decision(Action.CONTINUE, None, "error", None, f"{why}; continued unscreened")
 
 
+def not_an_extension(dialled: str) -> Decision:
+    """A dialled number no extension can be: refused (608, an automated verdict) rather
+    than screened against rules it could only fool. Our own dialplan answers such calls
+    404 before they reach a door; this guards any other dialplan."""
+    why = f"the dialled number {dialled[:40]!r} is not an extension"
+    return Decision(Action.REJECT, 608, "not-an-extension", None, why)
+
+
 class Screener:
     """Decides calls: look-ups on a fixed pool of threads under the decision time-out; any
     failure continues the call unscreened, with one warning per outage."""
@@ -184,7 +194,13 @@ class Screener:
         `abandoned`)."""
         t0 = time.perf_counter()
         now = self._clock()
-        seen, decision = await self._decide(call, now)
+        extension = dialled_extension(call.extension)
+        if extension is None:
+            seen = incoming(call.caller, call.extension, self._config.default_region)
+            decision = not_an_extension(call.extension)
+        else:
+            call = replace(call, extension=extension)
+            seen, decision = await self._decide(call, now)
         if decision.challenged:
             decision = replace(decision, digit=self._digits())
         decision = await act(decision)
@@ -206,19 +222,17 @@ class Screener:
 
     async def answered(self, call: Call, answer: Answer, act: Act) -> Decision:
         """The dialplan's report after the challenge's Read(): decide, let the door act,
-        log one row for the whole call, and remember a caller who passed. `call` is the
-        door's view of the channel now; the challenge's own record is used when we have it
-        (a restarted app has not: the answer alone then decides)."""
+        log one row for the whole call, and remember a caller who passed. The answer counts
+        only for a challenge this screener started on that channel, and is judged against
+        the digit it chose: a report for any other call (a restarted app's, or a forged
+        one) makes the call ring and leaves nothing behind."""
         pending = self._challenges.pop(call.id, None)
-        if pending is None:
-            seen = incoming(call.caller, call.extension, self._config.default_region)
-            base = Decision(
-                Action.CHALLENGE, None, "policy", None, "challenged before this app started"
-            )
-            pending = _Challenge(call, seen, base, self._clock(), 0, time.monotonic())
-        outcome = judge(answer)
+        if pending is None or pending.call.door != call.door:
+            return await self._unknown_answer(call, act)
+        asked = pending.decision.digit or ""
+        outcome = judge(answer, asked)
         d = pending.decision
-        why = f"{d.reason}; {describe(outcome, answer)}"
+        why = f"{d.reason}; {describe(outcome, answer, asked)}"
         if outcome.refused:
             code = self._config.challenge.sip_code
             final = Decision(Action.REJECT, code, d.rule_kind, d.rule_id, why, d.policy)
@@ -229,6 +243,19 @@ class Screener:
         if outcome is Outcome.PASSED and final.action is Action.CONTINUE:
             await self._remember_passed(pending)
         self._finish(pending, final, outcome)
+        return final
+
+    async def _unknown_answer(self, call: Call, act: Act) -> Decision:
+        log.warning(
+            "call %s: a challenge report, but no challenge of ours is pending for it (the app "
+            "restarted mid-challenge, or the report is not the dialplan's); it rings, and "
+            "nothing is remembered",
+            call.id,
+        )
+        seen = incoming(call.caller, call.extension, self._config.default_region)
+        final = await act(failed_open("no challenge of this app was pending for the report"))
+        self._metrics.challenges.labels(Outcome.FAILED.value).inc()
+        self._record(call, seen, final, self._clock(), 0, challenge=Outcome.FAILED)
         return final
 
     def abandoned(self, call_id: str) -> None:
@@ -406,7 +433,8 @@ class Screener:
         """Never raises: a verifier bug makes the call unverified, not unscreened."""
         assert self._identity is not None
         try:
-            return await self._identity.check(call.identity, call.date, call.caller, now)
+            to = destination(call.extension, self._config.default_region, self._config.stir_numbers)
+            return await self._identity.check(call.identity, call.date, call.caller, now, to)
         except Exception:
             log.exception("STIR/SHAKEN check of call %s failed; treating it as unverified", call.id)
             return Result.CERT_RETRIEVAL, None

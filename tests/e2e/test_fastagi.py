@@ -4,6 +4,7 @@ what is not Asterisk with a log line and keeps screening real calls."""
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -127,3 +128,47 @@ def test_a_thousand_connections_at_once_do_not_stop_real_calls(agi: App) -> None
             s.close()
     agi.wait_log("no complete AGI environment within 1s")
     still_screens(agi)
+
+
+def answer_like_asterisk(s: socket.socket, sent: bytes) -> list[bytes]:
+    """Send an environment and answer each command as res_agi would, until the server
+    closes; the commands it sent."""
+    s.sendall(sent)
+    commands: list[bytes] = []
+    buffer = b""
+    s.settimeout(5)
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return commands
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            commands.append(line)
+            m = re.fullmatch(rb"GET FULL VARIABLE \$\{SET\([A-Z_]+=(.*)\)\}(-[0-9a-f]+)", line)
+            if m is not None:  # ${SET(NAME=value)}-token evaluates to value-token
+                s.sendall(b"200 result=1 (" + m.group(1) + m.group(2) + b")\n")
+            else:
+                s.sendall(b"200 result=1\n")
+
+
+def test_a_forged_challenge_report_leaves_no_allow_entry(agi: App) -> None:
+    # FastAGI has no authentication: anything on the PBX can connect. A report for a
+    # challenge this server never started was judged on the digits it named itself, and a
+    # "passed" one left a 30-day allow entry for whatever caller and extension it said.
+    caller = "+15550700009"
+    head = (
+        "agi_network: yes\nagi_network_script: challenge{q}\nagi_uniqueid: 1.{n}\n"
+        f"agi_callerid: {caller}\nagi_context: screening-challenge-run\n"
+    )
+    old_form = head.format(q="", n=1) + "agi_arg_1: 201\nagi_arg_2: 4\nagi_arg_3: OK\n"
+    old_form += "agi_arg_4: 4\n\n"
+    report = "?v=2&ext=PTIwMQ==&status=OK&pressed=PTQ=&end=1"
+    for sent in (old_form, head.format(q=report, n=2) + "\n"):
+        with connection() as s:
+            commands = answer_like_asterisk(s, sent.encode())
+        assert any(b"SCREENING_RESULT" in c and b"continue" in c for c in commands), commands
+    listed = agi.cli("allow", "list", "--json")
+    assert listed.code == 0, listed.err
+    assert caller not in listed.out
+    agi.wait_log("no challenge of ours is pending for it")

@@ -10,6 +10,7 @@ import base64
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -249,3 +250,48 @@ def test_first_certificate_fetch_is_cached(door_app: App, signer: tuple[bytes, s
         "SELECT verification FROM call_log WHERE extension = '242' ORDER BY id", at_least=5
     )
     assert {r[0] for r in rows} == {"success"}
+
+
+def test_a_passport_is_accepted_once(door_app: App, signer: tuple[bytes, str]) -> None:
+    # A signed INVITE captured (or resent) within its freshness window used to verify as
+    # often as it was sent. Now the second use is unverified (passport_replayed).
+    ok(door_app, "policy", "set", "unverified", "--for", "259")
+    caller = "+15550770020" if door_app.door == "ari" else "+15550770021"
+    headers = identity_headers(signer[0], signer[1], caller, "259")
+    assert call(door_app, caller, "259", headers=headers).status == 200
+    assert call(door_app, caller, "259", headers=headers).status == 608
+    assert call(door_app, caller, "259", signer=signer).status == 200  # a new one, a new call
+    rows = door_app.rows(
+        f"SELECT verification FROM call_log WHERE caller = '{caller}' ORDER BY id", at_least=3
+    )
+    assert [r[0] for r in rows[-3:]] == ["success", "passport_replayed", "success"]
+
+
+def test_a_passport_signed_for_another_number_proves_nothing(
+    door_app: App, signer: tuple[bytes, str]
+) -> None:
+    # The trunk delivers the DID the caller dialled; a PASSporT whose dest names another
+    # number was made for another call (RFC 8225 s.10.1): unverified, not a pass.
+    did = "+15551230261"
+    ok(door_app, "policy", "set", "unverified", "--for", did)
+    caller = "+15550770022" if door_app.door == "ari" else "+15550770023"
+    other = identity_headers(signer[0], signer[1], caller, "+15559990000")
+    assert call(door_app, caller, did, headers=other).status == 608
+    ours = identity_headers(signer[0], signer[1], caller, "15551230261")
+    call(door_app, caller, did, headers=ours)  # verified; it then finds no route here
+    rows = door_app.rows(
+        f"SELECT verification, sip_code FROM call_log WHERE caller = '{caller}' ORDER BY id",
+        at_least=2,
+    )
+    assert rows[-2:] == [("dest_tn_mismatch", 608), ("success", None)]
+
+
+def test_a_trunk_that_delivers_extensions_checks_against_the_pbxs_numbers(
+    own_app: Callable[..., App], signer: tuple[bytes, str]
+) -> None:
+    app = own_app(SCREENING_STIR_NUMBERS="+15551230000,+15551230001")
+    ok(app, "policy", "set", "unverified", "--for", "262")
+    caller = "+15550770024"
+    for dest, status in [("15551230001", 200), ("15559990000", 608), ("262", 200)]:
+        headers = identity_headers(signer[0], signer[1], caller, dest)
+        assert call(app, caller, "262", headers=headers).status == status, dest

@@ -4,6 +4,7 @@ end-to-end suite has the real one). The server runs on loopback with a test peer
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,18 +21,26 @@ from screening.core.features import Outcome, Result
 from screening.service.features import FeatureCodes
 from screening.service.screener import Screener
 from screening.store.calllog import CallRecord
+from tests.dialplan_strings import call_text
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+FACTS = call_text("201", "+15551234567", "Robo")
 ENV = {
     "agi_network": "yes",
-    "agi_network_script": "screen",
-    "agi_request": "agi://127.0.0.1:4573/screen",
+    "agi_network_script": f"screen?{FACTS}",
+    "agi_request": f"agi://127.0.0.1:4573/screen?{FACTS}",
     "agi_channel": "PJSIP/trunk-00000001",
     "agi_uniqueid": "1764500000.1",
     "agi_callerid": "+15551234567",
     "agi_calleridname": "Robo",
     "agi_context": "screening-inbound-agi",
     "agi_extension": "201",
+}
+#: An older dialplan: the dialled number and the headers as arguments, no facts in the URL.
+LEGACY = {
+    **ENV,
+    "agi_network_script": "screen",
+    "agi_request": "agi://127.0.0.1:4573/screen",
     "agi_arg_1": "201",
 }
 
@@ -52,11 +61,33 @@ def test_environment_lines_end_at_a_blank_line() -> None:
 
 def test_network_script_keeps_the_query_and_arguments_come_in_order() -> None:
     req = agi.request(
-        {**ENV, "agi_network_script": "screen?door=b&x=%20y", "agi_arg_2": "two", "agi_arg_4": "x"}
+        {**LEGACY, "agi_network_script": "screen?v=2&x=%20y", "agi_arg_2": "two", "agi_arg_4": "x"}
     )
     assert req.script == "screen"
-    assert req.query == {"door": "b", "x": " y"}
+    assert req.query == "v=2&x=%20y"  # as written: the facts are base64, never unquoted
     assert req.args == ("201", "two")  # agi_arg_4 follows a gap: not an argument
+
+
+def test_lines_a_caller_id_slips_in_are_counted_and_never_obeyed() -> None:
+    # pjsip URL-decodes the From user and res_agi writes it as it is: "%0A" is a new line.
+    forged = "+15551234567\nagi_channel: forged\nagi_uniqueid: 1\nagi_context: screening-feature"
+    block = env_bytes({**ENV, "agi_callerid": forged})
+    req = agi.environment(block)
+    assert req.tampered
+    assert (req.channel, req.unique_id) == ("PJSIP/trunk-00000001", "1764500000.1")
+    assert req.context == ""  # twice in the environment: not believed
+    assert req.query == FACTS  # written before any far-end value
+    assert not agi.environment(env_bytes(ENV)).tampered
+
+
+def test_a_long_line_or_hundreds_of_lines_from_the_far_end_are_not_a_refusal() -> None:
+    # Refusing would end the AGI and let the dialplan route the caller unscreened.
+    long_name = agi.environment(env_bytes({**ENV, "agi_calleridname": "x" * 20_000}))
+    assert long_name.tampered and long_name.query == FACTS
+    many = agi.environment(env_bytes({**ENV, "agi_callerid": "1" + "\nx" * 300}))
+    assert many.tampered and many.unique_id == "1764500000.1"
+    with pytest.raises(agi.AgiProtocolError):
+        agi.environment(b"\x16\x03\x01 not agi\n\n")  # a first line that is not AGI
 
 
 @given(st.binary(max_size=300))
@@ -74,42 +105,30 @@ def test_any_environment_gives_a_request(env: dict[str, str]) -> None:
     assert isinstance(req.args, tuple) and isinstance(req.script, str)
 
 
-@pytest.mark.parametrize(
-    ("line", "code", "result", "data"),
-    [
-        (b"200 result=1\n", 200, 1, None),
-        (b"200 result=1 (value with spaces)\n", 200, 1, "value with spaces"),
-        (b"200 result=-1\n", 200, -1, None),
-        (b"510 Invalid or unknown command\n", 510, None, None),
-        (b"511 Command Not Permitted on a dead channel or intercept routine\n", 511, None, None),
-    ],
-)
-def test_responses(line: bytes, code: int, result: int | None, data: str | None) -> None:
-    got_code, more, text = agi.response_line(line)
-    assert (got_code, more) == (code, False)
-    answer = agi.response(got_code, [text])
-    assert (answer.code, answer.result, answer.data) == (code, result, data)
+@given(st.binary(max_size=2000))
+def test_any_bytes_after_a_first_agi_line_give_a_request(rest: bytes) -> None:
+    req = agi.environment(b"agi_network: yes\n" + rest)
+    assert isinstance(req.query, str)
 
 
-def test_a_520_usage_answer_continues_to_its_last_line() -> None:
-    assert agi.response_line(b"520-Invalid command syntax.  Proper usage follows:\n")[1]
-    assert not agi.response_line(b"520 End of proper usage.\n")[1]
+def test_commands_are_echoed_with_the_sessions_token() -> None:
+    line = agi.echo_command(agi.set_expression("SCREENING_RESULT", "607"), "ab12")
+    assert line == b"GET FULL VARIABLE ${SET(SCREENING_RESULT=607)}-ab12\n"
+    assert agi.echoed("200 result=1 (607-ab12)", "ab12") == "607"
+    # Anything else is not the answer: other tokens, other codes, a HANGUP.
+    for line_ in ["200 result=1 (607-zz)", "200 result=1", "510 Invalid", "HANGUP", ""]:
+        assert agi.echoed(line_, "ab12") is None
 
 
-@given(st.binary(max_size=200))
-def test_any_response_line_parses_or_is_refused(raw: bytes) -> None:
+@given(st.text(max_size=60))
+def test_only_plain_values_are_ever_set(value: str) -> None:
+    # A value res_agi would split, or Asterisk would read as more than text, is refused.
     try:
-        code, _, text = agi.response_line(raw)
-    except agi.AgiProtocolError:
+        expression = agi.set_expression("SCREENING_RESULT", value)
+    except ValueError:
         return
-    assert 0 <= code <= 999
-    agi.response(code, [text])
-
-
-@given(st.text(max_size=100))
-def test_set_variable_is_one_line_whatever_the_value(value: str) -> None:
-    line = agi.set_variable("SCREENING_RESULT", value.replace("\n", ""))
-    assert line.count(b"\n") == 1 and line.startswith(b'SET VARIABLE SCREENING_RESULT "')
+    assert not set(value) & set(' "\\${}()\t\r\n:;')
+    assert expression == f"SET(SCREENING_RESULT={value})"
 
 
 # -- the server, with a test peer in place of Asterisk --------------------------------------
@@ -130,6 +149,9 @@ async def _nothing() -> None:
 BLOCKED = Rules(block=[Entry(3, "block", "+15551234567", False, None, 607, "robocaller")])
 
 
+_COMMAND = re.compile(rb"GET FULL VARIABLE \$\{(.*)\}-([0-9a-f]+)\n")
+
+
 class Harness:
     def __init__(self, rules: Rules = BLOCKED, runner: Any = None, most: int = 100) -> None:
         self.log = Log()
@@ -138,26 +160,33 @@ class Harness:
             screener, FeatureCodes(runner, _nothing), max_connections=most, env_timeout=0.3
         )
 
-    async def exchange(self, send: bytes, answers: list[bytes]) -> list[bytes]:
-        """Connect like Asterisk: send `send`, then answer each command with the next of
-        `answers`. Returns the commands the server wrote."""
+    async def exchange(self, send: bytes, before: bytes = b"", answers: int = 5) -> list[str]:
+        """Connect like Asterisk: send `send`, then answer up to `answers` commands as
+        res_agi would (evaluating ${SET(N=V)} and DIALPLAN_EXISTS), each answer preceded by
+        `before`. Returns what the server set, as "NAME=value"."""
         srv = await self.server.listen("127.0.0.1", 0)
         port = srv.sockets[0].getsockname()[1]
         async with srv:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(send)
-            commands = []
-            for answer in answers:
+            sets: list[str] = []
+            for _ in range(answers):
                 line = await asyncio.wait_for(reader.readline(), 5)
                 if not line:
                     break
-                commands.append(line)
-                writer.write(answer)
+                m = _COMMAND.fullmatch(line)
+                assert m is not None, line
+                expression, token = m.group(1).decode(), m.group(2)
+                value = "1" if expression.startswith("DIALPLAN_EXISTS(") else ""
+                if expression.startswith("SET("):
+                    sets.append(expression[4:-1])
+                    value = expression[4:-1].partition("=")[2]
+                writer.write(before + b"200 result=1 (" + value.encode() + b"-" + token + b")\n")
             rest = await asyncio.wait_for(reader.read(), 5)  # the server closes
             assert rest == b""
             writer.close()
             await self.done()
-        return commands
+        return sets
 
     async def done(self) -> None:
         """Wait for the server to finish its connections (it half-closes before it logs)."""
@@ -170,8 +199,7 @@ class Harness:
 
 def test_a_blocked_caller_sets_607() -> None:
     h = Harness()
-    sent = asyncio.run(h.exchange(env_bytes(ENV), [b"200 result=1\n"]))
-    assert sent == [b'SET VARIABLE SCREENING_RESULT "607"\n']
+    assert asyncio.run(h.exchange(env_bytes(ENV))) == ["SCREENING_RESULT=607"]
     [row] = h.log.rows
     assert (row.decision, row.sip_code, row.door, row.channel_id) == (
         "rejected",
@@ -183,34 +211,14 @@ def test_a_blocked_caller_sets_607() -> None:
 
 def test_an_unknown_caller_continues() -> None:
     h = Harness(Rules())
-    sent = asyncio.run(h.exchange(env_bytes(ENV), [b"200 result=1\n"]))
-    assert sent == [b'SET VARIABLE SCREENING_RESULT "continue"\n']
+    assert asyncio.run(h.exchange(env_bytes(ENV))) == ["SCREENING_RESULT=continue"]
 
 
-def test_hangup_lines_are_skipped_and_a_dead_channel_is_not_an_error(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_a_hangup_before_the_answer_is_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
     h = Harness()
-    answer = b"HANGUP\n511 Command Not Permitted on a dead channel or intercept routine\n"
-    asyncio.run(h.exchange(env_bytes(ENV), [answer]))
+    asyncio.run(h.exchange(env_bytes(ENV), before=b"HANGUP\n"))
     assert h.log.rows[0].decision == "rejected"  # decided; the caller had gone
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
-
-
-def test_a_520_usage_answer_is_read_whole_and_the_reject_counts_as_failed(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    h = Harness()
-    answer = (
-        b"520-Invalid command syntax.  Proper usage follows:\n"
-        b"Usage: ...\n"
-        b"520 End of proper usage.\n"
-    )
-    asyncio.run(h.exchange(env_bytes(ENV), [answer]))
-    [row] = h.log.rows
-    assert row.decision == "allowed" and row.rule_kind == "error"
-    assert "reject failed (520 Invalid command syntax." in row.reason
-    assert "End of proper usage" in caplog.text  # the whole answer was read
 
 
 def test_a_peer_that_never_answers_the_command_is_cut_off() -> None:
@@ -222,8 +230,11 @@ def test_a_peer_that_never_answers_the_command_is_cut_off() -> None:
         async with srv:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(env_bytes(ENV))
-            assert (await reader.readline()).startswith(b"SET VARIABLE")
-            # ... and never answer: the server gives up within its bound and closes.
+            line = await reader.readline()
+            assert line.startswith(b"GET FULL VARIABLE ${SET(SCREENING_RESULT=607)}-")
+            # ... and answers, but not with the echo: the server waits for it within its
+            # bound, gives up and closes.
+            writer.write(b"200 result=1\n510 Invalid or unknown command\n")
             assert await asyncio.wait_for(reader.read(), 5) == b""
             writer.close()
             await h.done()
@@ -245,18 +256,51 @@ def test_a_peer_that_never_answers_the_command_is_cut_off() -> None:
 )
 def test_what_is_not_fastagi_is_closed_without_a_decision(send: bytes) -> None:
     h = Harness()
-    assert asyncio.run(h.exchange(send, [])) == []
+    assert asyncio.run(h.exchange(send, answers=0)) == []
     assert h.log.rows == []
 
 
-def test_a_line_past_8_kb_inside_the_environment_is_refused(
+def test_a_name_past_8_kb_does_not_get_a_blocked_caller_through() -> None:
+    # The environment used to be refused, the AGI ended without a result, and the
+    # dialplan routed the blocked caller on, unscreened.
+    h = Harness()
+    env = env_bytes({**ENV, "agi_calleridname": "x" * 70_000})
+    assert asyncio.run(h.exchange(env)) == ["SCREENING_RESULT=607"]
+
+
+def test_a_caller_id_with_newlines_does_not_get_a_blocked_caller_through() -> None:
+    # "%0A" in the From user: lines that are not AGI, then 300 more. Both used to end the
+    # AGI without a result (the caller rang, unscreened).
+    h = Harness()
+    for caller in ["+15551234567\nnot agi", "+15551234567" + "\nx" * 300]:
+        env = env_bytes({**ENV, "agi_callerid": caller})
+        assert asyncio.run(h.exchange(env)) == ["SCREENING_RESULT=607"]
+    assert [r.decision for r in h.log.rows] == ["rejected", "rejected"]
+
+
+def test_an_environment_a_caller_ends_early_cannot_answer_for_asterisk() -> None:
+    # A blank line, a fake response and a fake HANGUP inside the caller ID: the rest of the
+    # real environment follows. The decision comes from the URL, and the server reads its
+    # answer only after the echo of its own random token.
+    h = Harness(Rules(), most=10)
+    caller = "x\n\n510 fake\nHANGUP\n200 result=1 (continue-0123abcd)"
+    env = env_bytes({**ENV, "agi_callerid": caller})
+    assert asyncio.run(h.exchange(env)) == ["SCREENING_RESULT=continue"]
+    (row,) = h.log.rows
+    assert (row.caller_raw, row.rule_kind) == ("+15551234567", None)
+
+
+def test_an_older_dialplans_arguments_are_screened_without_carrier_trust(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     h = Harness()
-    env = env_bytes({**ENV, "agi_calleridname": "x" * 9000})
-    assert asyncio.run(h.exchange(env, [])) == []
-    assert h.log.rows == []
-    assert "a line longer than 8192 bytes" in caplog.text
+    carrier = "PTxzaXA6MTt2ZXJzdGF0PVROLVZhbGlkYXRpb24tUGFzc2VkLUFAeD4="  # verstat Passed-A
+    old = {**LEGACY, "agi_arg_2": "allowed", "agi_arg_3": "PQ==", "agi_arg_4": "PQ=="}
+    old |= {"agi_arg_5": carrier}
+    assert asyncio.run(h.exchange(env_bytes(old))) == ["SCREENING_RESULT=607"]
+    (row,) = h.log.rows
+    assert row.verification is None  # the old positional carrier header is not trusted
+    assert "arguments of an older screening" in caplog.text
 
 
 def test_connections_past_the_limit_are_closed_at_once_and_the_rest_served(
@@ -281,9 +325,7 @@ def test_connections_past_the_limit_are_closed_at_once_and_the_rest_served(
     assert asyncio.run(scenario()) == [b""]
     assert "2 connections open already" in caplog.text
     # Once they are gone, calls are served again.
-    assert asyncio.run(h.exchange(env_bytes(ENV), [b"200 result=1\n"])) == [
-        b'SET VARIABLE SCREENING_RESULT "607"\n'
-    ]
+    assert asyncio.run(h.exchange(env_bytes(ENV))) == ["SCREENING_RESULT=607"]
 
 
 def test_feature_requests_only_from_the_feature_context() -> None:
@@ -301,15 +343,11 @@ def test_feature_requests_only_from_the_feature_context() -> None:
         "agi_arg_2": "221",
     }
     h = Harness(runner=runner)
-    assert asyncio.run(h.exchange(env_bytes(env), [b"200 result=1\n"])) == [
-        b'SET VARIABLE SCREENING_RESULT "marked"\n'
-    ]
+    assert asyncio.run(h.exchange(env_bytes(env))) == ["SCREENING_RESULT=marked"]
     assert ran == [("mark-spam", "221")]
     # The same request from the inbound context (an outside caller): refused, nothing runs.
     outside = {**env, "agi_context": "screening-inbound-agi"}
-    assert asyncio.run(h.exchange(env_bytes(outside), [b"200 result=1\n"])) == [
-        b'SET VARIABLE SCREENING_RESULT "not-possible"\n'
-    ]
+    assert asyncio.run(h.exchange(env_bytes(outside))) == ["SCREENING_RESULT=not-possible"]
     assert ran == [("mark-spam", "221")]
 
 

@@ -17,6 +17,7 @@ from screening.asterisk.dialplan import (
     CHALLENGE_VARIABLE,
     REJECT_CONTEXT,
     challenge_answer,
+    legacy_answer,
 )
 from screening.asterisk.stasis import ScreeningApp
 from screening.config import Config
@@ -35,6 +36,7 @@ from screening.core.identity import Status, Verification
 from screening.service.features import FeatureCodes
 from screening.service.screener import Screener
 from screening.store.calllog import CallRecord
+from tests.dialplan_strings import call_text, report_text
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 CALLER = "+15551234567"
@@ -53,21 +55,23 @@ def call(caller: str | None = CALLER, v: Verification | None = None) -> Incoming
 
 
 @pytest.mark.parametrize(
-    ("answer", "outcome"),
+    ("answer", "asked", "outcome"),
     [
-        (Answer("4", "4", "OK"), Outcome.PASSED),
-        (Answer("4", "7", "OK"), Outcome.WRONG_DIGIT),
-        (Answer("4", "*", "OK"), Outcome.WRONG_DIGIT),
-        (Answer("4", "", "TIMEOUT"), Outcome.TIMED_OUT),
-        (Answer("4", "", "OK"), Outcome.TIMED_OUT),  # Read() ended on silence
-        (Answer("4", "", "HANGUP"), Outcome.ABANDONED),
-        (Answer("4", "", "ERROR"), Outcome.FAILED),  # our side: the call rings
-        (Answer("", "", "TIMEOUT"), Outcome.FAILED),  # no digit was asked for
-        (Answer("44", "4", "OK"), Outcome.FAILED),
+        (Answer("4", "OK"), "4", Outcome.PASSED),
+        (Answer("7", "OK"), "4", Outcome.WRONG_DIGIT),
+        (Answer("*", "OK"), "4", Outcome.WRONG_DIGIT),
+        (Answer("", "TIMEOUT"), "4", Outcome.TIMED_OUT),
+        (Answer("", "OK"), "4", Outcome.TIMED_OUT),  # Read() ended on silence
+        (Answer("", "HANGUP"), "4", Outcome.ABANDONED),
+        (Answer("", "ERROR"), "4", Outcome.FAILED),  # our side: the call rings
+        (Answer("", "TIMEOUT"), "", Outcome.FAILED),  # no digit was asked for
+        (Answer("4", "OK"), "44", Outcome.FAILED),
     ],
 )
-def test_the_answer_is_judged(answer: Answer, outcome: Outcome) -> None:
-    assert judge(answer) is outcome
+def test_the_answer_is_judged_against_the_digit_asked_for(
+    answer: Answer, asked: str, outcome: Outcome
+) -> None:
+    assert judge(answer, asked) is outcome
 
 
 def test_a_challenge_policy_challenges_instead_of_rejecting() -> None:
@@ -136,11 +140,18 @@ def test_an_expired_passed_entry_means_a_new_challenge() -> None:
     assert decide(call(), rules, NOW).action is Action.CHALLENGE
 
 
-def test_the_report_arguments_are_read_in_order_and_padded() -> None:
-    assert challenge_answer(["201", "4", "OK", "4"]) == ("201", Answer("4", "4", "OK"))
-    # Asterisk may drop the empty last argument (nothing pressed).
-    assert challenge_answer(["201", "4", "TIMEOUT"]) == ("201", Answer("4", "", "TIMEOUT"))
-    assert judge(challenge_answer([])[1]) is Outcome.FAILED
+def test_the_report_is_read_from_the_dialplans_string() -> None:
+    assert challenge_answer(report_text("OK", "4")) == ("201", Answer("4", "OK"))
+    assert challenge_answer(report_text("TIMEOUT", "")) == ("201", Answer("", "TIMEOUT"))
+    # Cut short, or not ours: judged failed, and the call rings.
+    assert judge(challenge_answer("v=2&status=OK&pressed=PTQ=")[1], "4") is Outcome.FAILED
+    assert judge(challenge_answer("")[1], "4") is Outcome.FAILED
+
+
+def test_an_older_dialplans_report_names_a_digit_that_is_not_read() -> None:
+    # EXT, EXPECTED, READSTATUS, PRESSED: EXPECTED is the report's word, not ours.
+    assert legacy_answer(["201", "9", "OK", "9"]) == ("201", Answer("9", "OK"))
+    assert legacy_answer(["201", "4", "TIMEOUT"]) == ("201", Answer("", "TIMEOUT"))
 
 
 # -- the ARI door ---------------------------------------------------------------------------
@@ -217,14 +228,13 @@ def door(
 
 
 def first(caller: str = "5551234567") -> StasisStart:
-    return StasisStart("chan-1", "PJSIP/trunk-1", caller, "", "201", ("201",))
+    args = ("call", call_text("201", caller))
+    return StasisStart("chan-1", "PJSIP/trunk-1", caller, "", "201", args)
 
 
-def report(expected: str, status: str, pressed: str) -> StasisStart:
-    args = ("challenge", "201", expected, status, pressed)
-    return StasisStart(
-        "chan-1", "PJSIP/trunk-1", "5551234567", "", "s", args, CHALLENGE_RUN_CONTEXT
-    )
+def report(status: str, pressed: str, channel: str = "chan-1") -> StasisStart:
+    args = ("challenge", report_text(status, pressed))
+    return StasisStart(channel, "PJSIP/trunk-1", "5551234567", "", "s", args, CHALLENGE_RUN_CONTEXT)
 
 
 def test_a_challenged_call_is_watched_told_its_digit_and_sent_to_the_challenge() -> None:
@@ -246,7 +256,7 @@ def test_the_right_digit_rings_and_the_caller_is_remembered_for_30_days() -> Non
 
     async def scenario() -> None:
         await app.screen(first())
-        await app.challenge(report("4", "OK", "4"))
+        await app.challenge(report("OK", "4"))
 
     asyncio.run(scenario())
     assert ari.requests[-2:] == [("continue", "chan-1", None, None), ("unwatch", "chan-1")]
@@ -271,7 +281,7 @@ def test_a_wrong_digit_or_none_is_refused_with_608(status: str, pressed: str, ou
 
     async def scenario() -> None:
         await app.screen(first())
-        await app.challenge(report("4", status, pressed))
+        await app.challenge(report(status, pressed))
 
     asyncio.run(scenario())
     assert ("continue", "chan-1", REJECT_CONTEXT, "608") in ari.requests
@@ -286,9 +296,9 @@ def test_the_refusal_code_and_the_memory_are_settings() -> None:
 
     async def scenario() -> None:
         await app.screen(first())
-        await app.challenge(report("4", "TIMEOUT", ""))
+        await app.challenge(report("TIMEOUT", ""))
         await app.screen(first())
-        await app.challenge(report("4", "OK", "4"))
+        await app.challenge(report("OK", "4"))
 
     asyncio.run(scenario())
     assert ("variable", "chan-1", CHALLENGE_VARIABLE, "4,5,to-call-this-number&vm-press") in (
@@ -318,13 +328,55 @@ def test_a_hang_up_during_the_challenge_is_logged_abandoned() -> None:
     assert (row.decision, row.challenge, row.sip_code) == ("abandoned", "abandoned", None)
 
 
-def test_a_report_the_app_never_saw_begin_is_still_judged() -> None:
-    # The app restarted while the caller listened to the prompt.
+def test_a_report_for_no_challenge_of_ours_rings_and_leaves_no_allow_entry() -> None:
+    # The app restarted while the caller listened to the prompt, or a report was forged:
+    # either way it proves nothing. It used to be judged on its own digits (and a passed
+    # one left a 30-day allow entry for any caller and extension).
     ari = ChallengeAri()
-    app, rows, _ = door(ari)
-    asyncio.run(app.challenge(report("4", "OK", "9")))
-    assert ("continue", "chan-1", REJECT_CONTEXT, "608") in ari.requests
-    assert rows.rows[0].challenge == "wrong-digit"
+    app, rows, remembered = door(ari)
+    asyncio.run(app.challenge(report("OK", "4")))
+    assert ("continue", "chan-1", None, None) in ari.requests
+    (row,) = rows.rows
+    assert (row.decision, row.rule_kind, row.challenge) == ("allowed", "error", "failed")
+    assert remembered.entries == []
+
+
+def test_a_report_for_another_channel_does_not_answer_a_pending_challenge() -> None:
+    ari = ChallengeAri()
+    app, _rows, remembered = door(ari)
+
+    async def scenario() -> None:
+        await app.screen(first())
+        await app.challenge(report("OK", "4", channel="chan-2"))
+
+    asyncio.run(scenario())
+    assert remembered.entries == []
+    assert app._screener.challenged_now() == 1  # chan-1 still waits for its own answer
+
+
+def test_an_old_report_naming_its_own_digit_does_not_pass() -> None:
+    # An older dialplan's report said which digit was asked for; pressing the digit it
+    # names used to pass. Only the digit the app chose (4) counts.
+    ari = ChallengeAri()
+    app, rows, remembered = door(ari)
+    old = StasisStart(
+        "chan-1",
+        "PJSIP/trunk-1",
+        "5551234567",
+        "",
+        "s",
+        ("challenge", "201", "9", "OK", "9"),
+        CHALLENGE_RUN_CONTEXT,
+    )
+
+    async def scenario() -> None:
+        await app.screen(first())
+        await app.challenge(old)
+
+    asyncio.run(scenario())
+    (row,) = rows.rows
+    assert (row.decision, row.challenge) == ("rejected", "wrong-digit")
+    assert remembered.entries == []
 
 
 def test_a_challenge_that_cannot_be_set_up_rings_unscreened(

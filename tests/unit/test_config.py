@@ -145,6 +145,23 @@ def test_config_show_prints_sources_and_hides_secrets(tmp_path: Path) -> None:
     assert {s["key"] for s in data["settings"]} == {s.key for s in config.SETTINGS}
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:hun/ter2@h/db",  # a "/" in the password: the old pattern stopped there
+        "postgresql://u:hun@ter2@h/db",  # an "@"
+        "postgresql://u@h/db?password=hunter2",  # as a query parameter, as psycopg takes it
+        "mariadb://u@h/db?ssl_key=x&passwd=hunter2",
+    ],
+)
+def test_config_show_hides_every_form_of_the_database_password(url: str) -> None:
+    out = ok(run("config", "show", env={"SCREENING_DATABASE_URL": url}))
+    assert "hunter2" not in out and "ter2" not in out
+    data = ok(run("config", "show", "--json", env={"SCREENING_DATABASE_URL": url}))
+    assert "hunter2" not in data and "ter2" not in data
+    assert "***" in out
+
+
 def test_a_bad_file_stops_any_command_with_exit_2(tmp_path: Path) -> None:
     path = write(tmp_path, "[ari]\npasword = 'p'\n")
     r = run("--config", path, "block", "list")

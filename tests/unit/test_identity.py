@@ -17,8 +17,11 @@ from screening.core.identity import (
     CarrierVerdict,
     Passport,
     Result,
+    Status,
     Verstat,
+    destination,
     parse_passport,
+    verdict,
     verstat,
     withheld,
 )
@@ -121,6 +124,39 @@ def test_no_header_and_broken_headers() -> None:
 def test_the_caller_id_matches_by_its_digits() -> None:
     assert isinstance(parse_passport(identity(), "15551234567", DATE, NOW), Passport)
     assert parse_passport(identity(), "anonymous", DATE, NOW) is Result.CID_MISMATCH
+
+
+@pytest.mark.parametrize(
+    ("dialled", "own", "dest", "ok"),
+    [
+        # The trunk delivers the DID: dest must name it, however it is written.
+        ("+12025550100", (), "12025550100", True),
+        ("2025550100", (), "12025550100", True),  # national form, read in region US
+        ("12025550100", (), "12025550100", True),
+        ("+12025550100", (), "12025550199", False),  # signed for a call to someone else
+        # The trunk delivers an extension: only the PBX's own numbers can say.
+        ("201", ("12025550100",), "12025550100", True),
+        ("201", ("12025550100",), "12025550199", False),
+        ("201", (), "201", True),  # the dest names the extension itself
+        ("201", (), "12025550199", True),  # nothing to compare with: not checked
+        # Forwarded to us from another of our numbers.
+        ("+12025550100", ("12025550101",), "12025550101", True),
+    ],
+)
+def test_a_passport_must_be_for_this_calls_destination(
+    dialled: str, own: tuple[str, ...], dest: str, ok: bool
+) -> None:
+    to = destination(dialled, "US", frozenset(own))
+    got = parse_passport(identity(payload={"dest": {"tn": [dest]}}), CALLER, DATE, NOW, to)
+    assert isinstance(got, Passport) if ok else got is Result.DEST_MISMATCH
+
+
+def test_a_passport_for_another_call_proves_nothing_but_says_no_lie() -> None:
+    # Unverified, not failed: a forwarded call arrives with another dest legitimately
+    # (RFC 8224 s.12.1.1), and a replayer gains nothing over sending no PASSporT.
+    for result in (Result.DEST_MISMATCH, Result.REPLAYED):
+        v = verdict(result, "A", None)
+        assert (v.status, v.result) == (Status.NONE, result.value)
 
 
 @given(st.text(max_size=400), st.text(max_size=40), st.text(max_size=40))

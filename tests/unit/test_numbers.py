@@ -111,3 +111,10 @@ def test_normalise_never_raises_and_returns_digits(raw: str) -> None:
 def test_normalise_is_idempotent(raw: str) -> None:
     once = normalise(raw, "US")
     assert once is not None and normalise(once, "US") == once
+
+
+@pytest.mark.parametrize("raw", ["+4300000000", "+43000000000", "+390000000"])
+def test_an_all_zero_national_number_stays_one_string(raw: str) -> None:
+    # phonenumbers drops one zero per pass here (found by the property above).
+    once = normalise(raw, "US")
+    assert once is not None and normalise(once, "US") == once

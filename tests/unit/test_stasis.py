@@ -18,6 +18,7 @@ from screening.core.decision import Entry, Rules
 from screening.service.features import FeatureCodes, FeatureRunner
 from screening.service.screener import Screener
 from screening.store.calllog import CallRecord
+from tests.dialplan_strings import call_text
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -47,7 +48,8 @@ class RecordingLog:
         pass
 
 
-def start(caller: str = "5551234567", args: tuple[str, ...] = ("201",)) -> StasisStart:
+def start(caller: str = "5551234567", args: tuple[str, ...] | None = None) -> StasisStart:
+    args = ("call", call_text("201", caller)) if args is None else args
     return StasisStart("chan-1", "PJSIP/trunk-1", caller, "", "201", args)
 
 
@@ -94,7 +96,7 @@ def test_lookup_receives_normalised_caller_and_stasis_argument() -> None:
         return Rules()
 
     ari, log = RecordingAri(), RecordingLog()
-    asyncio.run(make_app(lookup, ari, log).screen(start(args=("305",))))
+    asyncio.run(make_app(lookup, ari, log).screen(start(args=("call", call_text("305")))))
     assert seen == [("+15551234567", "305", NOW)]
     assert ari.calls == [("chan-1", None, None)]
 

@@ -76,6 +76,41 @@ def run(coro: object) -> object:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
+def test_the_same_passport_is_accepted_once() -> None:
+    # RFC 8224 s.12.1: a verifier that keeps state of recent requests detects an Identity
+    # replayed within the freshness window.
+    async def go() -> list[Result]:
+        async with serving(signer=(200, SIGNER.pem, 0.0)) as srv:
+            v = verifier()
+            h = identity_headers(SIGNER.key_pem, srv.url("/signer.pem"), CALLER, "201")
+            now = datetime.now(UTC)
+            first = await v.check(h["Identity"], h["Date"], CALLER, now)
+            again = await v.check(h["Identity"], h["Date"], CALLER, now)
+            fresh = await check(v, srv.url("/signer.pem"))  # a new PASSporT for a new call
+            await v.aclose()
+            return [first[0], again[0], fresh[0]]
+
+    assert run(go()) == [Result.SUCCESS, Result.REPLAYED, Result.SUCCESS]
+
+
+def test_a_forged_copy_cannot_use_up_the_real_passport() -> None:
+    # Only tokens that verify are remembered: a copy with a broken signature sent first
+    # does not make the real one look replayed.
+    async def go() -> list[Result]:
+        async with serving(signer=(200, SIGNER.pem, 0.0)) as srv:
+            v = verifier()
+            h = identity_headers(SIGNER.key_pem, srv.url("/signer.pem"), CALLER, "201")
+            token, _, params = h["Identity"].partition(";")
+            forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+            now = datetime.now(UTC)
+            bad = await v.check(f"{forged};{params}", h["Date"], CALLER, now)
+            real = await v.check(h["Identity"], h["Date"], CALLER, now)
+            await v.aclose()
+            return [bad[0], real[0]]
+
+    assert run(go()) == [Result.SIGNATURE, Result.SUCCESS]
+
+
 def test_a_signed_call_verifies_with_its_attestation() -> None:
     async def go() -> None:
         async with serving(signer=(200, SIGNER.pem, 0.0)) as srv:
