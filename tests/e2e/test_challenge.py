@@ -217,6 +217,29 @@ def test_the_call_still_rings_when_the_app_dies_during_the_challenge(killable: A
     assert result.early_rtp_packets > 0
 
 
+def test_the_call_rings_when_the_app_freezes_during_the_challenge(killable: App) -> None:
+    # Frozen (SIGSTOP), not dead: its socket stays open, and the dialplan's report of the
+    # digit would wait for it for ever. After 3 s the call rings, unscreened.
+    app = killable
+    ext = "277" if app.door == "ari" else "278"
+    assert app.cli("policy", "set", "--for", ext, "unverified", "--action", "challenge").code == 0
+    caller = f"+1555{7800001 + (app.door == 'agi')}"
+
+    async def freeze_then_press() -> str:
+        digit = await asyncio.to_thread(digit_in_log, app, caller)
+        assert app.proc is not None
+        app.proc.send_signal(signal.SIGSTOP)
+        return digit
+
+    try:
+        result = challenge_call(app, caller, ext, EarlyMedia(press=freeze_then_press, listen=0.5))
+    finally:
+        assert app.proc is not None
+        app.proc.send_signal(signal.SIGCONT)
+    assert result.status_line == "200 OK"  # rang: never held, never lost
+    assert result.pressed
+
+
 @pytest.fixture
 def old_dialplan() -> Iterator[None]:
     """A PBX whose extensions.conf predates the challenge."""

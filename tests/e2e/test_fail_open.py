@@ -4,8 +4,10 @@ app screens again by itself."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -236,3 +238,37 @@ def _established_to(port: int) -> bool:
 def test_fastagi_listens_on_loopback_only(agi_app: App) -> None:
     listening = [address for address, local, _ in _tcp_sockets(LISTEN) if local == 4573]
     assert listening == ["0100007F"], f"FastAGI listens on {listening} (hex), not 127.0.0.1"
+
+
+@pytest.mark.parametrize("door", ["ari", "agi"])
+def test_a_frozen_door_lets_calls_ring_after_3_s(
+    door: str, request: pytest.FixtureRequest, sandbox: dict[str, str], tmp_path: Path
+) -> None:
+    # A door that took the call and then stopped answering (SIGSTOP: a debugger, a hung
+    # host) held the caller for ever: Asterisk's AGI() and Stasis() have no time-out of
+    # their own. The dialplan's TIMEOUT(absolute) ends the wait after 3 s, with the call
+    # intact: it rings, unscreened, and once the door thaws it screens again.
+    shared: App = request.getfixturevalue("app" if door == "ari" else "agi_app")
+    shared.stop()
+    own = App(sandbox, tmp_path, door=door)
+    own.start()
+    try:
+        assert own.cli("block", "add", "+15550200010").code == 0
+        assert own.call("+15550200010", "201").status_line == "607 Unwanted"
+        assert own.proc is not None
+        own.proc.send_signal(signal.SIGSTOP)
+        try:
+            frozen = own.call("+15550200010", "201", final_within=10, hold=0.2)
+            other = own.call("+15550200011", "202", final_within=10, hold=0.2)
+        finally:
+            own.proc.send_signal(signal.SIGCONT)
+        assert (frozen.status_line, other.status_line) == ("200 OK", "200 OK")
+        assert 2800 < frozen.elapsed_ms < 8000, frozen.elapsed_ms  # the 3 s, not for ever
+        messages = (ROOT / "var" / "log" / "asterisk" / "messages.log").read_text()
+        assert "did not answer within 3 s: call from +15550200010 to 201 not screened" in messages
+        time.sleep(0.5)  # the thawed door finds its old calls gone
+        assert own.call("+15550200010", "201").status_line == "607 Unwanted"
+        assert own.proc.poll() is None
+    finally:
+        own.stop()
+        shared.start()
