@@ -54,10 +54,11 @@ class ThrowawayDatabases:
                 pytrace=False,
             )
 
-    def new(self) -> str:
+    def new(self, options: str = "") -> str:
+        """A new database; `options` go after CREATE DATABASE name (e.g. a character set)."""
         name = f"screening_test_{RUN_ID}_{next(_NAMES)}"
         with self.admin.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE {name}"))
+            conn.execute(text(f"CREATE DATABASE {name} {options}"))
         self.created.append(name)
         return self.admin_url.rsplit("/", 1)[0] + "/" + name
 
@@ -79,6 +80,13 @@ def _servers() -> Iterator[dict[str, ThrowawayDatabases]]:
         s.drop_all()
 
 
+def server(backend: str, servers: dict[str, ThrowawayDatabases]) -> ThrowawayDatabases:
+    """The throwaway databases of one server backend (fails the test when it is away)."""
+    if backend not in servers:
+        servers[backend] = ThrowawayDatabases(backend)
+    return servers[backend]
+
+
 @pytest.fixture(params=BACKENDS)
 def empty_database_url(
     request: pytest.FixtureRequest, tmp_path: Path, _servers: dict[str, ThrowawayDatabases]
@@ -89,9 +97,7 @@ def empty_database_url(
         return f"sqlite:///{tmp_path / 'screening.db'}"
     if backend not in SERVERS:
         pytest.fail(f"unknown backend {backend!r} in SCREENING_TEST_BACKENDS", pytrace=False)
-    if backend not in _servers:
-        _servers[backend] = ThrowawayDatabases(backend)
-    return _servers[backend].new()
+    return server(backend, _servers).new()
 
 
 @pytest.fixture

@@ -181,6 +181,14 @@ def db_upgrade(ctx: Context) -> None:
         click.echo(f"{ctx.where()}: already at revision {after}")
     else:
         click.echo(f"{ctx.where()}: upgraded from {before or 'empty'} to {after}")
+    narrow = migrate.narrow_tables(engine)
+    if narrow:
+        click.echo(
+            f"warning: tables {', '.join(narrow)} are not utf8mb4: rows with emoji in a caller "
+            "name are written with the emoji replaced. To keep them, run (off-peak: each "
+            f"copies its table): {migrate.widen_sql(narrow)}",
+            err=True,
+        )
 
 
 @db.command("current")

@@ -133,6 +133,15 @@ def _schema(engine: Engine | Callable[[], Engine]) -> Check:
             f"at revision {have or 'empty'}, this version needs {want}",
             "run `screening db upgrade`",
         )
+    narrow = migrate.narrow_tables(db)
+    if narrow:
+        return Check(
+            "database schema",
+            False,
+            f"current (revision {have}), but {', '.join(narrow)} not utf8mb4: emoji in caller "
+            "names are replaced",
+            f"run, off-peak: {migrate.widen_sql(narrow)}",
+        )
     return Check("database schema", True, f"current (revision {have})")
 
 

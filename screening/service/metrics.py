@@ -82,7 +82,15 @@ class Metrics:
         )
         self.call_log_lost = Counter(
             "screening_call_log_rows_lost",
-            "Call-log rows that could not be written before the app stopped.",
+            "Call-log rows lost: not written before the app stopped, or dropped while "
+            "MAX_PENDING rows waited for a database that was away.",
+            registry=r,
+        )
+        self.call_log_refused = Counter(
+            "screening_call_log_rows_refused",
+            "Call-log rows the database refused: written repaired, or set aside (in the log "
+            "only) when it refused them even so.",
+            ["outcome"],
             registry=r,
         )
         self.fastagi_connections = Gauge(

@@ -67,6 +67,8 @@ async def running(config: Config, engine: Engine) -> AsyncIterator[Service]:
     await writer.start()
     metrics = Metrics()
     metrics.call_log_queue.set_function(lambda: writer.pending)
+    writer.on_refused = lambda outcome: metrics.call_log_refused.labels(outcome).inc()
+    writer.on_dropped = metrics.call_log_lost.inc
     screener = Screener(
         config,
         sql_rules_lookup(reader),

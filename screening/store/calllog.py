@@ -4,8 +4,8 @@ and retention."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
@@ -38,6 +38,37 @@ class CallRecord:
     challenge: str | None = None  # core.challenge.Outcome, when the call was challenged
 
 
+def _printable(text: str) -> str:
+    """Control characters as \\xNN: a NUL or a newline from a FastAGI peer's caller ID is
+    no text any database must take (PostgreSQL refuses a NUL outright)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def repairs(record: CallRecord) -> list[CallRecord]:
+    """What to write in place of a row the database refused, mildest first: characters
+    outside the Basic Multilingual Plane replaced (a MariaDB table that is not utf8mb4
+    refuses an emoji), then everything that is not ASCII (a latin1 table)."""
+
+    def each(change: Callable[[str], str]) -> CallRecord:
+        r = record
+        return replace(
+            r,
+            channel_id=change(r.channel_id),
+            caller_raw=change(r.caller_raw),
+            caller=change(r.caller) if r.caller is not None else None,
+            extension=change(r.extension),
+            reason=change(r.reason),
+            caller_name=change(r.caller_name) if r.caller_name is not None else None,
+        )
+
+    return [
+        each(lambda t: "".join(c if ord(c) < 0x10000 else "\ufffd" for c in t)),
+        each(lambda t: t.encode("ascii", "replace").decode()),
+    ]
+
+
 def write_call_log(session: Session, records: Sequence[CallRecord]) -> None:
     if not records:
         return
@@ -48,19 +79,19 @@ def write_call_log(session: Session, records: Sequence[CallRecord]) -> None:
         [
             {
                 "at": r.at,
-                "channel_id": r.channel_id[:64],
+                "channel_id": _printable(r.channel_id)[:64],
                 # Caller ID is set by the far end: clip it to the column rather than fail.
-                "caller_raw": r.caller_raw[:128],
+                "caller_raw": _printable(r.caller_raw)[:128],
                 "caller": r.caller,
                 "extension": r.extension[:32],
                 "decision": r.decision,
                 "sip_code": r.sip_code,
                 "rule_kind": r.rule_kind,
                 "rule_id": r.rule_id,
-                "reason": r.reason[:255],
+                "reason": _printable(r.reason)[:255],
                 "decision_us": r.decision_us,
                 "door": r.door,
-                "caller_name": r.caller_name[:128] if r.caller_name else None,
+                "caller_name": _printable(r.caller_name)[:128] if r.caller_name else None,
                 "verification": r.verification[:40] if r.verification else None,
                 "attestation": r.attestation,
                 "policy": r.policy,

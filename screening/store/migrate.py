@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from screening.core.errors import DatabaseError
 
@@ -74,4 +74,29 @@ def require_current(engine: Engine) -> None:
     raise DatabaseError(
         f"the database schema is at revision {have} but this version needs {want}; "
         "run `screening db upgrade`"
+    )
+
+
+def narrow_tables(engine: Engine) -> list[str]:
+    """MariaDB/MySQL tables of ours with text columns that are not utf8mb4 (a database whose
+    default was latin1 or utf8mb3 when they were made): they refuse emoji and more in caller
+    names. Empty for other backends."""
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        return []
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT DISTINCT TABLE_NAME FROM information_schema.COLUMNS "
+                "WHERE TABLE_SCHEMA = DATABASE() AND CHARACTER_SET_NAME IS NOT NULL "
+                "AND CHARACTER_SET_NAME <> 'utf8mb4' ORDER BY TABLE_NAME"
+            )
+        )
+        return [str(r[0]) for r in rows]
+
+
+def widen_sql(tables: list[str]) -> str:
+    """The statements that make them utf8mb4 (each copies its table: run them off-peak)."""
+    return " ".join(
+        f"ALTER TABLE {t} CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci;"
+        for t in tables
     )
