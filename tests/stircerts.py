@@ -84,3 +84,21 @@ def make_signer(
 ) -> Issued:
     """A signing certificate as an STI-CA issues it: not a CA, TNAuthList with an SPC."""
     return _issue(cn, ca, ca=False, tn_auth=tn_auth, valid_days=valid_days)
+
+
+def make_tls_server(ca: Issued, name: str) -> Issued:
+    """A web server's certificate for `name` (subjectAltName DNS), signed by `ca`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(name))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    return Issued(cert, key)

@@ -4,6 +4,9 @@ a real HTTP server on loopback serving the x5u (relaxed, as in the sandbox)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -15,7 +18,15 @@ import pytest
 from screening.core.identity import Result
 from screening.sipprobe import identity_headers
 from screening.stir import MAX_CERT_BYTES, Verifier, x5u_problem
-from tests.stircerts import TN_FIRST, Issued, make_ca, make_intermediate, make_signer
+from screening.stir.fetch import public
+from tests.stircerts import (
+    TN_FIRST,
+    Issued,
+    make_ca,
+    make_intermediate,
+    make_signer,
+    make_tls_server,
+)
 
 CALLER = "+15551234567"
 CA = make_ca()
@@ -296,3 +307,211 @@ def test_certificates_are_cached_on_disk_for_the_next_start(tmp_path: Path) -> N
         await third.aclose()
 
     run(go())
+
+
+# -- what a caller's x5u can aim at, and how much it can take ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "ok"),
+    [
+        ("93.184.216.34", True),
+        ("2001:4860:4860::8888", True),
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8
+        ("127.0.0.1", False),
+        ("10.0.0.1", False),
+        ("::ffff:10.0.0.1", False),  # IPv4-mapped
+        ("64:ff9b::a00:1", False),  # NAT64 of 10.0.0.1: is_global says yes
+        ("64:ff9b:1::a00:1", False),  # the local-use NAT64 prefix (RFC 8215)
+        ("::127.0.0.1", False),  # IPv4-compatible: is_global says yes
+        ("::8.8.8.8", False),
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1: is_global says yes
+        ("2002:a00:1::", False),  # 6to4 of 10.0.0.1
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo
+        ("ff02::1", False),
+    ],
+)
+def test_private_addresses_in_every_form_are_not_public(address: str, ok: bool) -> None:
+    assert public(address) is ok
+
+
+def test_a_host_that_is_not_ascii_is_refused_before_any_look_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # IDNA2003 and IDNA2008 encode "faß" differently: the name checked and the name
+    # connected to could differ. Real certificate repositories have ASCII names.
+    looked_up: list[object] = []
+
+    def look_up(*args: object, **kwargs: object) -> list[object]:
+        looked_up.append(args)
+        return []
+
+    monkeypatch.setattr(socket, "getaddrinfo", look_up)
+    for url in ["https://faß.example/sp.pem", "https://xn--fa-hia.example\u200b/sp.pem"]:
+        assert "ASCII" in (x5u_problem(url, relaxed=False) or "")
+        assert "ASCII" in (x5u_problem(url, relaxed=True) or "")
+
+    async def go() -> tuple[Result, str | None]:
+        v = Verifier([CA.cert])
+        got = await check(v, "https://faß.example/sp.pem")
+        await v.aclose()
+        return got
+
+    assert run(go()) == (Result.NO_X5U, "A")
+    assert looked_up == []
+
+
+def test_the_fetch_connects_to_the_address_it_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # DNS rebinding: the name resolves to a public address when it is checked and to
+    # loopback a moment later. The fetcher used to check one look-up and let httpx make
+    # another, and connected to 127.0.0.1.
+    answers = iter(["93.184.216.34"] + ["127.0.0.1"] * 10)
+    real = socket.getaddrinfo
+
+    def rebinding(host: str | bytes, port: object, *args: object, **kwargs: object) -> object:
+        if host in ("rebind.example", b"rebind.example"):  # httpx's stack asks with bytes
+            address = next(answers)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, 443))]
+        return real(host, port, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    accepted: list[int] = []
+
+    async def go() -> Result:
+        async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(1)
+            writer.close()
+
+        try:
+            loopback = await asyncio.start_server(count, "127.0.0.1", 443)
+        except OSError as e:
+            pytest.fail(f"this test needs 127.0.0.1:443 (as root, and free): {e}")
+        async with loopback:
+            v = Verifier([CA.cert], fetch_timeout=1.0, fetch_wait=2.0)
+            result, _ = await check(v, "https://rebind.example/sp.pem")
+            await v.aclose()
+            return result
+
+    assert run(go()) is Result.CERT_RETRIEVAL
+    assert accepted == []  # never connected to the address it had not checked
+
+
+def test_junk_is_never_cached_on_disk_and_memory_stays_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 300 junk URLs used to leave 300 files and 300 memory entries, and a good
+    # certificate's entry could be pushed out by them.
+    monkeypatch.setattr("screening.stir.MAX_FAILURES", 50)
+    junk = {f"junk{n}": (200, b"not a certificate at all", 0.0) for n in range(300)}
+
+    async def go() -> tuple[int, tuple[int, int], int]:
+        async with serving(signer=(200, SIGNER.pem, 0.0), **junk) as srv:
+            v = verifier(cache_dir=tmp_path)
+            assert await check(v, srv.url("/signer.pem")) == (Result.SUCCESS, "A")
+            for n in range(300):
+                assert (await check(v, srv.url(f"/junk{n}.pem")))[0] is Result.CERT_RETRIEVAL
+            hits = srv.hits
+            assert await check(v, srv.url("/signer.pem")) == (Result.SUCCESS, "A")
+            again = srv.hits - hits  # 0: the good one was still in memory
+            sizes = v.cached()
+            await v.aclose()
+            return cached_files(tmp_path), sizes, again
+
+    files, (good, failed), refetched = asyncio.run(go())
+    assert (files, good, refetched) == (1, 1, 0)
+    assert failed == 50
+
+
+async def _drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An x5u server that answers a byte at a time, for ever (each read well within any
+    per-read time-out)."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 30000\r\n\r\n")
+    with contextlib.suppress(ConnectionError):
+        for _ in range(100):
+            writer.write(b"-")
+            await writer.drain()
+            await asyncio.sleep(0.2)
+    writer.close()
+
+
+def test_a_slow_drip_server_is_cut_off_by_one_deadline_for_the_whole_fetch() -> None:
+    async def go() -> float:
+        server = await asyncio.start_server(_drip, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            v = verifier(fetch_timeout=1.0, fetch_wait=5.0)
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            result, _ = await check(v, f"http://127.0.0.1:{port}/drip.pem")
+            assert result is Result.CERT_RETRIEVAL
+            await v.aclose()
+            return loop.time() - t0
+
+    assert asyncio.run(go()) < 2.5  # 1 s, not the 5 s the caller would wait (or for ever)
+
+
+def test_strangers_slow_servers_cannot_starve_a_known_carriers_certificate() -> None:
+    # Slow-drip x5u servers on eight addresses, two URLs each, in flight; a carrier's
+    # repository that served a trusted certificate before still gets its new one at once.
+    # All eight fetch slots used to be theirs, and the carrier's call went unverified.
+    async def go() -> tuple[Result, str | None]:
+        drips = [await asyncio.start_server(_drip, f"127.0.0.{n}", 0) for n in range(2, 10)]
+        async with serving(signer=(200, SIGNER.pem, 0.0), signer2=(200, SIGNER.pem, 0.0)) as srv:
+            v = verifier(fetch_timeout=3.0, fetch_wait=1.0)
+            assert await check(v, srv.url("/signer.pem")) == (Result.SUCCESS, "A")
+            flood = [
+                asyncio.create_task(
+                    check(v, f"http://127.0.0.{n}:{d.sockets[0].getsockname()[1]}/x{k}.pem")
+                )
+                for n, d in enumerate(drips, start=2)
+                for k in range(2)
+            ]
+            await asyncio.sleep(0.3)  # all of them connected and dripping
+            got = await check(v, srv.url("/signer2.pem"))
+            await asyncio.gather(*flood)
+            await v.aclose()
+        for d in drips:
+            d.close()
+        return got
+
+    assert run(go()) == (Result.SUCCESS, "A")
+
+
+def test_https_to_the_checked_address_still_checks_the_servers_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Connecting to the address itself must not cost TLS its point: the web server's
+    # certificate is checked against the x5u's host name (sent as SNI and Host).
+    web_ca = make_ca("web CA")
+    real = socket.getaddrinfo
+
+    def hosts(host: str | bytes, port: object, *args: object, **kwargs: object) -> object:
+        if host in ("cert.test", b"cert.test", "other.test", b"other.test"):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real(host, port, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", hosts)
+
+    async def serve_tls(name: str) -> tuple[asyncio.Server, int]:
+        issued = make_tls_server(web_ca, name)
+        (tmp_path / "c.pem").write_bytes(issued.pem)
+        (tmp_path / "k.pem").write_bytes(issued.key_pem)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+        server = CertServer({"/signer.pem": (200, SIGNER.pem, 0.0)})
+        listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=ctx)
+        return listener, listener.sockets[0].getsockname()[1]
+
+    async def go() -> list[Result]:
+        client = ssl.create_default_context(cadata=web_ca.pem.decode())
+        results = []
+        for served, asked in [("cert.test", "cert.test"), ("other.test", "cert.test")]:
+            listener, port = await serve_tls(served)
+            async with listener:
+                v = verifier(tls=client)
+                results.append((await check(v, f"https://{asked}:{port}/signer.pem"))[0])
+                await v.aclose()
+        return results
+
+    assert run(go()) == [Result.SUCCESS, Result.CERT_RETRIEVAL]

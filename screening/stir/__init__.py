@@ -3,27 +3,26 @@ the admin's CA store, is in date and carries a TNAuthList, and check the ES256 s
 
 The dialplan hands us the raw Identity and Date headers; Asterisk's own verification is not
 used because reading its result after a malformed x5u stops Asterisk 22.10.1 (README).
-Fetching is as strict as Asterisk's by default: https on port 443, a path ending in .pem
-with no query, only public addresses, no redirects, a small size cap and a short time-out.
-Certificates are cached in memory and on disk until their cache age or expiry, and failures
-for a minute, so that a flood of calls naming one bad URL costs one fetch.
+Fetching (stir.fetch) is at least as strict as Asterisk's by default. Certificates are
+checked before anything is cached, then kept in memory and on disk until their cache age or
+expiry, and failures (apart, so they never push a good one out) for a minute, so that a
+flood of calls naming one bad URL costs one fetch. Every cache is bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-import ipaddress
 import logging
 import os
+import ssl
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import httpx
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -31,27 +30,22 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from screening.core.identity import MAX_AGE, Destination, Passport, Result, parse_passport
+from screening.stir.fetch import FETCH_TIMEOUT, MAX_CERT_BYTES, Fetcher, Refused, x5u_problem
+
+__all__ = ["FETCH_TIMEOUT", "MAX_CERT_BYTES", "SYSTEM_CAS", "Verifier", "load_cas", "x5u_problem"]
 
 log = logging.getLogger(__name__)
 
 TN_AUTH_LIST = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.26")
-#: A certificate with a chain is a few KB; anything larger is not one.
-MAX_CERT_BYTES = 32 * 1024
-#: One fetch may take this long; calls wait at most Verifier.fetch_wait for it.
-FETCH_TIMEOUT = 4.0
 #: How long a failed fetch or an untrusted certificate is remembered.
 FAILURE_TTL = 60.0
 #: Longest chain walked from the signing certificate to a trusted one.
 MAX_CHAIN = 5
 SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"
-
-
-class _Refused(Exception):
-    """The certificate could not be had or trusted; the message says why, for the log."""
-
-    def __init__(self, result: Result, why: str) -> None:
-        super().__init__(why)
-        self.result = result
+#: Certificates kept in memory, trusted ones and failures apart; files in the disk cache.
+MAX_CERTS = 1000
+MAX_FAILURES = 1000
+MAX_DISK_FILES = 1000
 
 
 @dataclass(frozen=True)
@@ -59,32 +53,6 @@ class _Cert:
     key: ec.EllipticCurvePublicKey | None  # None: this URL failed; see `failure`
     until: float  # time.time() after which it is fetched again
     failure: Result | None = None
-
-
-def x5u_problem(url: str, relaxed: bool) -> str | None:
-    """Why Asterisk's default rules refuse this x5u URL, or None. Relaxed (sandbox, or an
-    admin who chose it) allows http, any port and any path."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as e:
-        return f"not a URL ({e})"
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return "not an http(s) URL"
-    if parts.username or parts.password:
-        return "credentials in the URL"
-    if relaxed:
-        return None
-    if parts.scheme != "https" or port not in (None, 443):
-        return "not https on port 443"
-    if parts.query or parts.fragment or not parts.path.endswith(".pem"):
-        return "the path must end in .pem, with no query or fragment"
-    return None
-
-
-def _public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    return ip.is_global and not ip.is_multicast
 
 
 def load_cas(path: str) -> list[x509.Certificate]:
@@ -104,27 +72,31 @@ class Verifier:
         cache_max_age: float = 86400.0,
         fetch_wait: float = 1.0,
         fetch_timeout: float = FETCH_TIMEOUT,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._cas = {ca.subject.public_bytes(): ca for ca in cas}
-        self.relaxed = relaxed
         self._cache_dir = cache_dir
         self._max_age = cache_max_age
         self.fetch_wait = fetch_wait
-        self._certs: dict[str, _Cert] = {}
+        self._certs: OrderedDict[str, _Cert] = OrderedDict()  # trusted, most recent last
+        self._failures: OrderedDict[str, _Cert] = OrderedDict()
         self._fetching: dict[str, asyncio.Task[_Cert]] = {}
-        self._client = httpx.AsyncClient(
-            follow_redirects=False,
-            timeout=fetch_timeout,
-            trust_env=False,  # never through a proxy from the environment
-            limits=httpx.Limits(max_connections=8),
-        )
+        self._fetcher = Fetcher(relaxed, fetch_timeout, tls)
         self._disk_warned = False
         self._replays = ReplayCache()
+
+    @property
+    def relaxed(self) -> bool:
+        return self._fetcher.relaxed
+
+    def cached(self) -> tuple[int, int]:
+        """(trusted certificates, failures) held in memory."""
+        return len(self._certs), len(self._failures)
 
     async def aclose(self) -> None:
         for task in self._fetching.values():
             task.cancel()
-        await self._client.aclose()
+        await self._fetcher.aclose()
 
     async def check(
         self,
@@ -155,8 +127,10 @@ class Verifier:
 
     async def _cert(self, url: str) -> _Cert:
         now = time.time()
-        cached = self._certs.get(url)
+        cached = self._certs.get(url) or self._failures.get(url)
         if cached is not None and cached.until > now:
+            if cached.key is not None:
+                self._certs.move_to_end(url)
             return cached
         task = self._fetching.get(url)
         if task is None:
@@ -172,48 +146,36 @@ class Verifier:
 
     async def _load(self, url: str) -> _Cert:
         now = time.time()
+        pem = self._from_disk(url, now)
         try:
-            pem = self._from_disk(url, now)
+            fetched = pem is None
             if pem is None:
-                pem = await self._fetch(url)
-                self._to_disk(url, pem)
+                pem = await self._fetcher.fetch(url)
             chain = x509.load_pem_x509_certificates(pem)
             key, not_after = self._trusted(chain, datetime.now(UTC))
-            cert = _Cert(key, min(now + self._max_age, not_after))
-        except _Refused as e:
-            log.warning("STIR/SHAKEN certificate %s refused: %s (%s)", url[:200], e, e.result)
-            cert = _Cert(None, now + FAILURE_TTL, e.result)
-        except ValueError as e:  # not PEM
-            log.warning("STIR/SHAKEN certificate %s unreadable: %s", url[:200], e)
-            cert = _Cert(None, now + FAILURE_TTL, Result.CERT_RETRIEVAL)
-        self._certs[url] = cert
-        return cert
+        except (Refused, ValueError) as e:  # ValueError: not PEM
+            result = e.result if isinstance(e, Refused) else Result.CERT_RETRIEVAL
+            log.warning("STIR/SHAKEN certificate %s refused: %s (%s)", url[:200], e, result)
+            if isinstance(e, Refused) and e.busy:
+                return _Cert(None, 0.0, result)  # the next call may try again
+            self._forget_disk(url)
+            failed = _Cert(None, now + FAILURE_TTL, result)
+            return self._remember(self._failures, MAX_FAILURES, url, failed)
+        # Only now, trusted, is it kept: junk never reaches the disk or pushes a good one out.
+        if fetched:
+            self._to_disk(url, pem)
+        self._fetcher.trusted(url)
+        self._failures.pop(url, None)
+        cert = _Cert(key, min(now + self._max_age, not_after))
+        return self._remember(self._certs, MAX_CERTS, url, cert)
 
-    async def _fetch(self, url: str) -> bytes:
-        problem = x5u_problem(url, self.relaxed)
-        if problem is not None:
-            raise _Refused(Result.NO_X5U, problem)
-        host = urlsplit(url).hostname or ""
-        if not self.relaxed:
-            try:
-                infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-            except OSError as e:
-                raise _Refused(Result.CERT_RETRIEVAL, f"cannot resolve {host}: {e}") from None
-            addresses = {str(info[4][0]) for info in infos}
-            if not addresses or not all(_public(a) for a in addresses):
-                raise _Refused(Result.CERT_RETRIEVAL, f"{host} is not a public address")
-        try:
-            async with self._client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise _Refused(Result.CERT_RETRIEVAL, f"HTTP {response.status_code}")
-                body = b""
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_CERT_BYTES:
-                        raise _Refused(Result.CERT_RETRIEVAL, f"over {MAX_CERT_BYTES} bytes")
-                return body
-        except httpx.HTTPError as e:
-            raise _Refused(Result.CERT_RETRIEVAL, f"{type(e).__name__}: {e}") from None
+    @staticmethod
+    def _remember(cache: OrderedDict[str, _Cert], most: int, url: str, cert: _Cert) -> _Cert:
+        cache[url] = cert
+        cache.move_to_end(url)
+        while len(cache) > most:
+            cache.popitem(last=False)
+        return cert
 
     def _trusted(
         self, chain: list[x509.Certificate], now: datetime
@@ -221,38 +183,38 @@ class Verifier:
         """The signing key, if the chain leads to a CA in the store; and when the first
         certificate on the way expires."""
         if not chain:
-            raise _Refused(Result.CERT_RETRIEVAL, "no certificate in the response")
+            raise Refused(Result.CERT_RETRIEVAL, "no certificate in the response")
         leaf = chain[0]
         key = leaf.public_key()
         if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-            raise _Refused(Result.CERT_NOT_TRUSTED, "the signing key is not EC P-256")
+            raise Refused(Result.CERT_NOT_TRUSTED, "the signing key is not EC P-256")
         if not _spc_first(leaf):
-            raise _Refused(Result.CERT_NO_TN_AUTH, "no TNAuthList with an SPC first")
+            raise Refused(Result.CERT_NO_TN_AUTH, "no TNAuthList with an SPC first")
         not_after = min(c.not_valid_after_utc for c in chain)
         cert = leaf
         for _ in range(MAX_CHAIN):
             if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-                raise _Refused(Result.CERT_DATE, f"{cert.subject.rfc4514_string()} out of date")
+                raise Refused(Result.CERT_DATE, f"{cert.subject.rfc4514_string()} out of date")
             issuer = self._cas.get(cert.issuer.public_bytes()) or next(
                 (c for c in chain[1:] if c.subject == cert.issuer and c is not cert), None
             )
             if issuer is None:
                 break
             if issuer.subject.public_bytes() not in self._cas and not _is_ca(issuer):
-                raise _Refused(Result.CERT_NOT_TRUSTED, "a certificate in the chain is no CA")
+                raise Refused(Result.CERT_NOT_TRUSTED, "a certificate in the chain is no CA")
             try:
                 cert.verify_directly_issued_by(issuer)
             except (ValueError, TypeError, InvalidSignature):
-                raise _Refused(
+                raise Refused(
                     Result.CERT_NOT_TRUSTED, "a signature in the chain is wrong"
                 ) from None
             if issuer.subject.public_bytes() in self._cas:
                 ca = self._cas[issuer.subject.public_bytes()]
                 if not ca.not_valid_before_utc <= now <= ca.not_valid_after_utc:
-                    raise _Refused(Result.CERT_DATE, "the CA certificate is out of date")
+                    raise Refused(Result.CERT_DATE, "the CA certificate is out of date")
                 return key, min(not_after, ca.not_valid_after_utc).timestamp()
             cert = issuer
-        raise _Refused(Result.CERT_NOT_TRUSTED, "the chain does not lead to a trusted CA")
+        raise Refused(Result.CERT_NOT_TRUSTED, "the chain does not lead to a trusted CA")
 
     def _disk_path(self, url: str) -> Path | None:
         if self._cache_dir is None:
@@ -277,10 +239,26 @@ class Verifier:
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_bytes(pem)
             tmp.replace(path)  # never a half-written file under the real name
+            self._prune_disk(path.parent)
         except OSError as e:
             if not self._disk_warned:
                 log.warning("cannot cache STIR/SHAKEN certificates in %s: %s", path.parent, e)
                 self._disk_warned = True
+
+    @staticmethod
+    def _prune_disk(folder: Path) -> None:
+        """At most MAX_DISK_FILES certificates on disk: the oldest go first."""
+        files = sorted(folder.glob("*.pem"), key=lambda f: f.stat().st_mtime)
+        for old in files[: max(0, len(files) - MAX_DISK_FILES)]:
+            old.unlink(missing_ok=True)
+
+    def _forget_disk(self, url: str) -> None:
+        """A cached file that no longer checks out (expired, or left by an older version
+        that cached before checking) goes."""
+        path = self._disk_path(url)
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
 
 
 class ReplayCache:
