@@ -355,7 +355,7 @@ def _checked(setting: Setting, raw: Any, where: str) -> Any:
     if setting.kind is int:
         if from_env or where == "default":
             text = str(raw).strip()
-            if not text.isdigit():
+            if not (text.isascii() and text.isdigit() and len(text) <= 18):
                 raise ConfigError(name, f"expected a whole number, got {raw!r}")
             value = int(text)
         elif not isinstance(raw, int) or isinstance(raw, bool):
@@ -388,13 +388,14 @@ def normalise_database_url(url: str) -> str:
 def parse_listen(raw: str, field: str = "SCREENING_AGI_LISTEN") -> tuple[str, int]:
     """HOST:PORT, or [IPv6]:PORT, or PORT alone (on loopback)."""
     text = raw.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         host, port = "127.0.0.1", text
     elif text.startswith("["):
         host, _, port = text[1:].partition("]:")
     else:
         host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535 or " " in host:
+    good_port = port.isascii() and port.isdigit() and len(port) <= 5
+    if not host or not good_port or not 1 <= int(port) <= 65535 or " " in host:
         raise ConfigError(field, f"expected HOST:PORT like 127.0.0.1:4573, got {raw!r}")
     return host, int(port)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -62,3 +64,25 @@ def ok(result: Result) -> str:
     """The output of a command that must succeed (its stderr in the failure message)."""
     assert result.code == 0, result.err
     return result.out
+
+
+def start_web(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """`screening web` on 127.0.0.1:port with `env` over this process's environment, once it
+    answers; the test fails with its log when it does not start."""
+    import httpx  # only the console tests need it
+    import pytest
+
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "screening", "web", "--listen", f"127.0.0.1:{port}"],
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=log,
+    )
+    for _ in range(100):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/login", timeout=1, trust_env=False)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    pytest.fail(f"screening web did not start:\n{log_path.read_text()}")

@@ -21,7 +21,7 @@ from screening.core.decision import (
     PolicyKind,
 )
 from screening.core.errors import InvalidInput, NotFound
-from screening.service import screener
+from screening.service import parse, screener
 from screening.service.parse import EntryKey, new_dnd, new_entry
 from screening.store import lists, policies
 from screening.store.lists import NewDnd, NewEntry
@@ -107,13 +107,15 @@ def remove_entry(engine: Engine, kind: Literal["block", "allow"], key: EntryKey)
 
 
 def remove_dnd(engine: Engine, schedule_id: str) -> DndWindow:
-    if not schedule_id.strip().lstrip("#").isdigit():
+    try:
+        number = parse.whole_number(schedule_id.strip().lstrip("#"), "ID", 0, parse.MAX_ID)
+    except InvalidInput:
         raise InvalidInput(
             "ID",
             f"expected the number of a schedule from `screening dnd list`, got {schedule_id!r}",
-        )
+        ) from None
     with Session(engine) as session, session.begin():
-        removed = lists.remove_dnd(session, int(schedule_id.strip().lstrip("#")))
+        removed = lists.remove_dnd(session, number)
     if removed is None:
         raise NotFound(f"no DND schedule with id {schedule_id}; see `screening dnd list`")
     return removed

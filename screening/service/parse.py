@@ -23,7 +23,16 @@ from screening.service import screener
 from screening.store.lists import Cursor, NewDnd, NewEntry
 from screening.store.policies import NameKind, NewName, NewPolicy
 
-_HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+_HHMM = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
+# ASCII only: str.isdigit() takes "²" (which int() then refuses) and \d every script's digits.
+_WHOLE = re.compile(r"[0-9]{1,19}")
+
+
+def whole_number(raw: str, field: str, low: int, high: int) -> int:
+    """A whole number from `low` to `high`, written in ASCII digits (leading zeros or not)."""
+    if not _WHOLE.fullmatch(raw) or not low <= int(raw) <= high:
+        raise InvalidInput(field, f"expected a whole number from {low} to {high}, got {raw[:20]!r}")
+    return int(raw)
 
 
 def parse_extension(raw: str, field: str = "--for") -> str:
@@ -144,7 +153,7 @@ def new_dnd(extension: str, days: str, start: str, end: str, tz: str | None = No
 
 # -- times ----------------------------------------------------------------------------------
 
-_DURATION = re.compile(r"(\d{1,6})\s*(m|min|h|d|w)", re.IGNORECASE)
+_DURATION = re.compile(r"([0-9]{1,6})\s*(m|min|h|d|w)", re.IGNORECASE)
 _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _WHEN_HELP = "a duration like 30d, 12h, 2w, a date YYYY-MM-DD, or YYYY-MM-DD HH:MM"
 
@@ -160,7 +169,7 @@ def _date_or_datetime(raw: str, zone: str) -> tuple[datetime, bool] | None:
     """(aware instant, was it a bare date) for YYYY-MM-DD, YYYY-MM-DD HH:MM or ISO 8601."""
     text = raw.strip()
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
             d = date.fromisoformat(text)
             return datetime(d.year, d.month, d.day, tzinfo=ZoneInfo(zone)), True
         parsed = datetime.fromisoformat(text)
@@ -230,7 +239,7 @@ def parse_until(raw: str, now: datetime, zone: str | None = None) -> datetime:
 def parse_number_prefix(raw: str, field: str = "number") -> str:
     """A number search: the start of a normalised number. `+1555`, `1555` and `555-12`
     all search E.164 numbers from their start; empty searches everything."""
-    text = "".join(c for c in raw if c.isdigit() or c == "+")[:32]
+    text = "".join(c for c in raw if c in "0123456789+")[:32]
     if not text:
         if raw.strip():
             raise InvalidInput(field, f"expected digits to search for, got {raw[:40]!r}")
@@ -246,9 +255,7 @@ MAX_CALL_ID = 2**63 - 1
 
 def parse_id(raw: str, field: str = "id", maximum: int = MAX_ID) -> int:
     """The id of a row, as a URL gives it."""
-    if not raw.isdigit() or len(raw) > 19 or int(raw) > maximum:
-        raise InvalidInput(field, f"expected a whole number from 0 to {maximum}, got {raw[:20]!r}")
-    return int(raw)
+    return whole_number(raw, field, 0, maximum)
 
 
 def encode_cursor(cursor: Cursor) -> str:
@@ -276,8 +283,8 @@ def parse_cursor(raw: str | None, field: str = "after") -> Cursor | None:
 
 def parse_entry_id(raw: str) -> int | None:
     """`#12` or `id:12` names an entry by id; anything else is a number."""
-    m = re.fullmatch(r"(?:#|id:)(\d+)", raw.strip())
-    return int(m.group(1)) if m else None
+    m = re.fullmatch(r"(?:#|id:)(.*)", raw.strip())
+    return whole_number(m.group(1), "ID", 0, MAX_ID) if m else None
 
 
 @dataclass(frozen=True)

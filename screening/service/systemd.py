@@ -25,7 +25,9 @@ class Notifier:
         usec = env.get("WATCHDOG_USEC", "")
         pid = env.get("WATCHDOG_PID", "")
         mine = not pid or pid == str(os.getpid())
-        self.watchdog_interval = int(usec) / 1e6 if usec.isdigit() and mine else 0.0
+        self.watchdog_interval = (
+            int(usec) / 1e6 if usec.isascii() and usec.isdigit() and mine else 0.0
+        )
         self._sock: socket.socket | None = None
 
     def send(self, *lines: str) -> None:

@@ -31,6 +31,7 @@ from screening.store import calllog, lists, reports
 from screening.store.accounts import Account
 from screening.store.accounts import audit as audit_row
 from screening.store.models import CallLog
+from screening.web.limits import API_BODY
 from screening.web.openapi import document
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ _FIELDS = {
     "--until": "until",
     "ID": "id",
 }
-MAX_BODY = 16384
+MAX_BODY = API_BODY  # also bounded before it is read (web.limits)
 MAX_LIMIT = 500
 
 
@@ -476,9 +477,7 @@ def _kind(raw: str) -> Literal["block", "allow"]:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return 50
-    if not raw.isdigit() or not 1 <= int(raw[:6]) <= MAX_LIMIT:
-        raise InvalidInput("limit", f"expected a whole number from 1 to {MAX_LIMIT}")
-    return int(raw)
+    return parse.whole_number(raw, "limit", 1, MAX_LIMIT)
 
 
 def _iso(at: datetime | None) -> str | None:

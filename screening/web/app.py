@@ -30,6 +30,7 @@ from screening.store import calllog, lists, reports
 from screening.store.accounts import audit as accounts_audit
 from screening.web import api, pages
 from screening.web.console import Console, csrf_refused
+from screening.web.limits import BodyLimit
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,7 @@ def create_app(
             *api.routes(config, engine),
         ],
         middleware=[
+            Middleware(BodyLimit),  # first: before the session, the routes, any body read
             Middleware(
                 SessionMiddleware,
                 secret_key=secret_key,
@@ -168,7 +170,7 @@ def create_app(
                 max_age=SESSION_AGE,
                 same_site="strict",
                 https_only=https_only,
-            )
+            ),
         ],
     )
 

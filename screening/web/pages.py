@@ -203,9 +203,7 @@ def routes(console: Console) -> list[Route]:
                     raise InvalidInput("decision", "expected allowed, rejected or abandoned")
                 decision = q["decision"]
             if q.get("before"):
-                if not q["before"].isdigit() or len(q["before"]) > 18:
-                    raise InvalidInput("before", "expected the id of a call")
-                before = int(q["before"])
+                before = parse.whole_number(q["before"], "before", 0, parse.MAX_CALL_ID)
         except InvalidInput as e:
             error = str(e)
 
@@ -458,10 +456,12 @@ def routes(console: Console) -> list[Route]:
         if refused is not None:
             return refused
         assert who is not None
-        form = await request.form(max_part_size=MAX_UPLOAD)
-        sent, expected = str(form.get("csrf", "")), request.session.get("csrf")
+        # The token rides in the form's URL, so that it is checked before a byte of the file
+        # is read (the form's hidden field still carries it, for older pages).
+        sent, expected = request.query_params.get("csrf", ""), request.session.get("csrf")
         if not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
             return csrf_refused()
+        form = await request.form(max_part_size=MAX_UPLOAD)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             return back("/transfer", error="file: choose a CSV file to import")

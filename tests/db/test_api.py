@@ -211,3 +211,24 @@ def test_policies_dnd_and_check_through_the_api(apis: tuple[Api, Api, TestClient
     assert [w["id"] for w in listed["schedules"]] == [window["id"]]  # type: ignore[index]
     assert admin.delete(f"/dnd/{window['id']}")[0] == 200  # type: ignore[index]
     assert admin.delete(f"/dnd/{window['id']}")[0] == 404  # type: ignore[index]
+
+
+@pytest.mark.parametrize("raw", ["0000011000", "²", "1²", "٣", "\uff11", "1" * 40, "-1"])
+def test_numbers_are_ascii_digits_within_their_bounds(
+    apis: tuple[Api, Api, TestClient], raw: str
+) -> None:
+    # "0000011000" passed the 500-row cap (1,200 rows came back); "²" passes str.isdigit()
+    # and then int() gave a 500.
+    admin, _, _ = apis
+    for n in range(3):
+        assert admin.post("/lists/block", {"number": f"+155500000{n:02d}"})[0] == 201
+    asked = [("/lists/block", {"limit": raw}), ("/calls", {"limit": raw})]
+    if raw != "0000011000":  # a call id with leading zeros is still a call id
+        asked.append(("/calls", {"before": raw}))
+    for path, params in asked:
+        status, error = admin.get(path, **params)
+        assert status == 400, (path, params, error)
+    status, _ = admin.delete(f"/lists/block/{raw}")
+    assert status in (400, 404)
+    status, _ = admin.post(f"/calls/{raw}/spam", {})
+    assert status in (400, 404)

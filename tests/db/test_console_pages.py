@@ -162,7 +162,7 @@ def test_import_shows_progress_and_export_gives_it_back(admin: TestClient) -> No
     body = "kind,number,name,extension,code,reason\n" + rows
     r = admin.post(
         "/transfer",
-        data={"csrf": csrf(admin, "/transfer")},
+        params={"csrf": csrf(admin, "/transfer")},
         files={"file": ("rules.csv", body.encode(), "text/csv")},
     )
     assert r.status_code == 303
@@ -180,7 +180,7 @@ def test_import_shows_progress_and_export_gives_it_back(admin: TestClient) -> No
     bad = "kind,number\nblock,+15550000001\nblock,garbage\n"
     r = admin.post(
         "/transfer",
-        data={"csrf": csrf(admin, "/transfer")},
+        params={"csrf": csrf(admin, "/transfer")},
         files={"file": ("bad.csv", bad.encode(), "text/csv")},
     )
     for _ in range(100):
@@ -339,7 +339,7 @@ def test_an_upload_past_the_limit_is_refused_with_the_way_out(
     body = "kind,number\n" + "block,+15550000001\n" * 60000  # 1.1 MB
     r = admin.post(
         "/transfer",
-        data={"csrf": csrf(admin, "/transfer")},
+        params={"csrf": csrf(admin, "/transfer")},
         files={"file": ("big.csv", body.encode(), "text/csv")},
     )
     assert r.status_code == 303
@@ -352,3 +352,11 @@ def test_an_id_past_the_column_is_no_such_row_not_a_server_error(admin: TestClie
     for path in ("/lists/block/2147483648/remove", "/dnd/2147483648/remove"):
         r = admin.post(path, data={"csrf": csrf(admin, "/lists/block")})
         assert r.status_code == 404, (path, r.status_code)
+
+
+@pytest.mark.parametrize("raw", ["²", "٣", "1" * 40])
+def test_numbers_in_pages_are_ascii_digits(admin: TestClient, raw: str) -> None:
+    page = admin.get("/calls", params={"before": raw})
+    assert page.status_code == 400 and "before: expected a whole number" in page.text
+    token = csrf(admin, "/lists/block")
+    assert admin.post(f"/lists/block/{raw}/remove", data={"csrf": token}).status_code == 404

@@ -7,16 +7,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.cli_helpers import start_web
 from tests.e2e.conftest import REPO, App, free_port
 
 pytestmark = pytest.mark.e2e
@@ -35,23 +32,9 @@ def console(app: App, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         r = app.cli("user", "add", *args, "--password-file", str(secret))
         assert r.code == 0 or "exists already" in r.err, r.err
     port = free_port()
-    env = {**os.environ, **app.env, "SCREENING_WEB_SECRET_KEY": "browser-test-key"}
-    log = (work / "web.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "screening", "web", "--listen", f"127.0.0.1:{port}"],
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
+    env = {**app.env, "SCREENING_WEB_SECRET_KEY": "browser-test-key"}
+    proc = start_web(env, port, work / "web.log")
     url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(f"{url}/login", timeout=1, trust_env=False)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        pytest.fail(f"screening web did not start:\n{(work / 'web.log').read_text()}")
     yield url
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=20)
