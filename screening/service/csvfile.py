@@ -162,6 +162,9 @@ def _parse_csv(
                 f"line {lineno}", f"has {len(values)} fields but the header has {len(names)}"
             )
         row = dict(zip(names, (v.strip() for v in values), strict=False))
+        for free in ("reason", "name", "source"):
+            if row.get(free):
+                row[free] = text_value(row[free])
         kind = (row.get("kind") or "block").lower()
         if kind not in KINDS:
             raise InvalidInput(
@@ -294,9 +297,26 @@ def _iso(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
 
 
+#: What makes a spreadsheet read a cell as a formula (OWASP, CSV injection), full-width
+#: forms included.
+_FORMULA = tuple("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
+
+
+def text_cell(text: str) -> str:
+    """A free-text value as written to CSV: one more leading ' when, past any quotes it has
+    already, it starts like a formula, so that a spreadsheet shows it as text."""
+    return f"'{text}" if text.lstrip("'").startswith(_FORMULA) else text
+
+
+def text_value(cell: str) -> str:
+    """What text_cell wrote, read back: one leading ' fewer when it protected a formula."""
+    return cell[1:] if cell.startswith("'") and cell.lstrip("'").startswith(_FORMULA) else cell
+
+
 def export(engine: Engine, out: TextIO, kinds: Iterable[Kind] = KINDS) -> dict[str, int]:
     """Write rules as CSV that `screening import` reads back unchanged. Numbers are written
-    normalised (prefixes with their *), so the file does not depend on the region."""
+    normalised (prefixes with their *), so the file does not depend on the region; free text
+    (reasons, names, sources) is safe to open in a spreadsheet (text_cell)."""
     wanted = list(kinds)
     header = _HEADERS[wanted[0]] if len(wanted) == 1 else COLUMNS
     writer = csv.DictWriter(out, fieldnames=header, extrasaction="ignore", lineterminator="\n")
@@ -313,7 +333,7 @@ def export(engine: Engine, out: TextIO, kinds: Iterable[Kind] = KINDS) -> dict[s
                             "extension": "" if p.scope == GLOBAL else p.scope,
                             "action": p.action,
                             "code": p.sip_code or "",
-                            "source": p.source,
+                            "source": text_cell(p.source),
                         }
                     )
                     counts[kind] += 1
@@ -324,11 +344,11 @@ def export(engine: Engine, out: TextIO, kinds: Iterable[Kind] = KINDS) -> dict[s
                     writer.writerow(
                         {
                             "kind": kind,
-                            "name": n.pattern,
+                            "name": text_cell(n.pattern),
                             "extension": "" if n.scope == GLOBAL else n.scope,
                             "code": n.sip_code or "",
-                            "reason": n.reason or "",
-                            "source": n.source,
+                            "reason": text_cell(n.reason or ""),
+                            "source": text_cell(n.source),
                         }
                     )
                     counts[kind] += 1
@@ -357,8 +377,8 @@ def export(engine: Engine, out: TextIO, kinds: Iterable[Kind] = KINDS) -> dict[s
                         "number": e.value + ("*" if e.is_prefix else ""),
                         "extension": "" if e.scope == GLOBAL else e.scope,
                         "code": getattr(e, "sip_code", ""),
-                        "reason": e.reason or "",
-                        "source": e.source,
+                        "reason": text_cell(e.reason or ""),
+                        "source": text_cell(e.source),
                         "expires": _iso(e.expires_at),
                     }
                 )

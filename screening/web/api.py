@@ -25,7 +25,7 @@ from screening.core.decision import DndWindow, Entry, NameEntry, Policy
 from screening.core.errors import InvalidInput, NotFound
 from screening.core.features import Reputation
 from screening.core.numbers import normalise
-from screening.service import ops, parse
+from screening.service import ops, parse, views
 from screening.service.accounts import Accounts
 from screening.store import calllog, lists, reports
 from screening.store.accounts import Account
@@ -362,7 +362,7 @@ def routes(config: Config, engine: Engine) -> list[Route]:
         more = len(rows) > limit
         rows = rows[:limit]
         return 200, {
-            "calls": [_call(r) for r in rows],
+            "calls": [_call(r, ask.admin) for r in rows],
             "next": rows[-1].id if more and rows else None,
         }
 
@@ -387,12 +387,21 @@ def routes(config: Config, engine: Engine) -> list[Route]:
         return 200, {"outcome": result.outcome.value, "detail": result.detail}
 
     def check(ask: Ask) -> tuple[int, Any]:
-        extension = ask.own(parse.parse_extension(ask.query.get("extension", ""), "extension"))
+        asked = ask.query.get("extension")
+        if asked is None and not ask.admin:
+            asked = ask.who.extension  # a user's own, unless they name it
+        extension = ask.own(parse.parse_extension(asked or "", "extension"))
         assert extension is not None
         caller = ask.query.get("caller", "")
         call = parse.incoming(caller, extension, region)
         now = datetime.now(UTC)
         decision = ops.check(engine, call, now)
+        policy = decision.policy.value if decision.policy else None
+        reason = (
+            decision.reason
+            if ask.admin
+            else views.reason_for_user(decision.rule_kind, policy, None)
+        )
         return 200, {
             "caller": call.caller_raw,
             "caller_normalised": call.caller,
@@ -400,9 +409,9 @@ def routes(config: Config, engine: Engine) -> list[Route]:
             "action": decision.action.value,
             "sip_code": decision.sip_code,
             "rule_kind": decision.rule_kind,
-            "rule_id": decision.rule_id,
-            "policy": decision.policy.value if decision.policy else None,
-            "reason": decision.reason,
+            "rule_id": decision.rule_id if ask.admin else None,
+            "policy": policy,
+            "reason": reason,
         }
 
     def stats(ask: Ask) -> tuple[int, Any]:
@@ -539,7 +548,9 @@ def _window(w: DndWindow) -> dict[str, Any]:
     }
 
 
-def _call(r: CallLog) -> dict[str, Any]:
+def _call(r: CallLog, admin: bool = True) -> dict[str, Any]:
+    """One call; for a user, with the rule that decided told by its kind only (views)."""
+    reason = r.reason if admin else views.reason_for_user(r.rule_kind, r.policy, r.challenge)
     return {
         "id": r.id,
         "at": _iso(r.at),
@@ -550,8 +561,8 @@ def _call(r: CallLog) -> dict[str, Any]:
         "decision": r.decision,
         "code": r.sip_code,
         "rule_kind": r.rule_kind,
-        "rule_id": r.rule_id,
-        "reason": r.reason,
+        "rule_id": r.rule_id if admin else None,
+        "reason": reason,
         "policy": r.policy,
         "verification": r.verification,
         "attestation": r.attestation,

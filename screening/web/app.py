@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from screening.config import Config
 from screening.core.features import Reputation
+from screening.service import views
 from screening.service.accounts import Refused
 from screening.store import calllog, lists, reports
 from screening.store.accounts import audit as accounts_audit
@@ -119,6 +120,13 @@ def create_app(
             user=who,
             extension=extension,
             calls=calls,
+            # A user learns which kind of rule decided, never an admin's rule itself.
+            reasons={
+                c.id: c.reason
+                if who is not None and who.role == "admin"
+                else views.reason_for_user(c.rule_kind, c.policy, c.challenge)
+                for c in calls
+            },
             marked=marked,
             blocks=blocks,
             allows=allows,

