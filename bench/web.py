@@ -119,7 +119,7 @@ def main() -> int:
     accounts = Accounts(engine)
     now = datetime.now(UTC)
     accounts.add("bench", "admin", None, PASSWORD, now)
-    token = accounts.new_token("bench", now)
+    token, _ = accounts.new_token("bench", now, None)
     with Session(engine) as s:
         entries = s.scalar(select(func.count()).select_from(BlockEntry))
         calls = s.scalar(select(func.count()).select_from(CallLog))

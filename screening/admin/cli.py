@@ -29,6 +29,7 @@ from screening.core.numbers import normalise
 from screening.service import accounts as accounts_service
 from screening.service import csvfile, ops, parse
 from screening.store import calllog, lists, migrate, policies
+from screening.store.accounts import Token
 from screening.store.engine import make_engine
 from screening.store.policies import NameKind
 
@@ -974,12 +975,87 @@ def user_passwd(ctx: Context, name: str, password_file: str | None) -> None:
     click.echo(f"password set for {name}")
 
 
-@user.command("token")
+@user.command("role")
 @click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "user"]), required=True)
+@click.option("--extension", metavar="EXT", help="The extension a user sees (users only).")
 @pass_ctx
-def user_token(ctx: Context, name: str) -> None:
-    """Print a new API token for NAME (Authorization: Bearer TOKEN). Shown once."""
-    click.echo(accounts_service.Accounts(ctx.engine()).new_token(name, datetime.now(UTC)))
+def user_role(ctx: Context, name: str, role: str, extension: str | None) -> None:
+    """Make NAME an admin, or the user of one extension. Their sessions end."""
+    name, role, extension = parse.new_user(name, role, extension)
+    accounts_service.Accounts(ctx.engine()).set_role(name, role, extension, datetime.now(UTC))
+    scope = f" for extension {extension}" if extension else ""
+    click.echo(f"{name} is now {role}{scope}; their console sessions ended")
+
+
+@user.command("token")
+@click.argument("name", required=False)
+@click.option(
+    "--expires",
+    default="90d",
+    show_default=True,
+    metavar="WHEN",
+    help="When the new token stops working: 30d, 2027-06-30, ... or never.",
+)
+@click.option("--list", "listing", is_flag=True, help="List API tokens (all, or NAME's).")
+@click.option("--revoke", metavar="ID", help="Revoke the token with this id (from --list).")
+@json_option
+@pass_ctx
+def user_token(
+    ctx: Context,
+    name: str | None,
+    expires: str,
+    listing: bool,
+    revoke: str | None,
+    as_json: bool,
+) -> None:
+    """Print a new API token for NAME (Authorization: Bearer TOKEN), shown once; or list
+    tokens, or revoke one."""
+    service = accounts_service.Accounts(ctx.engine())
+    now = datetime.now(UTC)
+    if revoke is not None:
+        gone = service.revoke_token(
+            parse.whole_number(revoke.lstrip("#"), "--revoke", 0, parse.MAX_ID), now
+        )
+        click.echo(f"revoked token #{gone.id} of {gone.user}")
+        return
+    if listing:
+        _tokens(service.tokens(name), as_json)
+        return
+    if name is None:
+        raise InvalidInput("NAME", "expected the user to make a token for (or --list, --revoke)")
+    until = None if expires == "never" else parse.parse_expires(expires, now)
+    token, token_id = service.new_token(name, now, until)
+    click.echo(token)
+    when = f"expires {_local(until)}" if until else "never expires"
+    click.echo(f"token #{token_id} for {name}, {when}; shown once", err=True)
+
+
+def _tokens(found: list[Token], as_json: bool) -> None:
+    if as_json:
+        _json(
+            [
+                {
+                    "id": t.id,
+                    "user": t.user,
+                    "created_at": _iso(t.created_at),
+                    "last_used_at": _iso(t.last_used_at),
+                    "expires_at": _iso(t.expires_at),
+                }
+                for t in found
+            ]
+        )
+        return
+    if not found:
+        click.echo("no API tokens")
+        return
+    _table(
+        ["ID", "USER", "CREATED", "LAST USED", "EXPIRES"],
+        [
+            [f"#{t.id}", t.user, _local(t.created_at), _local(t.last_used_at), _local(t.expires_at)]
+            for t in found
+        ],
+    )
 
 
 # -- import / export ------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,9 +23,12 @@ from screening.store.accounts import Account
 
 log = logging.getLogger(__name__)
 
-#: Failures in a row before an account is locked, and for how long.
+#: Failures within LOCK_FOR before an account is locked to strangers (and a browser to
+#: itself), and how long that lasts.
 LOCK_AFTER = 5
 LOCK_FOR = timedelta(minutes=15)
+#: Failures within LOCK_FOR from one source address before it is refused unchecked.
+SOURCE_FAILURES = 20
 MIN_PASSWORD = 10
 
 _hasher = PasswordHasher()
@@ -51,9 +55,33 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class Failures:
+    """Recent failures per key (a source address, a browser), at most `most` within
+    `window`; bounded in keys, the oldest forgotten first. Pure bookkeeping, no I/O."""
+
+    def __init__(self, most: int, window: timedelta, keys: int = 10_000) -> None:
+        self._most, self._window, self._keys = most, window, keys
+        self._seen: OrderedDict[str, list[datetime]] = OrderedDict()
+
+    def spent(self, key: str, now: datetime) -> bool:
+        times = [t for t in self._seen.get(key, ()) if t > now - self._window]
+        return len(times) >= self._most
+
+    def add(self, key: str, now: datetime) -> None:
+        times = [t for t in self._seen.pop(key, []) if t > now - self._window]
+        self._seen[key] = [*times, now][-self._most :]
+        while len(self._seen) > self._keys:
+            self._seen.popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        self._seen.pop(key, None)
+
+
 class Accounts:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._sources = Failures(SOURCE_FAILURES, LOCK_FOR)
+        self._devices = Failures(LOCK_AFTER, LOCK_FOR)
 
     def add(
         self,
@@ -74,6 +102,7 @@ class Accounts:
             raise InvalidInput("NAME", f"a user named {name!r} exists already") from None
 
     def passwd(self, name: str, password: str, now: datetime) -> None:
+        """A new password; the lock is lifted and every session of the user ends."""
         hashed = _hasher.hash(check_password(password))
         with Session(self._engine) as s, s.begin():
             if not accounts.set_password(s, name, hashed):
@@ -90,15 +119,46 @@ class Accounts:
         with Session(self._engine) as s:
             return accounts.all_accounts(s)
 
-    def new_token(self, name: str, now: datetime) -> str:
+    def new_token(
+        self, name: str, now: datetime, expires: datetime | None, actor: str = "cli"
+    ) -> tuple[str, int]:
+        """(the token, shown once; its id, for listing and revoking it)."""
         token = secrets.token_urlsafe(32)
         with Session(self._engine) as s, s.begin():
             account = accounts.find(s, name)
             if account is None:
                 raise NotFound(f"no user {name!r}; see `screening user list`")
-            accounts.add_token(s, account.id, token_hash(token), now)
-            accounts.audit(s, "cli", "user token", name, now)
-        return token
+            token_id = accounts.add_token(s, account.id, token_hash(token), now, expires)
+            until = f"until {expires:%Y-%m-%d}" if expires else "no expiry"
+            accounts.audit(s, actor, "user token", f"{name}: token #{token_id}, {until}", now)
+        return token, token_id
+
+    def tokens(self, name: str | None = None) -> list[accounts.Token]:
+        with Session(self._engine) as s:
+            if name is not None and accounts.find(s, name) is None:
+                raise NotFound(f"no user {name!r}; see `screening user list`")
+            return accounts.tokens(s, name)
+
+    def revoke_token(self, token_id: int, now: datetime, actor: str = "cli") -> accounts.Token:
+        with Session(self._engine) as s, s.begin():
+            gone = accounts.revoke_token(s, token_id)
+            if gone is None:
+                raise NotFound(f"no API token #{token_id}; see `screening user token --list`")
+            accounts.audit(s, actor, "user token revoke", f"{gone.user}: token #{token_id}", now)
+            return gone
+
+    def set_role(
+        self, name: str, role: str, extension: str | None, now: datetime, actor: str = "cli"
+    ) -> None:
+        with Session(self._engine) as s, s.begin():
+            if not accounts.set_role(s, name, role, extension):
+                raise NotFound(f"no user {name!r}; see `screening user list`")
+            accounts.audit(s, actor, "user role", f"{name}: {role} {extension or ''}", now)
+
+    def end_sessions(self, account: Account, now: datetime, why: str) -> None:
+        with Session(self._engine) as s, s.begin():
+            accounts.end_sessions(s, account.id)
+            accounts.audit(s, account.name, why, "", now)
 
     def by_token(self, token: str, now: datetime) -> Account | None:
         with Session(self._engine) as s, s.begin():
@@ -108,28 +168,82 @@ class Accounts:
         with Session(self._engine) as s:
             return accounts.get(s, user_id)
 
-    def login(self, name: str, password: str, now: datetime) -> Account | Refused:
-        """Blocking (argon2): call it on a thread. Five failures in a row lock the account
-        for 15 minutes; the page says the same for every failure."""
+    def login(
+        self,
+        name: str,
+        password: str,
+        now: datetime,
+        source: str = "?",
+        device: tuple[int, str] | None = None,
+    ) -> Account | Refused:
+        """Blocking (argon2): call it on a thread. Every path checks exactly one password
+        hash, so an answer takes as long whether the name exists, is locked or throttled.
+
+        `device` is (user id, device id) from the browser's signed cookie of an earlier good
+        login. Attempts from a known device of this account count against that device only;
+        others against the source (20 in 15 minutes) and the account (5 in 15 minutes, each
+        counted before its password is checked, in one statement, however many arrive at
+        once). So a stranger can lock strangers out of an account, never its owner's own
+        browser."""
+        name = name[:64]
         with Session(self._engine) as s, s.begin():
-            account = accounts.find(s, name[:64])
-            if account is None:
-                _verify(_DUMMY, password)
-                return Refused(f"no user {name[:64]!r}")
-            if account.locked_until is not None and account.locked_until > now:
-                return Refused(f"{account.name} is locked until {account.locked_until:%H:%M} UTC")
-            if not _verify(account.password_hash, password):
-                failures = account.failed_logins + 1
-                lock = now + LOCK_FOR if failures >= LOCK_AFTER else None
-                accounts.login_failed(s, account.id, lock)
-                if lock is not None:
-                    log.warning(
-                        "user %s locked for 15 minutes after %d failed logins", name, failures
-                    )
-                return Refused(f"wrong password for {account.name} ({failures} in a row)")
+            account = accounts.find(s, name)
+            known = device is not None and account is not None and device[0] == account.id
+            why = self._barred(s, account, source, device if known else None, now)
+        if account is None or why is not None:
+            _verify(_DUMMY, password)
+            self._failed(source, None, now)
+            return Refused(why or f"no user {name!r}")
+        if not _verify(account.password_hash, password):
+            self._failed(source, device if known else None, now)
+            if not known:
+                self._lock_if_spent(account, now)
+            return Refused(f"wrong password for {account.name}")
+        with Session(self._engine) as s, s.begin():
             accounts.login_ok(s, account.id)
             accounts.audit(s, account.name, "login", "", now)
-            return account
+        if known and device is not None:
+            self._devices.forget(device[1])
+        return account
+
+    def _barred(
+        self,
+        s: Session,
+        account: Account | None,
+        source: str,
+        device: tuple[int, str] | None,
+        now: datetime,
+    ) -> str | None:
+        """Why this attempt is refused unchecked, or None (it is then counted)."""
+        if device is not None:
+            if self._devices.spent(device[1], now):
+                return f"too many failures from this browser for {account.name if account else '?'}"
+            return None
+        if self._sources.spent(source, now):
+            return f"too many failures from {source}"
+        if account is not None and not accounts.reserve_attempt(
+            s, account.id, now, now - LOCK_FOR, LOCK_AFTER
+        ):
+            return f"{account.name} is locked for now ({LOCK_AFTER} failures in 15 minutes)"
+        return None
+
+    def _failed(self, source: str, device: tuple[int, str] | None, now: datetime) -> None:
+        if device is not None:
+            self._devices.add(device[1], now)
+        else:
+            self._sources.add(source, now)
+
+    def _lock_if_spent(self, account: Account, now: datetime) -> None:
+        with Session(self._engine) as s, s.begin():
+            current = accounts.get(s, account.id)
+            if current is not None and current.failed_logins >= LOCK_AFTER:
+                accounts.lock(s, account.id, now + LOCK_FOR)
+                log.warning(
+                    "user %s locked for 15 minutes to strangers after %d failed logins "
+                    "(a browser it logged in from before can still log in)",
+                    account.name,
+                    current.failed_logins,
+                )
 
     def audit(self, actor: str, action: str, detail: str, now: datetime) -> None:
         with Session(self._engine) as s, s.begin():

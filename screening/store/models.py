@@ -228,6 +228,9 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # 0010: in every session cookie; raised when the user's sessions must end.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the last failure
 
 
 class ApiToken(Base):
@@ -240,6 +243,7 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # 0010; NULL: never
 
 
 class AuditEntry(Base):

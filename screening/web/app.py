@@ -31,12 +31,16 @@ from screening.store import calllog, lists, reports
 from screening.store.accounts import audit as accounts_audit
 from screening.web import api, pages
 from screening.web.console import Console, csrf_refused
+from screening.web.devices import KnownDevices
 from screening.web.limits import BodyLimit
 
 log = logging.getLogger(__name__)
 
 #: How long a session lasts without being used.
 SESSION_AGE = int(timedelta(hours=8).total_seconds())
+#: The cookie that marks a browser an account logged in from (web.devices).
+DEVICE_COOKIE = "screening_device"
+DEVICE_AGE = int(timedelta(days=180).total_seconds())
 
 
 def create_app(
@@ -44,6 +48,7 @@ def create_app(
 ) -> Starlette:
     console = Console(config, engine)
     accounts = console.accounts
+    devices = KnownDevices(secret_key)
     reputation = Reputation(config.reputation_reports, config.reputation_days)
 
     async def login_form(request: Request) -> Response:
@@ -55,9 +60,10 @@ def create_app(
             return csrf_refused()
         name, password = form.get("name", ""), form.get("password", "")
         now = datetime.now(UTC)
-        result = await asyncio.to_thread(accounts.login, name, password, now)
+        peer = request.client.host if request.client else "?"
+        device = devices.read(request.cookies.get(DEVICE_COOKIE, ""))
+        result = await asyncio.to_thread(accounts.login, name, password, now, peer, device)
         if isinstance(result, Refused):
-            peer = request.client.host if request.client else "?"
             log.warning("console login refused from %s: %s", peer, result.why)
             # The same words whatever went wrong: no hint which names exist.
             return console.page(
@@ -65,11 +71,26 @@ def create_app(
             )
         request.session.clear()  # a new session on login: no fixation
         request.session["uid"] = result.id
-        return RedirectResponse("/", 303)
+        request.session["epoch"] = result.session_epoch
+        response = RedirectResponse("/", 303)
+        if device is None or device[0] != result.id:
+            response.set_cookie(
+                DEVICE_COOKIE,
+                devices.issue(result.id),
+                max_age=DEVICE_AGE,
+                httponly=True,
+                samesite="strict",
+                secure=https_only,
+            )
+        return response
 
     async def logout(request: Request) -> Response:
         if await console.form(request) is None:
             return csrf_refused()
+        who = console.account(request)
+        if who is not None:
+            # Every session of this user ends, a copied cookie too.
+            await asyncio.to_thread(accounts.end_sessions, who, datetime.now(UTC), "logout")
         request.session.clear()
         return RedirectResponse("/login", 303)
 

@@ -53,8 +53,17 @@ class Console:
         return {k: str(v) for k, v in form.items() if isinstance(v, str)}
 
     def account(self, request: Request) -> Account | None:
-        uid = request.session.get("uid")
-        return self.accounts.get(uid) if isinstance(uid, int) else None
+        """The session's account, if the session is still one of its sessions: logout, a
+        new password, a new role or removal raise the account's epoch, and every cookie
+        that carries the old one (copies included) stops working."""
+        uid, epoch = request.session.get("uid"), request.session.get("epoch")
+        if not isinstance(uid, int) or not isinstance(epoch, int):
+            return None
+        account = self.accounts.get(uid)
+        if account is None or account.session_epoch != epoch:
+            request.session.clear()
+            return None
+        return account
 
     def page(
         self,

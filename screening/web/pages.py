@@ -529,8 +529,23 @@ def routes(console: Console) -> list[Route]:
             "users.html",
             user=who,
             users=await asyncio.to_thread(console.accounts.all),
+            tokens=await asyncio.to_thread(console.accounts.tokens),
             notes=console.notes(request),
         )
+
+    async def token_revoke(request: Request) -> Response:
+        asked = await console.admin_form(request)
+        if isinstance(asked, Response):
+            return asked
+        who, _ = asked
+        try:
+            token_id = parse.parse_id(str(request.path_params["id"]))
+            gone = await asyncio.to_thread(
+                console.accounts.revoke_token, token_id, datetime.now(UTC), who.name
+            )
+        except (InvalidInput, NotFound):
+            return PlainTextResponse("no such token", 404)
+        return back("/users", done=f"revoked token #{gone.id} of {gone.user}")
 
     async def user_add(request: Request) -> Response:
         asked = await console.admin_form(request)
@@ -599,6 +614,7 @@ def routes(console: Console) -> list[Route]:
         Route("/users", users_page, methods=["GET"]),
         Route("/users", user_add, methods=["POST"]),
         Route("/users/remove", user_remove, methods=["POST"]),
+        Route("/users/tokens/{id}/revoke", token_revoke, methods=["POST"]),
         Route("/audit", audit_page, methods=["GET"]),
     ]
 

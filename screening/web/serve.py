@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from screening.config import Config
+from screening.core.errors import ConfigError
 from screening.service.runtime import stop_on_signals
 from screening.service.systemd import Notifier
 from screening.store import calllog
@@ -22,9 +23,19 @@ from screening.web.app import create_app
 
 log = logging.getLogger(__name__)
 
+#: A key that signs session cookies must not be guessable.
+MIN_SECRET_KEY = 32
+
 
 async def serve(config: Config, engine: Engine) -> None:
     key = config.web_secret_key
+    if key and len(key) < MIN_SECRET_KEY:
+        raise ConfigError(
+            "web.secret_key",
+            f"expected at least {MIN_SECRET_KEY} characters (it signs every session: make one "
+            "with `head -c 32 /dev/urandom | base64`), got "
+            f"{len(key)}",
+        )
     if not key:
         key = secrets.token_urlsafe(32)
         log.warning(

@@ -57,8 +57,8 @@ def apis(database_url: str) -> Iterator[tuple[Api, Api, TestClient]]:
     accounts.add("bob", "user", "201", PASSWORD, now)
     client = TestClient(create_app(Config(), engine, "test-secret"))
     yield (
-        Api(client, accounts.new_token("alice", now)),
-        Api(client, accounts.new_token("bob", now)),
+        Api(client, accounts.new_token("alice", now, None)[0]),
+        Api(client, accounts.new_token("bob", now, None)[0]),
         client,
     )
     engine.dispose()

@@ -41,7 +41,7 @@ def api_schema(request: pytest.FixtureRequest, database_url: str) -> Iterator[Op
     now = datetime.now(UTC)
     role: str = request.param
     accounts.add("fuzz", role, "201" if role == "user" else None, "correct horse battery", now)
-    TOKENS["current"] = accounts.new_token("fuzz", now)
+    TOKENS["current"] = accounts.new_token("fuzz", now, None)[0]
     app = create_app(Config(), engine, "test-secret")
     yield schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)
     engine.dispose()

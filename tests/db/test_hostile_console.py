@@ -168,3 +168,81 @@ def test_a_content_length_that_is_not_a_number_is_refused(console: Console, leng
     s.close()
     assert answer.split(" ", 2)[1] in ("400", "413"), answer[:80]
     assert console.proc.poll() is None
+
+
+def signed_in(console: Console, name: str, password: str = PASSWORD) -> httpx.Client:
+    c = console.client()
+    page = c.get("/login").text
+    token = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert token is not None
+    r = c.post("/login", data={"csrf": token.group(1), "name": name, "password": password})
+    assert r.status_code == 303 and r.headers["location"] == "/", r.text[:200]
+    return c
+
+
+def copy_of(c: httpx.Client, console: Console) -> httpx.Client:
+    """Another client holding only a copy of c's session cookie (as a thief would)."""
+    thief = console.client()
+    thief.cookies.set("screening_session", c.cookies["screening_session"])
+    return thief
+
+
+def works(c: httpx.Client) -> bool:
+    return c.get("/ext/201").status_code == 200
+
+
+def test_a_copied_session_cookie_ends_with_logout_passwd_role_and_removal(
+    console: Console,
+) -> None:
+    # Sessions were signed cookies that survived logout and `passwd`: a copy still worked.
+    env = console.env
+    pw = console.tmp.parent / "pw"
+    steps = [
+        ("logout", None),
+        ("passwd", ["user", "passwd", "bob", "--password-file", str(pw)]),
+        ("role", ["user", "role", "bob", "--role", "user", "--extension", "201"]),
+        ("remove", ["user", "remove", "bob"]),
+    ]
+    for what, command in steps:
+        bob = signed_in(console, "bob")
+        thief = copy_of(bob, console)
+        assert works(thief), what
+        if command is None:
+            token = re.search(r'name="csrf" value="([^"]+)"', bob.get("/ext/201").text)
+            assert token is not None
+            assert bob.post("/logout", data={"csrf": token.group(1)}).status_code == 303
+        else:
+            assert run(*command, env=env).code == 0
+        r = thief.get("/ext/201", follow_redirects=False)
+        assert (r.status_code, r.headers.get("location")) == (303, "/login"), what
+
+
+def test_the_owners_browser_signs_in_while_a_stranger_has_the_account_locked(
+    console: Console,
+) -> None:
+    admin = signed_in(console, "alice")  # an earlier good login marks this browser
+    assert "screening_device" in admin.cookies
+    stranger = console.client()
+    for _ in range(8):
+        page = stranger.get("/login").text
+        token = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert token is not None
+        data = {"csrf": token.group(1), "name": "alice", "password": "a guess"}
+        assert stranger.post("/login", data=data).status_code == 401
+    with pytest.raises(AssertionError):
+        signed_in(console, "alice")  # a new browser: locked to strangers for now
+    device = admin.cookies["screening_device"]
+    again = console.client()
+    again.cookies.set("screening_device", device)
+    page = again.get("/login").text
+    token = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert token is not None
+    r = again.post("/login", data={"csrf": token.group(1), "name": "alice", "password": PASSWORD})
+    assert (r.status_code, r.headers.get("location")) == (303, "/")
+
+
+def test_a_short_secret_key_is_refused_at_start(console: Console, tmp_path: Path) -> None:
+    env = {**console.env, "SCREENING_WEB_SECRET_KEY": "short", "SCREENING_METRICS_LISTEN": "off"}
+    r = run("web", "--listen", f"127.0.0.1:{free_port()}", env=env)
+    assert r.code == 2
+    assert "web.secret_key: expected at least 32 characters" in r.err

@@ -89,7 +89,7 @@ def proxied(tmp_path: Path) -> Iterator[tuple[str, str]]:
     web_port, https_port, http_port = free_port(), free_port(), free_port()
     web = subprocess.Popen(
         [sys.executable, "-m", "screening", "web", "--listen", f"127.0.0.1:{web_port}"],
-        env={**env, "SCREENING_WEB_SECURE_COOKIES": "true", "SCREENING_WEB_SECRET_KEY": "k"},
+        env={**env, "SCREENING_WEB_SECURE_COOKIES": "true", "SCREENING_WEB_SECRET_KEY": "k" * 32},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

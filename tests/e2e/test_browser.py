@@ -32,7 +32,7 @@ def console(app: App, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         r = app.cli("user", "add", *args, "--password-file", str(secret))
         assert r.code == 0 or "exists already" in r.err, r.err
     port = free_port()
-    env = {**app.env, "SCREENING_WEB_SECRET_KEY": "browser-test-key"}
+    env = {**app.env, "SCREENING_WEB_SECRET_KEY": "browser-test-key-" * 3}
     proc = start_web(env, port, work / "web.log")
     url = f"http://127.0.0.1:{port}"
     yield url
