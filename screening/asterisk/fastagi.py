@@ -43,7 +43,7 @@ from screening.core.decision import Decision
 from screening.core.errors import ScreeningError
 from screening.core.features import Result
 from screening.service.features import FeatureCodes
-from screening.service.runtime import running, stop_on_signals
+from screening.service.runtime import connection_cap, running, stop_on_signals
 from screening.service.screener import Act, Call, Screener, failed_open
 
 log = logging.getLogger(__name__)
@@ -448,6 +448,11 @@ async def serve(config: Config, engine: Engine) -> None:
     write the call log."""
     stop = stop_on_signals()
     async with running(config, engine) as service:
-        server = FastAgiServer(service.screener, service.features, challenge=config.challenge)
+        server = FastAgiServer(
+            service.screener,
+            service.features,
+            max_connections=connection_cap(MAX_CONNECTIONS, service.open_files),
+            challenge=config.challenge,
+        )
         service.metrics.fastagi_connections.set_function(lambda: server.open_connections)
         await server.run(config.agi_host, config.agi_port, stop, service.ready)

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 BUCKETS = (0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.3, 1.0)
 #: The longest request line and headers we read: nothing but a GET is expected here.
 MAX_REQUEST = 8192
+#: Connections at once; more are closed as soon as they are accepted.
+MAX_CONNECTIONS = 32
 
 
 class Metrics:
@@ -126,6 +128,7 @@ class MetricsServer:
     def __init__(self, metrics: Metrics, checks: dict[str, Check]) -> None:
         self._metrics = metrics
         self._checks = checks
+        self._open = 0
 
     async def start(self, host: str, port: int) -> asyncio.Server | None:
         """Listening, or None (with a warning) when the address cannot be had: metrics are
@@ -137,6 +140,10 @@ class MetricsServer:
             return None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._open >= MAX_CONNECTIONS:
+            writer.close()  # a scraper needs one; a flood must not take the process's files
+            return
+        self._open += 1
         try:
             async with asyncio.timeout(2):
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -152,6 +159,7 @@ class MetricsServer:
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
             pass
         finally:
+            self._open -= 1
             writer.close()
 
     async def _answer(self, method: str, path: str) -> tuple[str, str, bytes]:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import resource
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -40,10 +41,50 @@ class Service:
     metrics: Metrics
     #: What /readyz asks; a door adds its own ("asterisk").
     checks: dict[str, Check]
+    #: The process's limit on open files, raised at start (raise_open_files).
+    open_files: int = 1024
 
     def ready(self, status: str) -> None:
         """The door takes calls: systemd's READY=1 (Type=notify)."""
         self.systemd.ready(status)
+
+
+#: Open files a service asks for: the units set it (LimitNOFILE); by hand, systemd and most
+#: shells give 1,024, under FastAGI's own cap of connections.
+WANT_OPEN_FILES = 65536
+#: Descriptors kept for what is not a listener's connection: database pools, ARI, logs,
+#: certificate fetches, the metrics listener's few.
+RESERVED_FILES = 256
+
+
+def raise_open_files(want: int = WANT_OPEN_FILES) -> int:
+    """Raise the soft limit on open files as far as the hard one allows, up to `want`;
+    returns the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as e:
+            log.warning("could not raise the open-files limit from %d to %d: %s", soft, target, e)
+    return want if soft == resource.RLIM_INFINITY else soft
+
+
+def connection_cap(wanted: int, open_files: int) -> int:
+    """A listener's cap on connections that fits under the open-files limit, with room for
+    everything else the process needs: past the limit, accept() fails for every listener
+    and the database alike."""
+    room = max(open_files - RESERVED_FILES, open_files // 2)
+    if wanted > room:
+        log.warning(
+            "the open-files limit is %d: at most %d connections at once, not %d "
+            "(raise LimitNOFILE)",
+            open_files,
+            room,
+            wanted,
+        )
+    return min(wanted, room)
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -60,6 +101,7 @@ def stop_on_signals() -> asyncio.Event:
 async def running(config: Config, engine: Engine) -> AsyncIterator[Service]:
     """Open everything a door needs; on the way out, write every pending call-log row. Exits
     1 (SystemExit) when rows could not be written because the database stayed away."""
+    open_files = raise_open_files()
     verifier = stir_verifier(config)
     reader = lookup_engine(engine)
     writer = CallLogWriter(side_engine(engine))
@@ -92,7 +134,7 @@ async def running(config: Config, engine: Engine) -> AsyncIterator[Service]:
     if config.metrics_listen is not None:
         http = await MetricsServer(metrics, checks).start(*config.metrics_listen)
     try:
-        yield Service(screener, features, systemd, metrics, checks)
+        yield Service(screener, features, systemd, metrics, checks, open_files)
     finally:
         systemd.stopping()
         if http is not None:

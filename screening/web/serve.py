@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from screening.config import Config
 from screening.core.errors import ConfigError
-from screening.service.runtime import stop_on_signals
+from screening.service.runtime import connection_cap, raise_open_files, stop_on_signals
 from screening.service.systemd import Notifier
 from screening.store import calllog
 from screening.web.app import create_app
@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: A key that signs session cookies must not be guessable.
 MIN_SECRET_KEY = 32
+#: Requests at once: a console serves a few people.
+WEB_CONNECTIONS = 256
 
 
 async def serve(config: Config, engine: Engine) -> None:
@@ -53,6 +55,10 @@ async def serve(config: Config, engine: Engine) -> None:
             server_header=False,
             proxy_headers=False,  # only a proxy the admin configures may set client addresses
             lifespan="off",
+            # Past this many connections at once, uvicorn answers 503: a flood cannot take
+            # every open file (the limit is raised first, below the unit's LimitNOFILE).
+            limit_concurrency=connection_cap(WEB_CONNECTIONS, raise_open_files()),
+            backlog=256,
         )
     )
     systemd = Notifier()

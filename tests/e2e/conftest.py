@@ -7,6 +7,7 @@ fail and say why. SCREENING_TEST_NO_E2E=1 leaves them out on purpose.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -80,6 +81,8 @@ class App:
         **settings: str,
     ) -> None:
         self.door = door
+        #: The soft RLIMIT_NOFILE it starts with, when set (systemd's default: 1,024).
+        self.open_files: int | None = None
         self.env = {
             **{k: v for k, v in sandbox.items() if k.startswith("SCREENING_")},
             "SCREENING_DATABASE_URL": database_url or f"sqlite:///{workdir / 'screening.db'}",
@@ -147,6 +150,7 @@ class App:
             env={**os.environ, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=self._limit_files if self.open_files else None,
         )
         if self.door == "ari":
             # Asterisk may still list an app that went away while it watched a channel
@@ -160,6 +164,16 @@ class App:
                 time.sleep(0.05)
         else:
             self.wait_listening(True)
+
+    def _limit_files(self) -> None:
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files or 1024, hard))
+
+    def open_fds(self) -> int:
+        assert self.proc is not None
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
     def stop(self) -> int:
         assert self.proc is not None
@@ -266,3 +280,30 @@ def own_app(app: App, sandbox: dict[str, str], tmp_path: Path) -> Iterator[Calla
             if other.proc is not None:
                 other.stop()
         app.start()
+
+
+@contextlib.contextmanager
+def own_door(
+    request: pytest.FixtureRequest,
+    sandbox: dict[str, str],
+    workdir: Path,
+    door: str,
+    open_files: int | None = None,
+) -> Iterator[App]:
+    """A door of its own, in place of the shared one of that kind (two doors of one kind
+    would both be asked), which a test may kill, freeze or start with fewer open files; the
+    shared one comes back after."""
+    shared: App = request.getfixturevalue("app" if door == "ari" else "agi_app")
+    shared.stop()
+    own = App(sandbox, workdir, door=door)
+    own.open_files = open_files
+    own.start()
+    try:
+        yield own
+    finally:
+        if own.proc is not None:
+            if own.proc.poll() is None:
+                own.stop()
+            else:
+                own.proc = None
+        shared.start()

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from screening.sipprobe import CallResult, EarlyMedia, named_digit, place_call
-from tests.e2e.conftest import DOOR_SOURCE, REPO, App
+from tests.e2e.conftest import DOOR_SOURCE, REPO, App, own_door
 from tests.e2e.test_doctor import doctor, lines
 
 #: The prompt ("To call this number, press N") lasts about 2.5 s: 125 packets of 20 ms.
@@ -184,17 +184,8 @@ def killable(
     request: pytest.FixtureRequest, sandbox: dict[str, str], tmp_path: Path
 ) -> Iterator[App]:
     """A door of its own, in place of the shared one, that a test may kill."""
-    door: str = request.param
-    shared: App = request.getfixturevalue("app" if door == "ari" else "agi_app")
-    shared.stop()
-    own = App(sandbox, tmp_path, door=door)
-    own.start()
-    try:
+    with own_door(request, sandbox, tmp_path, request.param) as own:
         yield own
-    finally:
-        if own.proc is not None:
-            own.stop()
-        shared.start()
 
 
 def test_the_call_still_rings_when_the_app_dies_during_the_challenge(killable: App) -> None:

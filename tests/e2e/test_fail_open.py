@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.e2e.conftest import REPO, App
+from tests.e2e.conftest import REPO, App, own_door
 
 pytestmark = pytest.mark.e2e
 
@@ -248,11 +248,7 @@ def test_a_frozen_door_lets_calls_ring_after_3_s(
     # host) held the caller for ever: Asterisk's AGI() and Stasis() have no time-out of
     # their own. The dialplan's TIMEOUT(absolute) ends the wait after 3 s, with the call
     # intact: it rings, unscreened, and once the door thaws it screens again.
-    shared: App = request.getfixturevalue("app" if door == "ari" else "agi_app")
-    shared.stop()
-    own = App(sandbox, tmp_path, door=door)
-    own.start()
-    try:
+    with own_door(request, sandbox, tmp_path, door) as own:
         assert own.cli("block", "add", "+15550200010").code == 0
         assert own.call("+15550200010", "201").status_line == "607 Unwanted"
         assert own.proc is not None
@@ -269,6 +265,3 @@ def test_a_frozen_door_lets_calls_ring_after_3_s(
         time.sleep(0.5)  # the thawed door finds its old calls gone
         assert own.call("+15550200010", "201").status_line == "607 Unwanted"
         assert own.proc.poll() is None
-    finally:
-        own.stop()
-        shared.start()

@@ -9,10 +9,11 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import AGI_LISTEN, App
+from tests.e2e.conftest import AGI_LISTEN, App, own_door
 
 pytestmark = pytest.mark.e2e
 
@@ -172,3 +173,58 @@ def test_a_forged_challenge_report_leaves_no_allow_entry(agi: App) -> None:
     assert listed.code == 0, listed.err
     assert caller not in listed.out
     agi.wait_log("no challenge of ours is pending for it")
+
+
+@pytest.fixture(params=["ari", "agi"])
+def door_at_1024_files(
+    request: pytest.FixtureRequest, sandbox: dict[str, str], tmp_path: Path
+) -> Iterator[App]:
+    """A door started as systemd starts a service without LimitNOFILE: 1,024 open files."""
+    with own_door(request, sandbox, tmp_path, request.param, open_files=1024) as own:
+        assert own.cli("block", "add", BLOCKED).code == 0
+        yield own
+
+
+def flood(address: tuple[str, int], n: int) -> list[socket.socket]:
+    held = []
+    for _ in range(n):
+        s = socket.socket()
+        s.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            s.connect(address)
+        held.append(s)
+    time.sleep(0.5)  # let them land
+    return held
+
+
+def test_a_flood_on_the_metrics_port_leaves_calls_screened(door_at_1024_files: App) -> None:
+    # The metrics listener had no cap: 1,500 idle connections held 1,500 files of a
+    # process that had 1,024, and the FastAGI door could no longer accept Asterisk.
+    app = door_at_1024_files
+    host, port = app.env["SCREENING_METRICS_LISTEN"].rsplit(":", 1)
+    held = flood((host, int(port)), 1500)
+    try:
+        assert app.open_fds() < 300
+        for _ in range(3):
+            still_screens(app)
+    finally:
+        for s in held:
+            s.close()
+    assert app.proc is not None and app.proc.poll() is None
+
+
+def test_a_flood_of_fastagi_connections_leaves_calls_screened_at_1024_files(
+    request: pytest.FixtureRequest, sandbox: dict[str, str], tmp_path: Path
+) -> None:
+    # FastAGI's cap (2,048) was above the 1,024 files systemd gives by default. Idle
+    # connections are closed within 1 s, so a flood only delays accepting (calls wait in
+    # the kernel's backlog); now the door also raises its limit and fits its cap under it.
+    with own_door(request, sandbox, tmp_path, "agi", open_files=1024) as own:
+        assert own.cli("block", "add", BLOCKED).code == 0
+        held = flood(AGI_LISTEN, 1500)
+        try:
+            for _ in range(3):
+                still_screens(own)
+        finally:
+            for s in held:
+                s.close()
