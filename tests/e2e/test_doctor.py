@@ -103,6 +103,35 @@ def test_missing_context_fails(app: App, agi_app: App, context_removed: None) ->
     assert "not in the dialplan" in fail
 
 
+@pytest.fixture
+def older_dialplan(sandbox: dict[str, str]) -> Iterator[None]:
+    """[screening-inbound] as an older screening shipped it: the dialled number and the
+    identity headers as positional Stasis arguments."""
+    cli = [str(REPO / "scripts" / "sandbox"), "cli"]
+    subprocess.run([*cli, "dialplan remove context screening-inbound"], check=True)
+    for priority, app in [
+        ("1", "Gosub(screening-identity,s,1)"),
+        ("2", "Stasis(screening,${EXTEN},${SCREENING_IDENTITY})"),
+    ]:
+        step = f"dialplan add extension _X.,{priority},{app} into screening-inbound"
+        subprocess.run([*cli, step], check=True, capture_output=True)
+    try:
+        yield
+    finally:
+        subprocess.run([*cli, "dialplan reload"], check=True, capture_output=True)
+
+
+def test_an_older_screenings_dialplan_fails_with_the_fix(
+    app: App, agi_app: App, older_dialplan: None
+) -> None:
+    # Its arguments can be shifted by a comma in the dialled number (README "Security").
+    r = doctor(app)
+    assert r.code == 1
+    [fail] = [f for f in lines(r, "FAIL") if "screening-inbound loaded" in f]
+    assert "the dialplan of an older screening" in fail
+    assert "copy asterisk-conf/extensions.conf again" in r.out
+
+
 def test_app_not_running_fails(own_app: Callable[..., App], app: App, agi_app: App) -> None:
     # own_app has stopped the shared ARI app; it comes back after this test.
     agi_app.stop()
