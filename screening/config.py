@@ -408,6 +408,10 @@ def masked_url(url: str) -> str:
     query value that may be one (?password=, ?sslpassword=, ...) as ***. Read from the
     last "@" before the query, not by URL rules a password may break."""
     scheme, sep, rest = url.partition("://")
+    if 0 <= rest.find("?") < rest.rfind("@"):
+        # A password holding "?", or a query value holding "@": which part is secret
+        # cannot be told, so none of it is shown.
+        return f"{scheme}{sep}***"
     before, q, query = rest.partition("?")
     at = before.rfind("@")
     if at >= 0:

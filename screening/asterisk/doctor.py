@@ -29,6 +29,8 @@ from screening.store.models import Policy
 
 #: The contexts that screen calls (asterisk-conf/extensions.conf).
 SCREENING_CONTEXTS = ("screening-inbound", "screening-inbound-agi")
+# Entered by Gosub only: where the inbound contexts wait for a door, bounded.
+WAIT_CONTEXT = "screening-wait"
 #: Largest clock difference with Asterisk that passes.
 CLOCK_SKEW_S = 2.0
 
@@ -87,14 +89,16 @@ def diagnose(
     contexts = _trunk_contexts(cli)
     checks.append(_trunks(contexts, allow_unscreened))
     used = set(contexts.values())
+    waits = []
     if "screening-inbound" in used or not used:
-        target = f"Stasis({config.ari_app},call,${{SCREENING_CALL}})"
-        checks.append(_inbound(cli, "screening-inbound", target))
+        checks.append(_inbound(cli, "screening-inbound", "Gosub(screening-wait,ari,1)"))
         checks.append(_registered(config))
+        waits.append(f"Stasis({config.ari_app},call,${{SCREENING_CALL}})")
     if "screening-inbound-agi" in used:
-        target = f"AGI(agi://{config.agi_host}:{config.agi_port}/screen?${{SCREENING_CALL}})"
-        checks.append(_inbound(cli, "screening-inbound-agi", target))
+        checks.append(_inbound(cli, "screening-inbound-agi", "Gosub(screening-wait,agi,1)"))
         checks.append(_fastagi(config))
+        waits.append(f"AGI(agi://{config.agi_host}:{config.agi_port}/screen?${{SCREENING_CALL}})")
+    checks += [_inbound(cli, WAIT_CONTEXT, target) for target in waits]
     if _challenges(engine):
         checks.append(_inbound(cli, CHALLENGE_RUN_CONTEXT, "Read(SCREENING_PRESSED,"))
     checks.append(_clock(config))
@@ -276,11 +280,12 @@ def _inbound(cli: Asterisk, context: str, target: str) -> Check:
             "(a syntax error anywhere in extensions.conf drops the whole dialplan)",
         )
     if target not in out:
-        if "SCREENING_IDENTITY" in out:
+        older = _older(out) if context in SCREENING_CONTEXTS else None
+        if older:
             return Check(
                 name,
                 False,
-                "it is the dialplan of an older screening, whose arguments a caller can shift",
+                f"it is the dialplan of an older screening, {older}",
                 "copy asterisk-conf/extensions.conf again (keep your [screening-route]) and "
                 "`dialplan reload`",
             )
@@ -292,6 +297,16 @@ def _inbound(cli: Asterisk, context: str, target: str) -> Check:
             "FastAGI address (agi.listen) must match",
         )
     return Check(name, True, f"reaches {target}")
+
+
+def _older(shown: str) -> str | None:
+    """Why a context that `dialplan show` printed is an older screening's, if it is one."""
+    if "SCREENING_IDENTITY" in shown:
+        return "whose arguments a caller can shift"
+    if re.search(r"^\s*'T' =>", shown, flags=re.M):
+        # Its time-out extension sat where a trunk's caller can dial it.
+        return "where a caller who dials T is not screened"
+    return None
 
 
 def _fastagi(config: Config) -> Check:

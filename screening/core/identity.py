@@ -146,7 +146,8 @@ def parse_passport(
         return when
     if abs(now - when) > MAX_AGE:
         return Result.DATE_RANGE
-    if abs(now.timestamp() - iat) > MAX_AGE.total_seconds():
+    # An int past 2**53 cannot meet a float: out of range, not an OverflowError.
+    if abs(iat) > 2**53 or abs(now.timestamp() - iat) > MAX_AGE.total_seconds():
         return Result.IAT_RANGE
     signing_input = f"{parts[0]}.{parts[1]}".encode()
     return Passport(attest, orig_tn, dest_tn, iat, origid, x5u, signing_input, signature)
@@ -209,10 +210,19 @@ _VERSTAT = re.compile(r"(?i)(TN-Validation-(Passed|Failed)(?:-([ABC]))?|No-TN-Va
 
 def verstat(header: str) -> CarrierVerdict | None:
     """The verstat parameter of a P-Asserted-Identity or From header, or a vendor header's
-    whole value (X-Twilio-VerStat); None when there is none or it is not one we know."""
+    whole value (X-Twilio-VerStat); None when there is none or it is not one we know.
+
+    Read only from the header's URI (see _uri): a display name or a quoted header parameter
+    may hold "<", ">" or ";verstat=" of the caller's own. Two verstats in the URI that
+    disagree are no verdict."""
     text = header[:MAX_IDENTITY]
-    m = re.search(r"(?i)[;?&]verstat=([A-Za-z-]+)", text)
-    value = m.group(1) if m else text.strip()
+    uri = _uri(text)
+    if uri is None:
+        return None
+    found = re.findall(r"(?i)[;?&]verstat=([A-Za-z-]+)", uri)
+    if len({f.lower() for f in found}) > 1:
+        return None
+    value = found[0] if found else ("" if "<" in text else text.strip())
     v = _VERSTAT.fullmatch(value)
     if v is None:
         return None
@@ -221,6 +231,31 @@ def verstat(header: str) -> CarrierVerdict | None:
     passed = v.group(2).lower() == "passed"
     letter = v.group(3).upper() if v.group(3) else None
     return CarrierVerdict(Verstat.PASSED if passed else Verstat.FAILED, letter, value)
+
+
+def _uri(text: str) -> str | None:
+    """The URI of a name-addr, from the right: between the last ">" outside a quoted string
+    and the "<" before it. From the right because the dialplan passes a long header's tail,
+    which may begin inside a display name; quoted header parameters after the URI are
+    skipped. An addr-spec (no "<") is its own URI; a cut or unbalanced header has none."""
+    if "<" not in text and ">" not in text:
+        return text
+    quoted = False
+    for i in range(len(text) - 1, -1, -1):
+        if text[i] == '"' and _unescaped(text, i):
+            quoted = not quoted
+        elif text[i] == ">" and not quoted:
+            start = text.rfind("<", 0, i)
+            return text[start + 1 : i] if start >= 0 else None
+    return None
+
+
+def _unescaped(text: str, i: int) -> bool:
+    """Whether text[i] is not escaped by an odd run of backslashes before it."""
+    j = i
+    while j > 0 and text[j - 1] == "\\":
+        j -= 1
+    return (i - j) % 2 == 0
 
 
 def carrier_verdict(*headers: str) -> CarrierVerdict | None:

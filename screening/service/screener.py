@@ -82,6 +82,8 @@ Act = Callable[[Decision], Awaitable[Decision]]
 #: A challenge the dialplan has not reported on after this much longer than its prompt and
 #: time-out is forgotten (the app was away when it ended, or missed the hang-up).
 CHALLENGE_GRACE_S = 120.0
+#: Calls in the challenge at once that the app remembers; the oldest is given up past it.
+MAX_CHALLENGES = 10_000
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class _Challenge:
     decision: Decision  # the policy's, with the digit
     at: datetime
     decision_us: int
-    started: float  # time.monotonic()
+    started: float  # Screener's ticks (time.monotonic)
 
 
 def incoming(
@@ -150,6 +152,7 @@ class Screener:
         metrics: Metrics | None = None,
         remember: Remember | None = None,
         digits: Callable[[], str] = lambda: secrets.choice(DIGITS),
+        ticks: Callable[[], float] = time.monotonic,  # how long challenges have waited
     ) -> None:
         self._config = config
         self._lookup = lookup
@@ -159,6 +162,7 @@ class Screener:
         self._clock = clock
         self._remember = remember
         self._digits = digits
+        self._ticks = ticks
         self._lookups = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="lookup")
         self._failing = False  # one warning per outage, not one per call
         self._challenges: dict[str, _Challenge] = {}  # call id -> in the challenge now
@@ -208,9 +212,7 @@ class Screener:
         self._metrics.decision_seconds.labels(call.door).observe(elapsed_us / 1e6)
         if decision.challenged:
             self._forget_stale()
-            self._challenges[call.id] = _Challenge(
-                call, seen, decision, now, elapsed_us, time.monotonic()
-            )
+            self._hold(_Challenge(call, seen, decision, now, elapsed_us, self._ticks()))
             self._log(call, seen, decision, elapsed_us, f"challenged (press {decision.digit})")
             return decision
         self._record(call, seen, decision, now, elapsed_us)
@@ -267,23 +269,35 @@ class Screener:
         d = replace(pending.decision, action=Action.CONTINUE, reason=why)
         self._finish(pending, d, Outcome.ABANDONED)
 
+    def _hold(self, challenge: _Challenge) -> None:
+        """Remember a challenge until its report. The table stays in start order (the oldest
+        first, which _forget_stale relies on) and under MAX_CHALLENGES, whatever ids a door
+        sends: a second challenge for a channel ends its first one."""
+        earlier = self._challenges.pop(challenge.call.id, None)
+        if earlier is not None:
+            self._give_up(earlier, "challenged again before its report came")
+        while len(self._challenges) >= MAX_CHALLENGES:
+            oldest = next(iter(self._challenges))
+            self._give_up(self._challenges.pop(oldest), "too many calls in the challenge")
+        self._challenges[challenge.call.id] = challenge
+
     def _forget_stale(self) -> None:
         """Challenges the dialplan never reported on (the app was away when they ended): one
         warning each, so the table stays as small as the calls in it."""
         settings = self._config.challenge
-        limit = time.monotonic() - (settings.timeout_s + CHALLENGE_GRACE_S)
+        limit = self._ticks() - (settings.timeout_s + CHALLENGE_GRACE_S)
         while self._challenges:
             call_id, oldest = next(iter(self._challenges.items()))
             if oldest.started >= limit:
                 return
             del self._challenges[call_id]
-            log.warning(
-                "call %s: no word from the dialplan since its challenge began; "
-                "it went on without the app",
-                call_id,
-            )
-            d = replace(oldest.decision, action=Action.CONTINUE)
-            self._finish(oldest, d, Outcome.FAILED)
+            self._give_up(oldest, "no word from the dialplan since its challenge began")
+
+    def _give_up(self, pending: _Challenge, why: str) -> None:
+        """Log a challenge that will get no report as failed: the call went on (fail open)."""
+        log.warning("call %s: %s; it went on without the app", pending.call.id, why)
+        d = replace(pending.decision, action=Action.CONTINUE)
+        self._finish(pending, d, Outcome.FAILED)
 
     async def _remember_passed(self, pending: _Challenge) -> None:
         days = self._config.challenge.remember_days

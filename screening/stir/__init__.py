@@ -275,7 +275,9 @@ class ReplayCache:
         t = now.timestamp()
         while self._seen and next(iter(self._seen.values())) < t:
             self._seen.popitem(last=False)
-        key = hashlib.sha256(passport.signature).digest()
+        # What was signed, not the signature: an ECDSA signature (r, s) has a twin
+        # (r, n - s) that verifies as well, and would pass for a new token.
+        key = hashlib.sha256(passport.signing_input).digest()
         if key in self._seen:
             return False
         # Fresh for MAX_AGE either side of iat: remembered well past the later edge.

@@ -32,7 +32,7 @@ from screening.store.accounts import audit as accounts_audit
 from screening.web import api, pages
 from screening.web.console import Console, csrf_refused
 from screening.web.devices import KnownDevices
-from screening.web.limits import BodyLimit
+from screening.web.limits import BodyLimit, Gate
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,11 @@ SESSION_AGE = int(timedelta(hours=8).total_seconds())
 #: The cookie that marks a browser an account logged in from (web.devices).
 DEVICE_COOKIE = "screening_device"
 DEVICE_AGE = int(timedelta(days=180).total_seconds())
+#: Password checks (argon2: 64 MiB each) at once, and logins that may wait for one; more
+#: are answered 429 at once.
+PASSWORD_CHECKS = 2
+LOGINS_WAITING = 8
+RETRY_AFTER_S = "5"
 
 
 def create_app(
@@ -50,6 +55,7 @@ def create_app(
     accounts = console.accounts
     devices = KnownDevices(secret_key)
     reputation = Reputation(config.reputation_reports, config.reputation_days)
+    password_checks = Gate(PASSWORD_CHECKS, LOGINS_WAITING, "password-check")
 
     async def login_form(request: Request) -> Response:
         return console.page(request, "login.html")
@@ -62,7 +68,13 @@ def create_app(
         now = datetime.now(UTC)
         peer = request.client.host if request.client else "?"
         device = devices.read(request.cookies.get(DEVICE_COOKIE, ""))
-        result = await asyncio.to_thread(accounts.login, name, password, now, peer, device)
+        result = await password_checks.run(accounts.login, name, password, now, peer, device)
+        if result is None:
+            log.warning("console login from %s not tried: too many logins at once", peer)
+            busy = "Too many logins at once: try again in a few seconds."
+            response = console.page(request, "login.html", 429, error=busy)
+            response.headers["Retry-After"] = RETRY_AFTER_S
+            return response
         if isinstance(result, Refused):
             log.warning("console login refused from %s: %s", peer, result.why)
             # The same words whatever went wrong: no hint which names exist.

@@ -2,12 +2,23 @@
 by what actually arrives. The limit is the route's: a login is a few hundred bytes, an API
 call at most 16 KB, a console form 64 KB, only the admin's CSV upload up to 64 MB. Checked
 outside the session and the routes, so no body is read, spooled or parsed on the way to a
-refusal (login, CSRF or role)."""
+refusal (login, CSRF or role). Time is bounded too: a request's line and headers must
+arrive within HEAD_S (HeadDeadline) and its body within its route's time (BodyLimit), so
+clients that send slowly cannot hold the console's connections. And costly work is bounded
+by a Gate: a password check takes 64 MiB and tens of milliseconds of CPU, so only a few run
+at once."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 LOGIN_BODY = 4096
 API_BODY = 16 * 1024
@@ -15,6 +26,14 @@ FORM_BODY = 64 * 1024
 #: The console's import form (web.pages.MAX_UPLOAD, and the multipart around it).
 UPLOAD_BODY = 64 * 1024 * 1024 + 64 * 1024
 UPLOAD_PATH = "/transfer"
+#: Seconds for a request's line and headers, from connecting or from the last answer.
+HEAD_S = 10.0
+#: Seconds for a body to arrive: the CSV upload may be large on a slow line.
+BODY_S = 20.0
+UPLOAD_S = 600.0
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def body_limit(path: str) -> int:
@@ -27,9 +46,14 @@ def body_limit(path: str) -> int:
     return FORM_BODY
 
 
+def body_seconds(path: str) -> float:
+    return UPLOAD_S if path == UPLOAD_PATH else BODY_S
+
+
 class BodyLimit:
     """413 for a body over its route's limit: at once when Content-Length says so, else as
-    soon as the bytes that arrived pass it (the app is then told the client went away)."""
+    soon as the bytes that arrived pass it; 408 for one not all there in its route's time
+    (the app is then told the client went away)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -38,7 +62,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = body_limit(str(scope.get("path", "")))
+        path = str(scope.get("path", ""))
+        limit = body_limit(path)
+        deadline = asyncio.get_running_loop().time() + body_seconds(path)
         declared = _content_length(scope)
         if declared is not None and (declared < 0 or declared > limit):
             await _refuse(send, limit)
@@ -47,7 +73,16 @@ class BodyLimit:
         state = {"received": 0, "started": False, "refused": False, "read": not has_body}
 
         async def bounded() -> Message:
-            message = await receive()
+            if state["read"]:
+                return await receive()  # the body is in: waits for a disconnect, unbounded
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                if not state["started"]:
+                    state["refused"] = True
+                    await _answer(send, 408, "refused: the request body came too slowly\n")
+                return {"type": "http.disconnect"}
             if message["type"] == "http.request":
                 state["received"] += len(message.get("body", b""))
                 state["read"] = state["read"] or not message.get("more_body", False)
@@ -94,11 +129,15 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _refuse(send: Send, limit: int) -> None:
-    body = f"refused: a request body of at most {limit} bytes here\n".encode()
+    await _answer(send, 413, f"refused: a request body of at most {limit} bytes here\n")
+
+
+async def _answer(send: Send, status: int, text: str) -> None:
+    body = text.encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"text/plain; charset=utf-8"),
                 (b"content-length", str(len(body)).encode()),
@@ -107,3 +146,70 @@ async def _refuse(send: Send, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class HeadDeadline(H11Protocol):
+    """uvicorn's HTTP/1.1 with a deadline for each request's line and headers: HEAD_S from
+    connecting, or from the last answer on a kept-alive connection. uvicorn has none, so
+    clients that never finished their headers held every one of the console's connections
+    and everyone else got 503 for as long as they stayed."""
+
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def handle_events(self) -> None:
+        before = self.cycle
+        super().handle_events()
+        if self.cycle is not before:  # a request's headers are in
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        self._arm()  # first: a pipelined request that follows disarms it again
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._head_timer = self.loop.call_later(HEAD_S, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _too_slow(self) -> None:
+        self._head_timer = None
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and not self.transport.is_closing():
+            self.transport.close()
+
+
+class Gate:
+    """A costly job run on `at_once` threads of its own with at most `waiting` more queued;
+    past that, refused at once (None), so a flood holds neither memory nor the threads
+    other pages use. A job counts until it ends, even when its client has gone."""
+
+    def __init__(self, at_once: int, waiting: int, name: str) -> None:
+        self._pool = ThreadPoolExecutor(at_once, thread_name_prefix=name)
+        self._room = at_once + waiting
+        self._jobs = 0
+        self._lock = threading.Lock()
+
+    async def run(self, job: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
+        with self._lock:
+            if self._jobs >= self._room:
+                return None
+            self._jobs += 1
+        future = self._pool.submit(job, *args, **kwargs)
+        future.add_done_callback(self._ended)
+        return await asyncio.wrap_future(future)
+
+    def _ended(self, _: Future[T]) -> None:
+        with self._lock:
+            self._jobs -= 1

@@ -20,6 +20,7 @@ from screening.service.runtime import connection_cap, raise_open_files, stop_on_
 from screening.service.systemd import Notifier
 from screening.store import calllog
 from screening.web.app import create_app
+from screening.web.limits import HeadDeadline
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ async def serve(config: Config, engine: Engine) -> None:
             # every open file (the limit is raised first, below the unit's LimitNOFILE).
             limit_concurrency=connection_cap(WEB_CONNECTIONS, raise_open_files()),
             backlog=256,
+            http=HeadDeadline,  # h11 with a time limit on each request's headers
+            timeout_graceful_shutdown=5,  # a stop waits for no client longer than this
         )
     )
     systemd = Notifier()

@@ -7,13 +7,17 @@ import re
 import signal
 import socket
 import subprocess
+import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from screening.web.limits import BODY_S
 from tests.cli_helpers import run, start_web
 from tests.e2e.conftest import free_port
 
@@ -246,3 +250,58 @@ def test_a_short_secret_key_is_refused_at_start(console: Console, tmp_path: Path
     r = run("web", "--listen", f"127.0.0.1:{free_port()}", env=env)
     assert r.code == 2
     assert "web.secret_key: expected at least 32 characters" in r.err
+
+
+def peak_mb(pid: int) -> float:
+    """The process's resident high-water mark."""
+    m = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    assert m is not None
+    return int(m.group(1)) / 1024
+
+
+def test_a_flood_of_logins_is_answered_429_past_a_few_password_checks(console: Console) -> None:
+    # Each password check takes 64 MiB (argon2) and ran on the shared threads, as many as
+    # arrived at once: 60 logins at once took the console ~300 MB higher and held the
+    # threads every other page needs.
+    clients = [console.client() for _ in range(60)]
+    forms = []
+    for c in clients:
+        token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text)
+        assert token is not None
+        forms.append({"csrf": token.group(1), "name": "nobody", "password": "a guess"})
+    before = peak_mb(console.proc.pid)
+    with ThreadPoolExecutor(60) as pool:
+        pairs = zip(clients, forms, strict=True)
+        answers = list(pool.map(lambda cf: cf[0].post("/login", data=cf[1]), pairs))
+    codes = Counter(a.status_code for a in answers)
+    assert set(codes) == {401, 429} and codes[401] >= 10, codes  # at least the 2 + 8 in line
+    busy = next(a for a in answers if a.status_code == 429)
+    assert busy.headers["retry-after"] == "5" and "try again in a few seconds" in busy.text
+    assert peak_mb(console.proc.pid) - before < 180  # 2 checks at once, not one per login
+    owner = signed_in(console, "alice")  # and when the flood is over, a login works
+    assert owner.get("/", follow_redirects=False).status_code == 200
+
+
+def test_clients_that_send_slowly_cannot_hold_the_console(console: Console) -> None:
+    # uvicorn has no time limit on a request's headers: 300 clients that never finished
+    # theirs held every one of the console's 256 connections, and the admin got 503 for as
+    # long as they stayed. Likewise a body that never ends.
+    bodies = [socket.create_connection(("127.0.0.1", console.port)) for _ in range(20)]
+    for s in bodies:
+        s.sendall(login_form_head(4000).encode() + b"name=a")
+    heads = [socket.create_connection(("127.0.0.1", console.port)) for _ in range(280)]
+    for s in heads:
+        s.sendall(b"GET /login HTTP/1.1\r\nHost: x\r\n")
+    with console.client() as c:
+        assert c.get("/login").status_code == 503  # every connection taken, for now
+        time.sleep(BODY_S + 2)
+        assert c.get("/login").status_code == 200  # the slow ones are gone
+    for s in heads:
+        s.settimeout(1)
+        assert s.recv(100) == b""  # closed without an answer
+    for s in bodies:
+        s.settimeout(1)
+        assert s.recv(100).startswith(b"HTTP/1.1 408 ")
+    for s in heads + bodies:
+        s.close()
+    assert console.proc.poll() is None

@@ -9,12 +9,14 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import App
+from tests.e2e.conftest import REPO, App
 
 pytestmark = pytest.mark.e2e
 
@@ -94,9 +96,19 @@ def test_a_very_long_name_cannot_ring_unscreened(door_app: App) -> None:
 
 def test_a_display_name_cannot_cut_a_trusted_carriers_verstat_off(door_app: App) -> None:
     # The carrier puts verstat beside the caller's own display name in From; "):" in the
-    # name made Asterisk cut the header before it when the dialplan encoded it.
+    # name made Asterisk cut the header before it when the dialplan encoded it, a name of
+    # 500 characters pushed the URI past the 512 the dialplan kept, and a ";verstat=" in
+    # the name was read ahead of the carrier's.
     ok(door_app, "policy", "set", "failed-verification", "--for", "256")
-    for name in ["Honest", "x):y", "a%29:b"]:
+    names = [
+        "Honest",
+        "x):y",
+        "a%29:b",
+        "B" * 500,
+        "Bob;verstat=TN-Validation-Passed-A",
+        "x <sip:1;verstat=TN-Validation-Passed-A@h> y",
+    ]
+    for name in names:
         r = door_app.call(
             "+15550880007",
             "256",
@@ -104,12 +116,12 @@ def test_a_display_name_cannot_cut_a_trusted_carriers_verstat_off(door_app: App)
             display_name=name,
             from_uri="sip:+15550880007@127.0.0.6;verstat=TN-Validation-Failed",
         )
-        assert r.status == 608, name
+        assert r.status == 608, name[:40]
     rows = door_app.rows(
-        "SELECT caller_name, verification FROM call_log WHERE extension = '256' ORDER BY id",
-        at_least=3,
+        "SELECT verification FROM call_log WHERE extension = '256' ORDER BY id",
+        at_least=len(names),
     )
-    assert rows[-3:] == [(n, "verstat TN-Validation-Failed") for n in ["Honest", "x):y", "a%29:b"]]
+    assert rows[-len(names) :] == [("verstat TN-Validation-Failed",)] * len(names)
 
 
 def test_dialplan_text_in_a_caller_id_is_never_evaluated(door_app: App) -> None:
@@ -118,3 +130,33 @@ def test_dialplan_text_in_a_caller_id_is_never_evaluated(door_app: App) -> None:
         "SELECT caller_raw FROM call_log WHERE extension = '257'", at_least=1, within=5
     )
     assert rows[-1] == ("${EPOCH}",)
+
+
+@pytest.fixture
+def reception_for_invalid_numbers(sandbox: dict[str, str]) -> Iterator[None]:
+    """An admin's [screening-route] with an invalid-number handler (`i`) that rings the
+    reception desk, as many inbound contexts have."""
+    cli = [str(REPO / "scripts" / "sandbox"), "cli"]
+    step = "dialplan add extension i,1,Answer() into screening-route"
+    subprocess.run([*cli, step], check=True, capture_output=True)
+    try:
+        yield
+    finally:
+        subprocess.run([*cli, "dialplan reload"], check=True, capture_output=True)
+
+
+def test_dialling_t_is_not_a_way_past_screening(
+    door_app: App, reception_for_invalid_numbers: None
+) -> None:
+    # The time-out extension T sat in the inbound contexts, where a trunk's caller could
+    # dial it: it logged "did not answer" and went on to [screening-route], unscreened, so
+    # a blocked caller rang the reception desk.
+    ok(door_app, "block", "add", "+15550880008")
+    messages = SANDBOX_ROOT / "root" / "var" / "log" / "asterisk" / "messages.log"
+    seen = messages.stat().st_size
+    for dialled in ["T", "t", "i", "h", "e", "a", "o"]:
+        assert door_app.call("+15550880008", dialled).status == 404, dialled
+    assert door_app.call("+15550880008", "259").status == 607
+    with messages.open("rb") as log:
+        log.seek(seen)
+        assert b"+15550880008 to  not screened" not in log.read()

@@ -24,6 +24,7 @@ from screening.config import Config
 from screening.core.challenge import CHALLENGE_SOURCE, Answer, Outcome, Settings, judge
 from screening.core.decision import (
     Action,
+    Decision,
     DndWindow,
     Entry,
     IncomingCall,
@@ -33,8 +34,9 @@ from screening.core.decision import (
     decide,
 )
 from screening.core.identity import Status, Verification
+from screening.service import screener as screener_module
 from screening.service.features import FeatureCodes
-from screening.service.screener import Screener
+from screening.service.screener import Call, Screener
 from screening.store.calllog import CallRecord
 from tests.dialplan_strings import call_text, report_text
 
@@ -423,3 +425,62 @@ def test_an_old_dialplan_without_the_challenge_lets_the_call_ring(
     assert [(r.decision, r.rule_kind) for r in rows.rows] == [("allowed", "error")] * 2
     assert caplog.text.count("the dialplan has no [screening-challenge-run]") == 1
     assert [r[0] for r in ari.requests].count("get") == 2  # asked again after a miss
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def challenger() -> tuple[Screener, Rows, Ticks]:
+    rows, ticks = Rows(), Ticks()
+    rules = Rules(policies=[CHALLENGE_UNVERIFIED])
+    screener = Screener(Config(), lambda *a: rules, rows, clock=lambda: NOW, ticks=ticks)
+    return screener, rows, ticks
+
+
+async def _acted(decision: Decision) -> Decision:
+    return decision
+
+
+def challenge_calls(screener: Screener, ids: list[str]) -> None:
+    async def all_of_them() -> None:
+        for n, call_id in enumerate(ids):
+            await screener.screen(Call(call_id, f"+1555{n:07d}", "201", "agi"), _acted)
+
+    asyncio.run(all_of_them())
+
+
+def test_challenges_never_reported_on_are_forgotten_whatever_ids_arrive() -> None:
+    # One id challenged again every minute kept its first place in the table with a new
+    # start time, and every stale challenge behind it stayed: 6,001 after an hour.
+    screener, rows, ticks = challenger()
+    for minute in range(60):
+        ticks.now = minute * 60.0
+        challenge_calls(screener, ["shield"] + [f"{minute}.{i}" for i in range(100)])
+    waited = Settings().timeout_s + screener_module.CHALLENGE_GRACE_S
+    assert screener.challenged_now() <= 101 * (waited // 60 + 2)
+    # Each one forgotten is logged, as a call that went on (fail open).
+    assert len(rows.rows) == 60 * 101 - screener.challenged_now()
+    assert {r.challenge for r in rows.rows} == {Outcome.FAILED.value}
+    screener.close()
+
+
+def test_the_challenge_table_has_a_ceiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(screener_module, "MAX_CHALLENGES", 50)
+    screener, rows, _ = challenger()
+    challenge_calls(screener, [f"c{i}" for i in range(120)])
+    assert screener.challenged_now() == 50
+    assert [r.channel_id for r in rows.rows] == [f"c{i}" for i in range(70)]  # oldest first
+    screener.close()
+
+
+def test_a_channel_challenged_twice_ends_its_first_challenge() -> None:
+    screener, rows, _ = challenger()
+    challenge_calls(screener, ["same", "same"])
+    assert screener.challenged_now() == 1
+    assert [(r.channel_id, r.challenge) for r in rows.rows] == [("same", Outcome.FAILED.value)]
+    screener.close()

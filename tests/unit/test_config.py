@@ -152,6 +152,9 @@ def test_config_show_prints_sources_and_hides_secrets(tmp_path: Path) -> None:
         "postgresql://u:hun@ter2@h/db",  # an "@"
         "postgresql://u@h/db?password=hunter2",  # as a query parameter, as psycopg takes it
         "mariadb://u@h/db?ssl_key=x&passwd=hunter2",
+        "postgresql://u:hun?ter2@h/db",  # a "?": the query seemed to begin in the password
+        "postgresql://u:hun?ter2@h/db?sslmode=require",
+        "postgresql://u@h/db?password=hun@ter2",  # an "@" in a query value
     ],
 )
 def test_config_show_hides_every_form_of_the_database_password(url: str) -> None:

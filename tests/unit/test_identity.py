@@ -95,6 +95,10 @@ def test_a_good_passport_checks_out_field_by_field() -> None:
         ({}, {"origid": ""}, Result.NO_ORIGID),
         ({}, {"orig": {"tn": "15559999999"}}, Result.CID_MISMATCH),
         ({}, {"iat": int((NOW - timedelta(seconds=60)).timestamp())}, Result.IAT_RANGE),
+        # Too big for a float: the comparison raised, and a raise continues a call
+        # unscreened, past an unverified policy.
+        ({}, {"iat": 10**400}, Result.IAT_RANGE),
+        ({}, {"iat": -(10**400)}, Result.IAT_RANGE),
     ],
 )
 def test_each_bad_field_is_named_as_asterisk_names_it(
@@ -182,6 +186,41 @@ def test_any_identity_header_gets_a_result(identity_header: str, caller: str, da
         ("<sip:+15551234567@x>", None),
         ("<sip:+15551234567@x;verstat=Maybe>", None),
         ("", None),
+        # The caller's display name comes first and is never read: it used to supply a
+        # "Passed A" of its own ahead of the carrier's "Failed".
+        (
+            '"Bob;verstat=TN-Validation-Passed-A" '
+            "<sip:+15551234567@x;verstat=TN-Validation-Failed>",
+            CarrierVerdict(Verstat.FAILED, None),
+        ),
+        (
+            '"x <sip:1;verstat=TN-Validation-Passed-A@h> y" '
+            "<sip:+15551234567@x;verstat=TN-Validation-Failed>",
+            CarrierVerdict(Verstat.FAILED, None),
+        ),
+        ('"Bob;verstat=TN-Validation-Passed-A" <sip:+15551234567@x>', None),
+        # Two that disagree in the URI itself: no verdict.
+        (
+            "<sip:+1555;verstat=TN-Validation-Passed-A@x;verstat=TN-Validation-Failed>",
+            None,
+        ),
+        # A header cut short before its URI began: nothing read.
+        (
+            'A" <sip:+15551234567@x;verstat=TN-Validation-Passed-A>',
+            CarrierVerdict(Verstat.PASSED, "A"),
+        ),
+        ("verstat=TN-Validation-Passed-A@x>", None),
+        # A quoted header parameter after the URI (a proxy passing the caller's on) holds
+        # a URI of its own: the real one is the last ">" outside quotes.
+        (
+            "<sip:+15551234567@x;verstat=TN-Validation-Failed>;tag=1;"
+            'x="<sip:1;verstat=TN-Validation-Passed-A@h>"',
+            CarrierVerdict(Verstat.FAILED, None),
+        ),
+        (
+            '<sip:+15551234567@x;verstat=TN-Validation-Failed>;x="a\\"<sip:1;verstat=TN-Validation-Passed-A@h>"',
+            CarrierVerdict(Verstat.FAILED, None),
+        ),
     ],
 )
 def test_verstat(header: str, expected: CarrierVerdict | None) -> None:

@@ -4,6 +4,7 @@ a real HTTP server on loopback serving the x5u (relaxed, as in the sandbox)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import socket
 import ssl
@@ -87,16 +88,32 @@ def run(coro: object) -> object:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-def test_the_same_passport_is_accepted_once() -> None:
+#: P-256's group order.
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def twin(identity: str) -> str:
+    """The same PASSporT with its ECDSA twin signature, (r, n - s): it verifies too."""
+    token, _, params = identity.partition(";")
+    head, payload, sig = token.split(".")
+    raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+    s = int.from_bytes(raw[32:], "big")
+    other = raw[:32] + (P256_N - s).to_bytes(32, "big")
+    return f"{head}.{payload}.{base64.urlsafe_b64encode(other).rstrip(b'=').decode()};{params}"
+
+
+@pytest.mark.parametrize("replay", [lambda i: i, twin], ids=["same", "twin"])
+def test_the_same_passport_is_accepted_once(replay: Callable[[str], str]) -> None:
     # RFC 8224 s.12.1: a verifier that keeps state of recent requests detects an Identity
-    # replayed within the freshness window.
+    # replayed within the freshness window. The cache was keyed on the signature, so the
+    # twin of a used PASSporT's signature verified as a new one.
     async def go() -> list[Result]:
         async with serving(signer=(200, SIGNER.pem, 0.0)) as srv:
             v = verifier()
             h = identity_headers(SIGNER.key_pem, srv.url("/signer.pem"), CALLER, "201")
             now = datetime.now(UTC)
             first = await v.check(h["Identity"], h["Date"], CALLER, now)
-            again = await v.check(h["Identity"], h["Date"], CALLER, now)
+            again = await v.check(replay(h["Identity"]), h["Date"], CALLER, now)
             fresh = await check(v, srv.url("/signer.pem"))  # a new PASSporT for a new call
             await v.aclose()
             return [first[0], again[0], fresh[0]]
@@ -515,3 +532,39 @@ def test_https_to_the_checked_address_still_checks_the_servers_name(
         return results
 
     assert run(go()) == [Result.SUCCESS, Result.CERT_RETRIEVAL]
+
+
+def test_a_compressed_certificate_is_refused_unread() -> None:
+    # 270 bytes of gzip inside gzip inside gzip inflate to a gigabyte: httpx inflated a
+    # whole chunk before the size check, on the event loop, and every call waited.
+    import gzip
+    import resource
+
+    zeros = gzip.compress(b"\0" * (256 * 1024 * 1024), compresslevel=1)
+    bomb = gzip.compress(gzip.compress(zeros))
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.0 200 OK\r\nContent-Encoding: gzip, gzip, gzip\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(bomb), bomb)
+        )
+        await writer.drain()
+        writer.close()
+
+    async def go() -> tuple[Result, float]:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            v = verifier(fetch_wait=3.0)
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            result, _ = await check(v, f"http://127.0.0.1:{port}/bomb.pem")
+            await v.aclose()
+            return result, loop.time() - t0
+
+    result, took = asyncio.run(go())
+    assert result is Result.CERT_RETRIEVAL
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+    assert grown_mb < 100 and took < 1.0  # refused at its header, nothing inflated
