@@ -287,8 +287,14 @@ def test_clients_that_send_slowly_cannot_hold_the_console(console: Console) -> N
     # theirs held every one of the console's 256 connections, and the admin got 503 for as
     # long as they stayed. Likewise a body that never ends.
     bodies = [socket.create_connection(("127.0.0.1", console.port)) for _ in range(20)]
+    for s in bodies:  # "100 Continue" says the server has the request: the heads come after
+        s.sendall(
+            login_form_head(4000).replace("\r\n\r\n", "\r\nExpect: 100-continue\r\n\r\n").encode()
+        )
     for s in bodies:
-        s.sendall(login_form_head(4000).encode() + b"name=a")
+        s.settimeout(5)
+        assert s.recv(100).startswith(b"HTTP/1.1 100 ")
+        s.sendall(b"name=a")
     heads = [socket.create_connection(("127.0.0.1", console.port)) for _ in range(280)]
     for s in heads:
         s.sendall(b"GET /login HTTP/1.1\r\nHost: x\r\n")
