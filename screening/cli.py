@@ -11,12 +11,12 @@ import sys
 from dataclasses import replace
 
 import click
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from screening import __version__
 from screening.admin.cli import Context, cli, pass_ctx
 from screening.config import Config, parse_listen
 from screening.core.errors import ScreeningError
+from screening.store.engine import database_failure
 
 log = logging.getLogger("screening")
 
@@ -166,13 +166,10 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         _fail(str(e), e.exit_code)
-    except OperationalError as e:
-        if debug:
-            raise
-        _fail(f"cannot use the database: {str(e.orig).strip().splitlines()[0]}", 1)
-    except SQLAlchemyError as e:
-        if debug:
-            raise
-        _fail(f"database error: {str(e).splitlines()[0]}", 1)
     except BrokenPipeError:
         sys.exit(1)  # `screening log | head`: the reader left; nothing to report
+    except Exception as e:
+        failure = database_failure(e)
+        if failure is None or debug:
+            raise
+        _fail(failure, 1)

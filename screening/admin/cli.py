@@ -19,18 +19,17 @@ from typing import Literal, TextIO
 from zoneinfo import ZoneInfo
 
 import click
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from screening import __version__, config
 from screening.core.decision import Decision
 from screening.core.errors import InvalidInput
-from screening.core.numbers import normalise
 from screening.service import accounts as accounts_service
-from screening.service import csvfile, ops, parse
-from screening.store import calllog, lists, migrate, policies
+from screening.service import calls as call_log
+from screening.service import csvfile, lists, ops, parse, views
+from screening.service.actor import CLI
+from screening.store import migrate
 from screening.store.accounts import Token
-from screening.store.engine import make_engine
+from screening.store.engine import Engine, make_engine
 from screening.store.policies import NameKind
 
 log = logging.getLogger("screening")
@@ -82,6 +81,15 @@ def _local(value: datetime | None) -> str:
     if value is None:
         return "-"
     return value.astimezone(ZoneInfo(parse.local_zone())).strftime("%Y-%m-%d %H:%M")
+
+
+@contextmanager
+def _flags(**flags: str) -> Iterator[None]:
+    """The service names a field as its records do; the CLI as the admin typed it."""
+    try:
+        yield
+    except InvalidInput as e:
+        raise InvalidInput(flags.get(e.field, e.field), e.detail) from None
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -308,21 +316,9 @@ def _list_group(kind: Literal["block", "allow"], doc: str) -> click.Group:
         if names:
             _list_names(ctx, kind, extension, as_json)
             return
-        with Session(ctx.engine()) as session:
-            entries = lists.list_entries(session, kind, extension)
-            named = len(policies.list_names(session, kind, extension))
+        entries, named = lists.all_entries(ctx.engine(), kind, extension)
         if as_json:
-            _json(
-                [
-                    {
-                        **asdict(e),
-                        "created_at": _iso(e.created_at),
-                        "expires_at": _iso(e.expires_at),
-                        "last_hit": _iso(e.last_hit),
-                    }
-                    for e in entries
-                ]
-            )
+            _json([views.entry_json(e) for e in entries])
             return
         more = f"\n{named} name entries: `screening {kind} list --names`" if named else ""
         if not entries:
@@ -447,22 +443,12 @@ def dnd_list(ctx: Context, ext: str | None, as_json: bool) -> None:
     if ext is not None:
         parse.parse_extension(ext, "EXT")
     now = datetime.now(UTC)
-    with Session(ctx.engine()) as session:
-        windows, manual = lists.list_dnd(session, ext)
+    windows, manual = lists.list_dnd(ctx.engine(), CLI, ext)
     if as_json:
         _json(
             {
                 "schedules": [
-                    {
-                        "id": w.id,
-                        "extension": w.extension,
-                        "days": sorted(w.days),
-                        "from": f"{w.start:%H:%M}",
-                        "to": f"{w.end:%H:%M}",
-                        "tz": w.tz,
-                        "active_now": w.active_at(now),
-                    }
-                    for w in windows
+                    {**views.window_json(w), "active_now": w.active_at(now)} for w in windows
                 ],
                 "manual": [
                     {
@@ -737,52 +723,13 @@ def log_(
     if click_ctx.invoked_subcommand is not None:
         return
     ctx: Context = click_ctx.obj
-    now = datetime.now(UTC)
-    since_at = parse.parse_since(since, now) if since else None
-    if extension is not None:
-        parse.parse_extension(extension)
-    wanted = None
-    if caller is not None:
-        wanted = normalise(caller, ctx.region)
-        if wanted is None:
-            raise click.BadParameter(
-                f"expected a phone number, got {caller!r}", param_hint="--caller"
-            )
-    with Session(ctx.engine()) as session:
-        rows = calllog.query_log(
-            session,
-            since=since_at,
-            extension=extension,
-            caller=wanted,
-            decision=decision,
-            limit=limit,
+    with _flags(extension="--for", caller="--caller", since="--since"):
+        wanted = call_log.call_filter(
+            ctx.region, extension=extension, caller=caller, decision=decision, since=since
         )
+    rows = call_log.list_calls(ctx.engine(), CLI, wanted, limit).calls
     if as_json:
-        _json(
-            [
-                {
-                    "id": r.id,
-                    "at": _iso(r.at),
-                    "channel_id": r.channel_id,
-                    "caller_raw": r.caller_raw,
-                    "caller": r.caller,
-                    "extension": r.extension,
-                    "decision": r.decision,
-                    "sip_code": r.sip_code,
-                    "rule_kind": r.rule_kind,
-                    "rule_id": r.rule_id,
-                    "reason": r.reason,
-                    "decision_ms": r.decision_us / 1000,
-                    "caller_name": r.caller_name,
-                    "verification": r.verification,
-                    "attestation": r.attestation,
-                    "policy": r.policy,
-                    "challenge": r.challenge,
-                    "door": r.door,
-                }
-                for r in rows
-            ]
-        )
+        _json([views.call_json(r) for r in rows])
         return
     if not rows:
         click.echo("no calls match")
@@ -818,8 +765,7 @@ def log_(
 def log_purge(ctx: Context, older_than: str) -> None:
     """Delete old call-log rows (retention). Rules are not touched."""
     before = parse.parse_since(older_than, datetime.now(UTC), field="--older-than")
-    with Session(ctx.engine()) as session, session.begin():
-        removed = calllog.purge_log(session, before)
+    removed = call_log.purge(ctx.engine(), before)
     click.echo(f"deleted {removed} call-log rows from before {_local(before)}")
 
 
@@ -838,8 +784,7 @@ def stats(ctx: Context, since: str, top: int, as_json: bool) -> None:
     """Calls screened, rejected by 607 and 608, top blocked callers and names, top rules,
     rejections per policy, and verification results."""
     since_at = parse.parse_since(since, datetime.now(UTC))
-    with Session(ctx.engine()) as session:
-        s = calllog.stats(session, since_at, top)
+    s = call_log.stats(ctx.engine(), since_at, top)
     if as_json:
         _json({**asdict(s), "since": _iso(s.since)})
         return

@@ -18,14 +18,12 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
 
 from screening.asterisk.dialplan import CHALLENGE_RUN_CONTEXT
 from screening.config import Config
-from screening.core.decision import Action
+from screening.service import ops
 from screening.store import migrate
-from screening.store.models import Policy
+from screening.store.engine import Engine
 
 #: The contexts that screen calls (asterisk-conf/extensions.conf).
 SCREENING_CONTEXTS = ("screening-inbound", "screening-inbound-agi")
@@ -109,14 +107,9 @@ def _challenges(engine: Engine | Callable[[], Engine]) -> bool:
     """Whether any policy challenges: only then must the dialplan have the challenge (the
     schema check above reports a database that cannot be read)."""
     try:
-        db = engine() if callable(engine) else engine
-        with Session(db) as session:
-            found = session.scalar(
-                select(Policy.id).where(Policy.action == Action.CHALLENGE.value).limit(1)
-            )
+        return ops.any_challenge(engine() if callable(engine) else engine)
     except Exception:
         return False
-    return found is not None
 
 
 def _schema(engine: Engine | Callable[[], Engine]) -> Check:

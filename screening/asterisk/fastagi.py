@@ -17,8 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
-
 from screening.asterisk import agi
 from screening.asterisk.dialplan import (
     CHALLENGE_RESULT,
@@ -45,6 +43,7 @@ from screening.core.features import Result
 from screening.service.features import FeatureCodes
 from screening.service.runtime import connection_cap, running, stop_on_signals
 from screening.service.screener import Act, Call, Screener, failed_open
+from screening.store.engine import Engine
 
 log = logging.getLogger(__name__)
 

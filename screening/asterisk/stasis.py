@@ -14,8 +14,6 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from sqlalchemy import Engine
-
 from screening.asterisk.ari import AriClient, StasisStart, destroyed_channel, parse_stasis_start
 from screening.asterisk.dialplan import (
     CHALLENGE_CONTEXT,
@@ -38,6 +36,7 @@ from screening.core.decision import Decision
 from screening.service.features import FeatureCodes
 from screening.service.runtime import running, stop_on_signals
 from screening.service.screener import Call, Screener, failed_open
+from screening.store.engine import Engine
 
 log = logging.getLogger(__name__)
 

@@ -37,5 +37,9 @@ class NotFound(ScreeningError):
     """The entry or schedule the admin named does not exist."""
 
 
+class Forbidden(ScreeningError):
+    """Not this user's to see or change: another extension's, or the admins'."""
+
+
 class DatabaseError(ScreeningError):
     """The database is unreachable, or its schema is not what this version expects."""

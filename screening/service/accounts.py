@@ -245,6 +245,11 @@ class Accounts:
                     current.failed_logins,
                 )
 
+    def trail(self, limit: int = 100) -> list[accounts.Audited]:
+        """The audit trail, newest first."""
+        with Session(self._engine) as s:
+            return accounts.audit_trail(s, limit)
+
     def audit(self, actor: str, action: str, detail: str, now: datetime) -> None:
         with Session(self._engine) as s, s.begin():
             accounts.audit(s, actor, action, detail, now)

@@ -184,6 +184,11 @@ def list_policies(engine: Engine, extension: str | None = None) -> list[Policy]:
         return policies.list_policies(session, extension)
 
 
+def any_challenge(engine: Engine) -> bool:
+    with Session(engine) as session:
+        return policies.any_challenge(session)
+
+
 def remove_policy(engine: Engine, kind: PolicyKind, extension: str | None) -> Policy:
     with Session(engine) as session, session.begin():
         removed = policies.remove_policy(session, kind, extension)

@@ -9,6 +9,13 @@ are on their own page. Admins see everything (README "Security")."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
+from screening.core.decision import DndWindow, Entry, NameEntry, Policy
+from screening.store.calllog import LoggedCall
+from screening.store.lists import ListedEntry
+
 _KINDS = {
     "allow": "an allow entry",
     "block": "a block entry",
@@ -29,3 +36,91 @@ def reason_for_user(rule_kind: str | None, policy: str | None, challenge: str | 
     else:
         why = _KINDS.get(rule_kind or "", "no rule matched")
     return f"{why}; challenge {challenge}" if challenge else why
+
+
+# -- one JSON view per record: the CLI's --json, the API and the console's data ----------------
+
+
+def iso(at: datetime | None) -> str | None:
+    """UTC, RFC 3339, with a Z."""
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z") if at else None
+
+
+def entry_json(e: Entry | ListedEntry) -> dict[str, Any]:
+    """A block or allow entry; listed, with how often it decided a call."""
+    out: dict[str, Any] = {
+        "id": e.id,
+        "kind": e.kind,
+        "number": e.value + ("*" if e.is_prefix else ""),
+        "extension": e.extension,
+        "code": e.sip_code,
+        "reason": e.reason,
+        "source": e.source,
+        "expires": iso(e.expires_at),
+    }
+    if isinstance(e, ListedEntry):
+        out |= {
+            "entered": e.entered,
+            "created": iso(e.created_at),
+            "calls": e.hits,
+            "last_call": iso(e.last_hit),
+        }
+    return out
+
+
+def name_json(n: NameEntry) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "kind": n.kind,
+        "pattern": n.pattern,
+        "extension": n.extension,
+        "code": n.sip_code,
+        "reason": n.reason,
+    }
+
+
+def policy_json(p: Policy) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "kind": p.kind.value,
+        "extension": p.extension,
+        "action": p.action.value,
+        "code": p.sip_code,
+    }
+
+
+def window_json(w: DndWindow) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "extension": w.extension,
+        "description": w.describe(),
+        "days": sorted(w.days),
+        "from": f"{w.start:%H:%M}",
+        "to": f"{w.end:%H:%M}",
+        "tz": w.tz,
+    }
+
+
+def call_json(r: LoggedCall, admin: bool = True) -> dict[str, Any]:
+    """One call; for a user, the rule that decided told by its kind only (reason_for_user)."""
+    reason = r.reason if admin else reason_for_user(r.rule_kind, r.policy, r.challenge)
+    return {
+        "id": r.id,
+        "at": iso(r.at),
+        "channel_id": r.channel_id,
+        "caller": r.caller,
+        "caller_raw": r.caller_raw,
+        "caller_name": r.caller_name,
+        "extension": r.extension,
+        "decision": r.decision,
+        "code": r.sip_code,
+        "rule_kind": r.rule_kind,
+        "rule_id": r.rule_id if admin else None,
+        "reason": reason,
+        "policy": r.policy,
+        "verification": r.verification,
+        "attestation": r.attestation,
+        "challenge": r.challenge,
+        "door": r.door,
+        "decision_ms": r.decision_us / 1000,
+    }

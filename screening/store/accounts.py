@@ -196,11 +196,16 @@ def audit(session: Session, actor: str, action: str, detail: str, now: datetime)
     session.add(AuditEntry(at=now, actor=actor[:64], action=action[:64], detail=detail[:512]))
 
 
-def audit_trail(session: Session, limit: int = 100) -> list[AuditEntry]:
-    rows = list(
-        session.scalars(
-            select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
-        )
-    )
-    session.expunge_all()
-    return rows
+@dataclass(frozen=True)
+class Audited:
+    """One line of the audit trail: who did what, when."""
+
+    at: datetime
+    actor: str
+    action: str
+    detail: str
+
+
+def audit_trail(session: Session, limit: int = 100) -> list[Audited]:
+    query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+    return [Audited(r.at, r.actor, r.action, r.detail) for r in session.scalars(query)]

@@ -38,6 +38,41 @@ class CallRecord:
     challenge: str | None = None  # core.challenge.Outcome, when the call was challenged
 
 
+@dataclass(frozen=True, kw_only=True)
+class LoggedCall(CallRecord):
+    """A call as the log holds it, with its row's id."""
+
+    id: int
+
+
+def _logged(row: CallLog) -> LoggedCall:
+    return LoggedCall(
+        id=row.id,
+        at=row.at,
+        channel_id=row.channel_id,
+        caller_raw=row.caller_raw,
+        caller=row.caller,
+        extension=row.extension,
+        decision=cast(Any, row.decision),
+        sip_code=row.sip_code,
+        rule_kind=row.rule_kind,
+        rule_id=row.rule_id,
+        reason=row.reason,
+        decision_us=row.decision_us,
+        door=row.door,
+        caller_name=row.caller_name,
+        verification=row.verification,
+        attestation=row.attestation,
+        policy=row.policy,
+        challenge=row.challenge,
+    )
+
+
+def get_call(session: Session, call_id: int) -> LoggedCall | None:
+    row = session.get(CallLog, call_id)
+    return _logged(row) if row is not None else None
+
+
 def _printable(text: str) -> str:
     """Control characters as \\xNN: a NUL or a newline from a FastAGI peer's caller ID is
     no text any database must take (PostgreSQL refuses a NUL outright)."""
@@ -112,7 +147,7 @@ def query_log(
     limit: int = 50,
     before_id: int | None = None,
     rule_kind: str | None = None,
-) -> list[CallLog]:
+) -> list[LoggedCall]:
     """Newest first; `before_id` continues after the last row of a previous page (keyset:
     the same cost for page 1 and page 1,000)."""
     query = select(CallLog).order_by(CallLog.at.desc(), CallLog.id.desc()).limit(limit)
@@ -133,9 +168,7 @@ def query_log(
         query = query.where(CallLog.decision == decision)
     if rule_kind is not None:
         query = query.where(CallLog.rule_kind == rule_kind)
-    rows = list(session.scalars(query))
-    session.expunge_all()
-    return rows
+    return [_logged(row) for row in session.scalars(query)]
 
 
 def purge_log(session: Session, before: datetime) -> int:

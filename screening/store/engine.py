@@ -6,6 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+__all__ = ["Engine", "database_failure", "make_engine"]  # doors type with Engine, never import
 
 #: Look-ups run on this many threads, each with a pooled connection of its own, all opened
 #: at start: the service's threads, connections and open files stay the same under any
@@ -54,3 +57,12 @@ def side_engine(engine: Engine) -> Engine:
     work done again on a new one."""
     url = engine.url.render_as_string(hide_password=False)
     return make_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=False)
+
+
+def database_failure(e: BaseException) -> str | None:
+    """The one line an admin reads for a database error; None for any other error."""
+    if isinstance(e, OperationalError):
+        return f"cannot use the database: {str(e.orig).strip().splitlines()[0]}"
+    if isinstance(e, SQLAlchemyError):
+        return f"database error: {str(e).splitlines()[0]}"
+    return None

@@ -73,6 +73,14 @@ def list_policies(session: Session, extension: str | None = None) -> list[Policy
     return sorted(policies, key=lambda p: (p.extension or "", order.index(p.kind)))
 
 
+def any_challenge(session: Session) -> bool:
+    """Whether any policy challenges its callers."""
+    found = session.scalar(
+        select(PolicyRow.id).where(PolicyRow.action == Action.CHALLENGE.value).limit(1)
+    )
+    return found is not None
+
+
 def remove_policy(session: Session, kind: PolicyKind, extension: str | None) -> Policy | None:
     scope = extension or GLOBAL
     row = session.scalar(

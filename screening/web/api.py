@@ -14,23 +14,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from screening.config import Config
-from screening.core.decision import DndWindow, Entry, NameEntry, Policy
-from screening.core.errors import InvalidInput, NotFound
+from screening.core.errors import Forbidden, InvalidInput, NotFound
 from screening.core.features import Reputation
-from screening.core.numbers import normalise
-from screening.service import ops, parse, views
+from screening.service import calls as call_log
+from screening.service import lists, ops, parse, views
 from screening.service.accounts import Accounts
-from screening.store import calllog, lists, reports
+from screening.service.actor import Actor
+from screening.service.views import call_json, entry_json, iso, name_json, policy_json, window_json
 from screening.store.accounts import Account
-from screening.store.accounts import audit as audit_row
-from screening.store.models import CallLog
+from screening.store.engine import Engine
 from screening.web.limits import API_BODY
 from screening.web.openapi import document
 
@@ -59,10 +56,6 @@ MAX_BODY = API_BODY  # also bounded before it is read (web.limits)
 MAX_LIMIT = 500
 
 
-class Forbidden(Exception):
-    """Not this user's to see or change."""
-
-
 @dataclass
 class Ask:
     """One API request, authenticated: who asks, the query and the JSON body."""
@@ -76,14 +69,14 @@ class Ask:
     def admin(self) -> bool:
         return self.who.role == "admin"
 
+    @property
+    def actor(self) -> Actor:
+        return Actor.of(self.who, "api")
+
     def own(self, extension: str | None) -> str | None:
         """The extension this request may touch: a user's own, whatever they asked for; a
         user asking for another one is refused."""
-        if self.admin:
-            return extension
-        if extension is not None and extension != self.who.extension:
-            raise Forbidden(f"extension {extension} is not yours")
-        return self.who.extension
+        return self.actor.scope(extension)
 
     def text(self, name: str, default: str | None = None) -> str | None:
         """A string field of the body (None when absent); anything else is refused."""
@@ -160,24 +153,17 @@ def routes(config: Config, engine: Engine) -> list[Route]:
     # -- block and allow lists -------------------------------------------------------------
 
     def list_entries(ask: Ask) -> tuple[int, Any]:
-        kind = _kind(ask.path["kind"])
-        scope_text = ask.query.get("extension")
-        scope: str | None
-        if scope_text == "global":
-            if not ask.admin:
-                raise Forbidden("global entries are the admins'")
-            scope = ""
-        elif scope_text is not None:
-            scope = ask.own(parse.parse_extension(scope_text, "extension"))
-        else:
-            scope = ask.own(None)
-        prefix = parse.parse_number_prefix(ask.query.get("number", ""))
-        after = parse.parse_cursor(ask.query.get("after"))
-        limit = _limit(ask.query.get("limit"))
-        with Session(engine) as s:
-            page = lists.page_entries(s, kind, scope=scope, prefix=prefix, after=after, limit=limit)
+        page = lists.page_entries(
+            engine,
+            ask.actor,
+            _kind(ask.path["kind"]),
+            scope=ask.query.get("extension"),
+            number=ask.query.get("number", ""),
+            after=ask.query.get("after"),
+            limit=_limit(ask.query.get("limit")),
+        )
         return 200, {
-            "entries": [_listed(e) for e in page.entries],
+            "entries": [entry_json(e) for e in page.entries],
             "next": parse.encode_cursor(page.next) if page.next else None,
         }
 
@@ -201,21 +187,12 @@ def routes(config: Config, engine: Engine) -> list[Route]:
             expires=ask.text("expires"),
         )
         audit(ask, f"{kind} {'add' if created else 'update'}", entry.describe())
-        return (201 if created else 200), _entry(entry)
+        return (201 if created else 200), entry_json(entry)
 
     def remove_entry(ask: Ask) -> tuple[int, Any]:
         kind = _kind(ask.path["kind"])
-        entry_id = parse.parse_id(ask.path["id"])
-        with Session(engine) as s:
-            found = lists.find_entry_by_id(s, kind, entry_id)
-        if found is None:
-            raise NotFound(f"no {kind} entry with id {entry_id}")
-        if not ask.admin and found.extension != ask.who.extension:
-            raise Forbidden(f"{kind} entry {entry_id} is not for your extension")
-        key = parse.EntryKey(f"#{entry_id}", entry_id, "", False, None)
-        removed = ops.remove_entry(engine, kind, key)
-        audit(ask, f"{kind} remove", removed.describe())
-        return 200, _entry(removed)
+        removed = lists.remove_entry(engine, ask.actor, kind, parse.parse_id(ask.path["id"]))
+        return 200, entry_json(removed)
 
     # -- caller-name entries (admins) ------------------------------------------------------
 
@@ -223,7 +200,7 @@ def routes(config: Config, engine: Engine) -> list[Route]:
         kind = _kind(ask.path["kind"])
         extension = ask.query.get("extension")
         ext = parse.parse_extension(extension, "extension") if extension is not None else None
-        return 200, [_name(n) for n in ops.list_names(engine, kind, ext)]
+        return 200, [name_json(n) for n in ops.list_names(engine, kind, ext)]
 
     def add_name(ask: Ask) -> tuple[int, Any]:
         kind = _kind(ask.path["kind"])
@@ -237,7 +214,7 @@ def routes(config: Config, engine: Engine) -> list[Route]:
         )
         saved, created = ops.save_name(engine, new)
         audit(ask, f"{kind} name {'add' if created else 'update'}", saved.describe())
-        return (201 if created else 200), _name(saved)
+        return (201 if created else 200), name_json(saved)
 
     def remove_name(ask: Ask) -> tuple[int, Any]:
         kind = _kind(ask.path["kind"])
@@ -246,7 +223,7 @@ def routes(config: Config, engine: Engine) -> list[Route]:
         ext = parse.parse_extension(extension, "extension") if extension is not None else None
         removed = ops.remove_name(engine, kind, pattern, ext)
         audit(ask, f"{kind} name remove", removed.describe())
-        return 200, _name(removed)
+        return 200, name_json(removed)
 
     # -- policies --------------------------------------------------------------------------
 
@@ -254,7 +231,7 @@ def routes(config: Config, engine: Engine) -> list[Route]:
         extension = ask.query.get("extension")
         ext = parse.parse_extension(extension, "extension") if extension is not None else None
         ext = ask.own(ext)
-        return 200, [_policy(p) for p in ops.list_policies(engine, ext)]
+        return 200, [policy_json(p) for p in ops.list_policies(engine, ext)]
 
     def set_policy(ask: Ask) -> tuple[int, Any]:
         new = parse.new_policy(
@@ -266,7 +243,7 @@ def routes(config: Config, engine: Engine) -> list[Route]:
         )
         saved, created = ops.set_policy(engine, new)
         audit(ask, f"policy {'set' if created else 'update'}", saved.describe())
-        return (201 if created else 200), _policy(saved)
+        return (201 if created else 200), policy_json(saved)
 
     def remove_policy(ask: Ask) -> tuple[int, Any]:
         kind = parse.parse_policy_kind(ask.path["policy"], "kind")
@@ -274,18 +251,17 @@ def routes(config: Config, engine: Engine) -> list[Route]:
         ext = parse.parse_extension(extension, "extension") if extension is not None else None
         removed = ops.remove_policy(engine, kind, ext)
         audit(ask, "policy remove", removed.describe())
-        return 200, _policy(removed)
+        return 200, policy_json(removed)
 
     # -- do-not-disturb ----------------------------------------------------------------------
 
     def list_dnd(ask: Ask) -> tuple[int, Any]:
         extension = ask.query.get("extension")
-        ext = ask.own(parse.parse_extension(extension, "extension") if extension else None)
-        with Session(engine) as s:
-            windows, manual = lists.list_dnd(s, ext)
+        wanted = parse.parse_extension(extension, "extension") if extension else None
+        windows, manual = lists.list_dnd(engine, ask.actor, wanted)
         return 200, {
-            "schedules": [_window(w) for w in windows],
-            "manual": [{"extension": m.extension, "until": _iso(m.until)} for m in manual],
+            "schedules": [window_json(w) for w in windows],
+            "manual": [{"extension": m.extension, "until": iso(m.until)} for m in manual],
         }
 
     def add_dnd(ask: Ask) -> tuple[int, Any]:
@@ -300,18 +276,11 @@ def routes(config: Config, engine: Engine) -> list[Route]:
             ask.text("tz"),
         )
         audit(ask, "dnd add", window.describe())
-        return 201, _window(window)
+        return 201, window_json(window)
 
     def remove_dnd(ask: Ask) -> tuple[int, Any]:
-        schedule_id = parse.parse_id(ask.path["id"])
-        with Session(engine) as s:
-            found = lists.find_dnd(s, schedule_id)
-        if found is None:
-            raise NotFound(f"no DND schedule with id {schedule_id}")
-        ask.own(found.extension)
-        removed = ops.remove_dnd(engine, str(schedule_id))
-        audit(ask, "dnd remove", removed.describe())
-        return 200, _window(removed)
+        removed = lists.remove_dnd(engine, ask.actor, parse.parse_id(ask.path["id"]))
+        return 200, window_json(removed)
 
     def manual_dnd(ask: Ask) -> tuple[int, Any]:
         extension = ask.own(parse.parse_extension(ask.path["ext"], "extension"))
@@ -325,7 +294,7 @@ def routes(config: Config, engine: Engine) -> list[Route]:
             until = parse.parse_until(raw, now) if raw else None
             rule = ops.dnd_on(engine, extension, until, source="api", now=now)
             audit(ask, "dnd on", rule.describe())
-            return 200, {"extension": extension, "on": True, "until": _iso(rule.until)}
+            return 200, {"extension": extension, "on": True, "until": iso(rule.until)}
         was = ops.dnd_off(engine, extension)
         audit(ask, "dnd off", f"extension {extension}")
         return 200, {"extension": extension, "on": False, "was_on": was}
@@ -333,57 +302,21 @@ def routes(config: Config, engine: Engine) -> list[Route]:
     # -- calls -----------------------------------------------------------------------------
 
     def calls(ask: Ask) -> tuple[int, Any]:
-        extension = ask.query.get("extension")
-        ext = ask.own(parse.parse_extension(extension, "extension") if extension else None)
-        caller = ask.query.get("caller")
-        wanted = None
-        if caller is not None:
-            wanted = normalise(caller, region)
-            if wanted is None:
-                raise InvalidInput("caller", f"expected a phone number, got {caller[:40]!r}")
-        decision = ask.query.get("decision")
-        if decision is not None and decision not in ("allowed", "rejected", "abandoned"):
-            raise InvalidInput("decision", "expected allowed, rejected or abandoned")
-        before = (
-            parse.parse_id(ask.query["before"], "before", parse.MAX_CALL_ID)
-            if "before" in ask.query
-            else None
+        q = ask.query
+        wanted = call_log.call_filter(
+            region,
+            extension=q.get("extension"),
+            caller=q.get("caller"),
+            decision=q.get("decision"),
+            before=q.get("before"),
         )
-        limit = _limit(ask.query.get("limit"))
-        with Session(engine) as s:
-            rows = calllog.query_log(
-                s,
-                extension=ext,
-                caller=wanted,
-                decision=decision,
-                before_id=before,
-                limit=limit + 1,
-            )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return 200, {
-            "calls": [_call(r, ask.admin) for r in rows],
-            "next": rows[-1].id if more and rows else None,
-        }
+        page = call_log.list_calls(engine, ask.actor, wanted, _limit(q.get("limit")))
+        return 200, {"calls": [call_json(r, ask.admin) for r in page.calls], "next": page.next}
 
     def spam(ask: Ask) -> tuple[int, Any]:
         call_id = parse.parse_id(ask.path["id"], maximum=parse.MAX_CALL_ID)
-        now = datetime.now(UTC)
-        with Session(engine) as s, s.begin():
-            row = s.get(CallLog, call_id)
-            if row is None:
-                raise NotFound(f"no call with id {call_id}")
-            ask.own(row.extension)
-            if row.caller is None or row.decision != "allowed":
-                raise InvalidInput("id", "only a call that rang, from a number, can be spam")
-            undo = ask.query.get("undo") == "1"
-            if undo:
-                result = reports.unmark_caller(s, row.caller, row.extension, now, reputation)
-            else:
-                result = reports.mark_caller(s, row.caller, row.extension, now, reputation)
-            audit_row(
-                s, ask.who.name, "api unmark spam" if undo else "api mark spam", result.detail, now
-            )
+        undo = ask.query.get("undo") == "1"
+        result = call_log.mark_spam(engine, ask.actor, reputation, call_id, undo=undo)
         return 200, {"outcome": result.outcome.value, "detail": result.detail}
 
     def check(ask: Ask) -> tuple[int, Any]:
@@ -415,11 +348,10 @@ def routes(config: Config, engine: Engine) -> list[Route]:
         }
 
     def stats(ask: Ask) -> tuple[int, Any]:
-        since = parse.parse_since(ask.query.get("since", "7d"), datetime.now(UTC), "since")
-        with Session(engine) as s:
-            st = calllog.stats(s, since, 10)
+        since = parse.parse_since(ask.query.get("since", "7d"), datetime.now(UTC), field="since")
+        st = call_log.stats(engine, since, 10)
         return 200, {
-            "since": _iso(st.since),
+            "since": iso(st.since),
             "calls": st.calls,
             "allowed": st.allowed,
             "rejected_607": st.rejected_607,
@@ -487,84 +419,3 @@ def _limit(raw: str | None) -> int:
     if raw is None:
         return 50
     return parse.whole_number(raw, "limit", 1, MAX_LIMIT)
-
-
-def _iso(at: datetime | None) -> str | None:
-    return at.astimezone(UTC).isoformat() if at else None
-
-
-def _entry(e: Entry | lists.ListedEntry) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "kind": e.kind,
-        "number": e.value + ("*" if e.is_prefix else ""),
-        "extension": e.extension,
-        "code": e.sip_code,
-        "reason": e.reason,
-        "source": e.source,
-        "expires": _iso(e.expires_at),
-    }
-
-
-def _listed(e: lists.ListedEntry) -> dict[str, Any]:
-    return {
-        **_entry(e),
-        "entered": e.entered,
-        "created": _iso(e.created_at),
-        "calls": e.hits,
-        "last_call": _iso(e.last_hit),
-    }
-
-
-def _name(n: NameEntry) -> dict[str, Any]:
-    return {
-        "id": n.id,
-        "kind": n.kind,
-        "pattern": n.pattern,
-        "extension": n.extension,
-        "code": n.sip_code,
-        "reason": n.reason,
-    }
-
-
-def _policy(p: Policy) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "kind": p.kind.value,
-        "extension": p.extension,
-        "action": p.action.value,
-        "code": p.sip_code,
-    }
-
-
-def _window(w: DndWindow) -> dict[str, Any]:
-    return {
-        "id": w.id,
-        "extension": w.extension,
-        "description": w.describe(),
-        "from": f"{w.start:%H:%M}",
-        "to": f"{w.end:%H:%M}",
-        "tz": w.tz,
-    }
-
-
-def _call(r: CallLog, admin: bool = True) -> dict[str, Any]:
-    """One call; for a user, with the rule that decided told by its kind only (views)."""
-    reason = r.reason if admin else views.reason_for_user(r.rule_kind, r.policy, r.challenge)
-    return {
-        "id": r.id,
-        "at": _iso(r.at),
-        "caller": r.caller,
-        "caller_raw": r.caller_raw,
-        "caller_name": r.caller_name,
-        "extension": r.extension,
-        "decision": r.decision,
-        "code": r.sip_code,
-        "rule_kind": r.rule_kind,
-        "rule_id": r.rule_id if admin else None,
-        "reason": reason,
-        "policy": r.policy,
-        "verification": r.verification,
-        "attestation": r.attestation,
-        "challenge": r.challenge,
-    }

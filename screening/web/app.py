@@ -13,9 +13,6 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -24,11 +21,13 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from screening.config import Config
+from screening.core.errors import InvalidInput
 from screening.core.features import Reputation
+from screening.service import calls as call_log
 from screening.service import views
 from screening.service.accounts import Refused
-from screening.store import calllog, lists, reports
-from screening.store.accounts import audit as accounts_audit
+from screening.service.actor import Actor
+from screening.store.engine import Engine
 from screening.web import api, pages
 from screening.web.console import Console, csrf_refused
 from screening.web.devices import KnownDevices
@@ -113,24 +112,15 @@ def create_app(
         if who.role == "user":
             return RedirectResponse(f"/ext/{who.extension}", 303)
         today = _midnight()
-        since = today - timedelta(days=29)
-        try:
-            with Session(engine) as s, s.begin():
-                calllog.settle_days(s, since, datetime.now(UTC))  # once a day: a few rows
-        except IntegrityError:
-            pass  # another console (another PBX's) wrote the same day just now
-        with Session(engine) as s:
-            days = calllog.daily(s, since)
-            stats = calllog.today(s, today, 10)
-            failed_open = calllog.query_log(s, since=today, rule_kind="error", limit=10)
+        board = await asyncio.to_thread(call_log.dashboard, engine, today, datetime.now(UTC))
         connected = await _app_connected(config)
         return console.page(
             request,
             "home.html",
             user=who,
-            stats=stats,
-            chart=_chart(days, today),
-            failed_open=failed_open,
+            stats=board.today,
+            chart=_chart(board.days, today),
+            failed_open=board.failed_open,
             connected=connected,
         )
 
@@ -139,33 +129,32 @@ def create_app(
         who, refused = console.extension(request, extension)
         if refused is not None:
             return refused
+        assert who is not None
+        actor = Actor.of(who, "console")
         today = _midnight()
-        with Session(engine) as s:
-            days = calllog.daily(s, today - timedelta(days=29), extension)
-            calls = calllog.query_log(s, extension=extension, limit=50)
-            marked = reports.marked_callers(s, extension)
-            blocks = lists.page_entries(s, "block", scope=extension, limit=100).entries
-            allows = lists.page_entries(s, "allow", scope=extension, limit=100).entries
-            windows, manual = lists.list_dnd(s, extension)
+        try:
+            view = await asyncio.to_thread(call_log.extension_view, engine, actor, extension, today)
+        except InvalidInput as e:
+            return PlainTextResponse(str(e), 400)
         return console.page(
             request,
             "extension.html",
             user=who,
             extension=extension,
-            calls=calls,
+            calls=view.calls,
             # A user learns which kind of rule decided, never an admin's rule itself.
             reasons={
                 c.id: c.reason
-                if who is not None and who.role == "admin"
+                if actor.admin
                 else views.reason_for_user(c.rule_kind, c.policy, c.challenge)
-                for c in calls
+                for c in view.calls
             },
-            marked=marked,
-            blocks=blocks,
-            allows=allows,
-            windows=windows,
-            manual=manual,
-            chart=_chart(days, today),
+            marked=view.marked,
+            blocks=view.blocks,
+            allows=view.allows,
+            windows=view.windows,
+            manual=view.manual,
+            chart=_chart(view.days, today),
             message=request.query_params.get("done", "")[:200],
             error=request.query_params.get("error", "")[:300],
         )
@@ -178,17 +167,15 @@ def create_app(
         if isinstance(asked, Response):
             return asked
         who, form = asked
-        caller = form.get("caller", "")[:32]
+        call = (extension, form.get("caller", ""))
         undo = form.get("undo") == "1"
-        now = datetime.now(UTC)
-        with Session(engine) as s, s.begin():
-            if not undo and not calllog.rang(s, extension, caller):
-                return PlainTextResponse("no such call to this extension", 400)
-            if undo:
-                result = reports.unmark_caller(s, caller, extension, now, reputation)
-            else:
-                result = reports.mark_caller(s, caller, extension, now, reputation)
-            accounts_audit(s, who.name, "unmark spam" if undo else "mark spam", result.detail, now)
+        actor = Actor.of(who, "console")
+        try:
+            result = await asyncio.to_thread(
+                call_log.mark_spam, engine, actor, reputation, call, undo=undo
+            )
+        except InvalidInput:
+            return PlainTextResponse("no such call to this extension", 400)
         return RedirectResponse(f"/ext/{extension}?done={quote(result.detail)}", 303)
 
     return Starlette(

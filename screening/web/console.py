@@ -11,14 +11,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from screening.config import Config
+from screening.core.errors import Forbidden
 from screening.service.accounts import Accounts
 from screening.store.accounts import Account
+from screening.store.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,11 @@ class Console:
 
     def audit(self, who: Account, action: str, detail: str) -> None:
         self.accounts.audit(who.name, action, detail[:500], datetime.now(UTC))
+
+    def forbidden(self, request: Request, who: Account, e: Forbidden) -> Response:
+        """The answer to what the service refused this account."""
+        self._refused(request, who, str(e))
+        return PlainTextResponse(f"forbidden: {e}", 403)
 
     def _refused(self, request: Request, who: Account, what: str) -> None:
         peer = request.client.host if request.client else "?"

@@ -75,6 +75,7 @@ _WINDOW: _S = {
         "id": _INT,
         "extension": _STR,
         "description": _STR,
+        "days": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 6}},
         "from": _STR,
         "to": _STR,
         "tz": _STR,
@@ -86,6 +87,7 @@ _CALL: _S = {
     "properties": {
         "id": _INT,
         "at": {"type": "string", "format": "date-time"},
+        "channel_id": _STR,
         "caller": _nullable("string"),
         "caller_raw": _STR,
         "caller_name": _nullable("string"),
@@ -99,6 +101,8 @@ _CALL: _S = {
         "verification": _nullable("string"),
         "attestation": _nullable("string"),
         "challenge": _nullable("string"),
+        "door": _nullable("string"),
+        "decision_ms": {"type": "number"},
     },
 }
 _KIND = {

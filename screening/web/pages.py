@@ -19,18 +19,15 @@ from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import urlencode
 
-from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from screening.core.decision import PolicyKind
-from screening.core.errors import InvalidInput, NotFound, ScreeningError
-from screening.core.numbers import normalise
-from screening.service import csvfile, ops, parse
-from screening.store import accounts as account_store
-from screening.store import calllog, lists
-from screening.store.models import CallLog
+from screening.core.errors import Forbidden, InvalidInput, NotFound, ScreeningError
+from screening.service import calls as call_log
+from screening.service import csvfile, lists, ops, parse
+from screening.service.actor import Actor
 from screening.web.console import Console, csrf_refused
 
 log = logging.getLogger(__name__)
@@ -78,27 +75,24 @@ def routes(console: Console) -> list[Route]:
             return PlainTextResponse("no such list", 404)
         q = request.query_params
         error = q.get("error", "")[:300]
-        try:
-            scope_text = q.get("extension", "").strip()
-            scope = (
-                None
-                if not scope_text
-                else ""
-                if scope_text == "global"
-                else parse.parse_extension(scope_text, "extension")
-            )
-            prefix = parse.parse_number_prefix(q.get("number", ""))
-            after = parse.parse_cursor(q.get("after"))
-        except InvalidInput as e:
-            scope, prefix, after, error = None, "", None, str(e)
+        assert who is not None
+        actor = Actor.of(who, "console")
 
         def load() -> lists.EntryPage:
-            with Session(engine) as s:
-                return lists.page_entries(
-                    s, kind, scope=scope, prefix=prefix, after=after, limit=PER_PAGE
-                )
+            return lists.page_entries(
+                engine,
+                actor,
+                kind,
+                scope=q.get("extension", "").strip() or None,
+                number=q.get("number", ""),
+                after=q.get("after"),
+                limit=PER_PAGE,
+            )
 
-        page = await asyncio.to_thread(load)
+        try:
+            page = await asyncio.to_thread(load)
+        except InvalidInput as e:
+            page, error = lists.EntryPage([], None), str(e)
         next_url = None
         if page.next is not None:
             next_url = "?" + urlencode(
@@ -164,21 +158,16 @@ def routes(console: Console) -> list[Route]:
             kind = None
         if kind is None:
             return PlainTextResponse("no such entry", 404)
-        with Session(engine) as s:
-            found = lists.find_entry_by_id(s, kind, entry_id)
-        if found is None:
+        who = console.account(request)
+        if who is None:
+            return RedirectResponse("/login", 303)
+        actor = Actor.of(who, "console")
+        try:
+            removed = await asyncio.to_thread(lists.remove_entry, engine, actor, kind, entry_id)
+        except NotFound:
             return PlainTextResponse("no such entry", 404)
-        who, refused = (
-            console.extension(request, found.extension)
-            if found.extension
-            else console.admin(request)
-        )
-        if refused is not None:
-            return refused
-        assert who is not None
-        key = parse.EntryKey(f"#{entry_id}", entry_id, "", False, None)
-        removed = await asyncio.to_thread(ops.remove_entry, engine, kind, key)
-        console.audit(who, f"{kind} remove", removed.describe())
+        except Forbidden as e:
+            return console.forbidden(request, who, e)
         return back(_back(form, f"/lists/{kind}"), done=f"removed {removed.describe()}")
 
     # -- the call log ------------------------------------------------------------------------
@@ -189,42 +178,28 @@ def routes(console: Console) -> list[Route]:
             return refused
         q = request.query_params
         error = ""
-        extension = caller = decision = None
-        before = None
+        assert who is not None
+        actor = Actor.of(who, "console")
+
+        def load() -> call_log.CallPage:
+            wanted = call_log.call_filter(
+                region,
+                extension=q.get("extension"),
+                caller=q.get("caller"),
+                decision=q.get("decision"),
+                before=q.get("before"),
+            )
+            return call_log.list_calls(engine, actor, wanted, PER_PAGE)
+
         try:
-            if q.get("extension"):
-                extension = parse.parse_extension(q["extension"], "extension")
-            if q.get("caller"):
-                caller = normalise(q["caller"], region)
-                if caller is None:
-                    raise InvalidInput("caller", f"expected a phone number, got {q['caller']!r}")
-            if q.get("decision"):
-                if q["decision"] not in ("allowed", "rejected", "abandoned"):
-                    raise InvalidInput("decision", "expected allowed, rejected or abandoned")
-                decision = q["decision"]
-            if q.get("before"):
-                before = parse.whole_number(q["before"], "before", 0, parse.MAX_CALL_ID)
+            page = await asyncio.to_thread(load)
         except InvalidInput as e:
-            error = str(e)
-
-        def load() -> list[CallLog]:
-            with Session(engine) as s:
-                return calllog.query_log(
-                    s,
-                    extension=extension,
-                    caller=caller,
-                    decision=decision,
-                    before_id=before,
-                    limit=PER_PAGE + 1,
-                )
-
-        rows = await asyncio.to_thread(load)
-        more = len(rows) > PER_PAGE
-        rows = rows[:PER_PAGE]
+            page, error = call_log.CallPage([], None), str(e)
+        rows = page.calls
         next_url = None
-        if more and rows:
+        if page.next is not None:
             params = {k: q.get(k, "") for k in ("extension", "caller", "decision")}
-            next_url = "?" + urlencode({**params, "before": str(rows[-1].id)})
+            next_url = "?" + urlencode({**params, "before": str(page.next)})
         return console.page(
             request,
             "calls.html",
@@ -298,8 +273,9 @@ def routes(console: Console) -> list[Route]:
             extension = parse.parse_extension(wanted, "extension") if wanted else None
         except InvalidInput as e:
             extension, notes = None, {**notes, "error": str(e)}
-        with Session(engine) as s:
-            windows, manual = lists.list_dnd(s, extension)
+        assert who is not None
+        actor = Actor.of(who, "console")
+        windows, manual = await asyncio.to_thread(lists.list_dnd, engine, actor, extension)
         return console.page(
             request,
             "dnd.html",
@@ -390,16 +366,16 @@ def routes(console: Console) -> list[Route]:
             found_id = parse.parse_id(raw)
         except InvalidInput:
             return PlainTextResponse("no such schedule", 404)
-        with Session(engine) as s:
-            found = lists.find_dnd(s, found_id)
-        if found is None:
+        who = console.account(request)
+        if who is None:
+            return RedirectResponse("/login", 303)
+        actor = Actor.of(who, "console")
+        try:
+            removed = await asyncio.to_thread(lists.remove_dnd, engine, actor, found_id)
+        except NotFound:
             return PlainTextResponse("no such schedule", 404)
-        who, refused = console.extension(request, found.extension)
-        if refused is not None:
-            return refused
-        assert who is not None
-        removed = await asyncio.to_thread(ops.remove_dnd, engine, raw)
-        console.audit(who, "dnd remove", removed.describe())
+        except Forbidden as e:
+            return console.forbidden(request, who, e)
         return back(_back(form, "/dnd"), done=f"removed {removed.describe()}")
 
     async def dnd_manual(request: Request) -> Response:
@@ -588,8 +564,7 @@ def routes(console: Console) -> list[Route]:
         who, refused = console.admin(request)
         if refused is not None:
             return refused
-        with Session(engine) as s:
-            trail = account_store.audit_trail(s, 200)
+        trail = await asyncio.to_thread(console.accounts.trail, 200)
         return console.page(request, "audit.html", user=who, trail=trail)
 
     return [

@@ -11,14 +11,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import uvicorn
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from screening.config import Config
 from screening.core.errors import ConfigError
+from screening.service import calls as call_log
 from screening.service.runtime import connection_cap, raise_open_files, stop_on_signals
 from screening.service.systemd import Notifier
-from screening.store import calllog
+from screening.store.engine import Engine
 from screening.web.app import create_app
 from screening.web.limits import HeadDeadline
 
@@ -92,8 +91,7 @@ async def serve(config: Config, engine: Engine) -> None:
 def _settle(engine: Engine) -> None:
     now = datetime.now(UTC)
     try:
-        with Session(engine) as session, session.begin():
-            written = calllog.settle_days(session, now - timedelta(days=30), now)
+        written = call_log.settle(engine, now - timedelta(days=30), now)
     except Exception as e:  # the dashboard does it itself on its first visit
         log.warning("could not summarise the call log's last 30 days yet: %s", e)
         return

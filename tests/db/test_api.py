@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,54 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from screening.config import Config
-from screening.service.accounts import Accounts
 from screening.store import calllog
 from screening.store.engine import make_engine
 from screening.store.models import AuditEntry
-from screening.web.app import create_app
 from tests.cli_helpers import run
+from tests.db.conftest import PASSWORD, Api
 from tests.db.test_web import log_calls
-
-PASSWORD = "correct horse battery"
-
-
-class Api:
-    def __init__(self, client: TestClient, token: str) -> None:
-        self.client, self.headers = client, {"Authorization": f"Bearer {token}"}
-
-    def get(self, path: str, **params: str) -> tuple[int, object]:
-        r = self.client.get(f"/api/v1{path}", params=params, headers=self.headers)
-        return r.status_code, r.json()
-
-    def post(self, path: str, body: object, **params: str) -> tuple[int, object]:
-        r = self.client.post(f"/api/v1{path}", json=body, params=params, headers=self.headers)
-        return r.status_code, r.json()
-
-    def put(self, path: str, body: object) -> tuple[int, object]:
-        r = self.client.put(f"/api/v1{path}", json=body, headers=self.headers)
-        return r.status_code, r.json()
-
-    def delete(self, path: str, **params: str) -> tuple[int, object]:
-        r = self.client.delete(f"/api/v1{path}", params=params, headers=self.headers)
-        return r.status_code, r.json()
-
-
-@pytest.fixture
-def apis(database_url: str) -> Iterator[tuple[Api, Api, TestClient]]:
-    """(the admin's API, the API of 201's user, the bare client)."""
-    engine = make_engine(database_url)
-    accounts = Accounts(engine)
-    now = datetime.now(UTC)
-    accounts.add("alice", "admin", None, PASSWORD, now)
-    accounts.add("bob", "user", "201", PASSWORD, now)
-    client = TestClient(create_app(Config(), engine, "test-secret"))
-    yield (
-        Api(client, accounts.new_token("alice", now, None)[0]),
-        Api(client, accounts.new_token("bob", now, None)[0]),
-        client,
-    )
-    engine.dispose()
 
 
 def test_no_token_or_a_wrong_one_is_refused(apis: tuple[Api, Api, TestClient]) -> None:

@@ -1,0 +1,131 @@
+"""The services every door shares, on each backend: who may read and remove what (an
+`Actor`), the audit row written with the change, and one view of a record whichever door
+shows it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from screening.core.errors import Forbidden, InvalidInput, NotFound
+from screening.core.features import Reputation
+from screening.service import calls, lists, ops
+from screening.service.actor import CLI, Actor
+from screening.store.engine import make_engine
+from screening.store.models import AuditEntry, BlockEntry
+from tests.cli_helpers import ok, run
+from tests.db.conftest import Api
+from tests.db.test_web import log_calls
+
+BOB = Actor("bob", "api", "201", admin=False)
+REPUTATION = Reputation(3, 30)
+
+
+def audited(database_url: str) -> list[tuple[str, str]]:
+    engine = make_engine(database_url)
+    with Session(engine) as s:
+        rows = [(a.actor, a.action) for a in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+    engine.dispose()
+    return rows
+
+
+def test_a_user_cannot_remove_another_extensions_entry_and_nothing_is_written(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    theirs, _ = ops.add_entry(engine, "block", "+15557000001", "US", extension="202")
+    glob, _ = ops.add_entry(engine, "block", "+15557000002", "US")
+    mine, _ = ops.add_entry(engine, "block", "+15557000003", "US", extension="201")
+    for other in (theirs, glob):
+        with pytest.raises(Forbidden):
+            lists.remove_entry(engine, BOB, "block", other.id)
+    with pytest.raises(NotFound):
+        lists.remove_entry(engine, BOB, "block", 999_999)
+    assert audited(database_url) == []
+    lists.remove_entry(engine, BOB, "block", mine.id)
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(BlockEntry)) == 2
+    assert audited(database_url) == [("bob", "api block remove")]  # in the same transaction
+    engine.dispose()
+
+
+def test_a_user_reads_only_their_own_calls_and_lists(database_url: str) -> None:
+    engine = make_engine(database_url)
+    log_calls(
+        database_url,
+        ("201", "+15557000011", "allowed", None, None),
+        ("202", "+15557000012", "allowed", None, None),
+    )
+    page = calls.list_calls(engine, BOB, calls.CallFilter(), 50)
+    assert [c.extension for c in page.calls] == ["201"]  # not asking is asking for your own
+    with pytest.raises(Forbidden):
+        calls.list_calls(engine, BOB, calls.CallFilter(extension="202"), 50)
+    with pytest.raises(Forbidden):
+        lists.page_entries(engine, BOB, "block", scope="global")
+    with pytest.raises(Forbidden):
+        lists.list_dnd(engine, BOB, "202")
+    assert len(calls.list_calls(engine, CLI, calls.CallFilter(), 50).calls) == 2
+    engine.dispose()
+
+
+def test_only_a_caller_who_rang_can_be_reported_whichever_way_it_is_asked(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    log_calls(
+        database_url,
+        ("201", "+15557000021", "rejected", 607, "block"),
+        ("201", "+15557000022", "allowed", None, None),
+    )
+    by_id = {c.caller: c.id for c in calls.list_calls(engine, CLI, calls.CallFilter(), 9).calls}
+    with pytest.raises(InvalidInput):  # by id (the API): it never rang
+        calls.mark_spam(engine, BOB, REPUTATION, by_id["+15557000021"])
+    with pytest.raises(InvalidInput):  # by caller (the console): the same rule
+        calls.mark_spam(engine, BOB, REPUTATION, ("201", "+15557000021"))
+    with pytest.raises(Forbidden):
+        calls.mark_spam(engine, BOB, REPUTATION, ("202", "+15557000022"))
+    assert audited(database_url) == []
+    result = calls.mark_spam(engine, BOB, REPUTATION, by_id["+15557000022"])
+    assert result.outcome.value == "marked"
+    assert audited(database_url) == [("bob", "api mark spam")]
+    engine.dispose()
+
+
+def test_the_cli_and_the_api_show_an_entry_and_a_call_alike(
+    apis: tuple[Api, Api, object], database_url: str
+) -> None:
+    admin, _, _ = apis
+    env = {"SCREENING_DATABASE_URL": database_url}
+    ok(run("block", "add", "+15557000031", "--reason", "robo", "--expires", "30d", env=env))
+    log_calls(database_url, ("201", "+15557000031", "rejected", 607, "block"))
+    _, page = admin.get("/lists/block")
+    assert json.loads(ok(run("block", "list", "--json", env=env))) == page["entries"]  # type: ignore[index]
+    _, logged = admin.get("/calls")
+    assert json.loads(ok(run("log", "--json", env=env))) == logged["calls"]  # type: ignore[index]
+    assert page["entries"][0]["expires"].endswith("Z")  # type: ignore[index]
+
+
+def test_stats_since_a_date_answers(apis: tuple[Api, Api, object]) -> None:
+    # "since" went to parse_since as its time zone: any date was a 500.
+    admin, _, _ = apis
+    status, stats = admin.get("/stats", since="2025-01-01")
+    assert status == 200 and stats["since"].startswith("2025-01-01")  # type: ignore[index]
+    assert admin.get("/stats", since="soon")[1]["field"] == "since"  # type: ignore[index]
+
+
+def test_the_dashboard_reads_off_the_event_loop_from_one_service(database_url: str) -> None:
+    engine = make_engine(database_url)
+    log_calls(database_url, ("201", "+15557000041", "allowed", None, "error"))
+    now = datetime.now(UTC)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    board = calls.dashboard(engine, today, now)
+    assert board.today.calls == 1 and [c.caller for c in board.failed_open] == ["+15557000041"]
+    view = calls.extension_view(engine, BOB, "201", today)
+    assert [c.caller for c in view.calls] == ["+15557000041"]
+    with pytest.raises(Forbidden):
+        calls.extension_view(engine, BOB, "202", today)
+    engine.dispose()
