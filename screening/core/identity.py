@@ -183,7 +183,7 @@ def _date(raw: str) -> datetime | Result:
         return Result.NO_DATE
     try:
         when = parsedate_to_datetime(raw.strip())
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # a year past C's long
         return Result.DATE_PARSE
     if when.tzinfo is None:
         return Result.DATE_PARSE

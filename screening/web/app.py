@@ -40,10 +40,15 @@ SESSION_AGE = int(timedelta(hours=8).total_seconds())
 #: The cookie that marks a browser an account logged in from (web.devices).
 DEVICE_COOKIE = "screening_device"
 DEVICE_AGE = int(timedelta(days=180).total_seconds())
-#: Password checks (argon2: 64 MiB each) at once, and logins that may wait for one; more
-#: are answered 429 at once.
+#: Password checks (argon2: 64 MiB each) at once, logins that may wait for one, and of
+#: those how many from one address; more are answered 429 at once. A browser the account
+#: logged in from before (web.devices) has a gate of its own, one login of an account's at
+#: a time: strangers flooding the first cannot keep the owner out.
 PASSWORD_CHECKS = 2
 LOGINS_WAITING = 8
+LOGINS_PER_SOURCE = 2
+KNOWN_CHECKS = 1
+KNOWN_WAITING = 8
 RETRY_AFTER_S = "5"
 
 
@@ -54,7 +59,8 @@ def create_app(
     accounts = console.accounts
     devices = KnownDevices(secret_key)
     reputation = Reputation(config.reputation_reports, config.reputation_days)
-    password_checks = Gate(PASSWORD_CHECKS, LOGINS_WAITING, "password-check")
+    strangers = Gate(PASSWORD_CHECKS, LOGINS_WAITING, LOGINS_PER_SOURCE, "password-check")
+    known = Gate(KNOWN_CHECKS, KNOWN_WAITING, 1, "known-browser-check")
 
     async def login_form(request: Request) -> Response:
         return console.page(request, "login.html")
@@ -67,7 +73,8 @@ def create_app(
         now = datetime.now(UTC)
         peer = request.client.host if request.client else "?"
         device = devices.read(request.cookies.get(DEVICE_COOKIE, ""))
-        result = await password_checks.run(accounts.login, name, password, now, peer, device)
+        gate, key = (known, f"user {device[0]}") if device else (strangers, peer)
+        result = await gate.run(key, accounts.login, name, password, now, peer, device)
         if result is None:
             log.warning("console login from %s not tried: too many logins at once", peer)
             busy = "Too many logins at once: try again in a few seconds."

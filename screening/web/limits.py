@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+import h11
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -152,13 +153,22 @@ class HeadDeadline(H11Protocol):
     """uvicorn's HTTP/1.1 with a deadline for each request's line and headers: HEAD_S from
     connecting, or from the last answer on a kept-alive connection. uvicorn has none, so
     clients that never finished their headers held every one of the console's connections
-    and everyone else got 503 for as long as they stayed."""
+    and everyone else got 503 for as long as they stayed.
+
+    And a connection that arrives when all are taken makes room: the one waiting longest
+    for a request's headers is closed (else the one longest sending a body), so clients
+    that open connections and send nothing, however often they come back, cannot keep
+    out one that asks."""
 
     _head_timer: asyncio.TimerHandle | None = None
+    _waiting_since = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
+        most = self.limit_concurrency
+        if most is not None and len(self.connections) >= most:
+            self._make_room()
 
     def handle_events(self) -> None:
         before = self.cycle
@@ -176,6 +186,7 @@ class HeadDeadline(H11Protocol):
 
     def _arm(self) -> None:
         self._disarm()
+        self._waiting_since = self.loop.time()
         self._head_timer = self.loop.call_later(HEAD_S, self._too_slow)
 
     def _disarm(self) -> None:
@@ -189,27 +200,51 @@ class HeadDeadline(H11Protocol):
         if idle and not self.transport.is_closing():
             self.transport.close()
 
+    def _make_room(self) -> None:
+        waiting, sending = [], []
+        for other in self.connections:
+            if other is self or not isinstance(other, HeadDeadline):
+                continue
+            if other._head_timer is not None:
+                waiting.append(other)
+            elif other.conn.their_state is h11.SEND_BODY:
+                sending.append(other)
+        for kind in (waiting, sending):
+            if kind:
+                oldest = min(kind, key=lambda c: c._waiting_since)
+                oldest._disarm()
+                oldest.connections.discard(oldest)  # counted out now, not when it is gone
+                oldest.transport.close()
+                return
+
 
 class Gate:
-    """A costly job run on `at_once` threads of its own with at most `waiting` more queued;
-    past that, refused at once (None), so a flood holds neither memory nor the threads
-    other pages use. A job counts until it ends, even when its client has gone."""
+    """A costly job run on `at_once` threads of its own with at most `waiting` more queued,
+    and at most `per_key` of one key's (a source address, an account) in either; past
+    that, refused at once (None), so a flood holds neither memory nor the threads other
+    pages use, and one client cannot fill the queue for all. A job counts until it ends,
+    even when its client has gone."""
 
-    def __init__(self, at_once: int, waiting: int, name: str) -> None:
+    def __init__(self, at_once: int, waiting: int, per_key: int, name: str) -> None:
         self._pool = ThreadPoolExecutor(at_once, thread_name_prefix=name)
         self._room = at_once + waiting
-        self._jobs = 0
+        self._per_key = per_key
+        self._jobs: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    async def run(self, job: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
+    async def run(
+        self, key: str, job: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T | None:
         with self._lock:
-            if self._jobs >= self._room:
+            if sum(self._jobs.values()) >= self._room or self._jobs.get(key, 0) >= self._per_key:
                 return None
-            self._jobs += 1
+            self._jobs[key] = self._jobs.get(key, 0) + 1
         future = self._pool.submit(job, *args, **kwargs)
-        future.add_done_callback(self._ended)
+        future.add_done_callback(lambda _: self._ended(key))
         return await asyncio.wrap_future(future)
 
-    def _ended(self, _: Future[T]) -> None:
+    def _ended(self, key: str) -> None:
         with self._lock:
-            self._jobs -= 1
+            left = self._jobs.pop(key) - 1
+            if left:
+                self._jobs[key] = left

@@ -111,6 +111,9 @@ def test_dates() -> None:
     token = identity()
     assert parse_passport(token, CALLER, "", NOW) is Result.NO_DATE
     assert parse_passport(token, CALLER, "yesterday", NOW) is Result.DATE_PARSE
+    # A year past a C long raised OverflowError: a traceback in the log for each such call.
+    huge = "Mon, 01 Jan 99999999999 00:00:00 GMT"
+    assert parse_passport(token, CALLER, huge, NOW) is Result.DATE_PARSE
     old = format_datetime(NOW - timedelta(minutes=10), usegmt=True)
     assert parse_passport(token, CALLER, old, NOW) is Result.DATE_RANGE
 
