@@ -3,6 +3,7 @@ checked against who asks (a user sees and reports only their own extension's cal
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -56,6 +57,17 @@ def call_filter(
         decision=decision or None,
         before=parse.parse_id(before, "before", parse.MAX_CALL_ID) if before else None,
         since=parse.parse_since(since, now or datetime.now(UTC), field="since") if since else None,
+    )
+
+
+def query_filter(region: str, query: Mapping[str, str]) -> CallFilter:
+    """The filter a page or an API request asks for in its query string."""
+    return call_filter(
+        region,
+        extension=query.get("extension"),
+        caller=query.get("caller"),
+        decision=query.get("decision"),
+        before=query.get("before"),
     )
 
 

@@ -56,14 +56,40 @@ MAX_BODY = API_BODY  # also bounded before it is read (web.limits)
 MAX_LIMIT = 500
 
 
+@dataclass(frozen=True)
+class Door:
+    """What every API handler works with."""
+
+    engine: Engine
+    region: str
+    reputation: Reputation
+    accounts: Accounts
+
+
 @dataclass
 class Ask:
     """One API request, authenticated: who asks, the query and the JSON body."""
 
+    door: Door
     who: Account
     path: dict[str, str]
     query: dict[str, str]
     body: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def engine(self) -> Engine:
+        return self.door.engine
+
+    @property
+    def region(self) -> str:
+        return self.door.region
+
+    @property
+    def reputation(self) -> Reputation:
+        return self.door.reputation
+
+    def audit(self, action: str, detail: str) -> None:
+        self.door.accounts.audit(self.who.name, f"api {action}", detail[:500], datetime.now(UTC))
 
     @property
     def admin(self) -> bool:
@@ -92,13 +118,14 @@ Handler = Callable[[Ask], tuple[int, Any]]
 
 
 def routes(config: Config, engine: Engine) -> list[Route]:
-    accounts = Accounts(engine)
-    region = config.default_region
-    reputation = Reputation(config.reputation_reports, config.reputation_days)
+    door = Door(
+        engine,
+        config.default_region,
+        Reputation(config.reputation_reports, config.reputation_days),
+        Accounts(engine),
+    )
+    accounts = door.accounts
     spec = document()
-
-    def audit(ask: Ask, action: str, detail: str) -> None:
-        accounts.audit(ask.who.name, f"api {action}", detail[:500], datetime.now(UTC))
 
     def endpoint(
         handler: Handler, *, admin_only: bool = False
@@ -125,6 +152,7 @@ def routes(config: Config, engine: Engine) -> list[Route]:
                     return _error(400, "body", "expected a JSON object")
                 body = parsed
             ask = Ask(
+                door,
                 who,
                 {k: str(v) for k, v in request.path_params.items()},
                 dict(request.query_params),
@@ -144,222 +172,6 @@ def routes(config: Config, engine: Engine) -> list[Route]:
             return JSONResponse(payload, status)
 
         return run
-
-    # -- who ------------------------------------------------------------------------------
-
-    def me(ask: Ask) -> tuple[int, Any]:
-        return 200, {"name": ask.who.name, "role": ask.who.role, "extension": ask.who.extension}
-
-    # -- block and allow lists -------------------------------------------------------------
-
-    def list_entries(ask: Ask) -> tuple[int, Any]:
-        page = lists.page_entries(
-            engine,
-            ask.actor,
-            _kind(ask.path["kind"]),
-            scope=ask.query.get("extension"),
-            number=ask.query.get("number", ""),
-            after=ask.query.get("after"),
-            limit=_limit(ask.query.get("limit")),
-        )
-        return 200, {
-            "entries": [entry_json(e) for e in page.entries],
-            "next": parse.encode_cursor(page.next) if page.next else None,
-        }
-
-    def add_entry(ask: Ask) -> tuple[int, Any]:
-        kind = _kind(ask.path["kind"])
-        number = ask.text("number")
-        if not number:
-            raise InvalidInput("number", "expected a phone number or a prefix like +1900*")
-        extension = ask.own(ask.text("extension"))
-        if not ask.admin and extension is None:
-            raise Forbidden("a user's entries are for their extension")
-        entry, created = ops.add_entry(
-            engine,
-            kind,
-            number,
-            region,
-            extension=extension,
-            code=ask.text("code"),
-            reason=ask.text("reason"),
-            source="api",
-            expires=ask.text("expires"),
-        )
-        audit(ask, f"{kind} {'add' if created else 'update'}", entry.describe())
-        return (201 if created else 200), entry_json(entry)
-
-    def remove_entry(ask: Ask) -> tuple[int, Any]:
-        kind = _kind(ask.path["kind"])
-        removed = lists.remove_entry(engine, ask.actor, kind, parse.parse_id(ask.path["id"]))
-        return 200, entry_json(removed)
-
-    # -- caller-name entries (admins) ------------------------------------------------------
-
-    def list_names(ask: Ask) -> tuple[int, Any]:
-        kind = _kind(ask.path["kind"])
-        extension = ask.query.get("extension")
-        ext = parse.parse_extension(extension, "extension") if extension is not None else None
-        return 200, [name_json(n) for n in ops.list_names(engine, kind, ext)]
-
-    def add_name(ask: Ask) -> tuple[int, Any]:
-        kind = _kind(ask.path["kind"])
-        new = parse.new_name(
-            kind,
-            ask.text("pattern") or "",
-            extension=ask.text("extension"),
-            code=ask.text("code"),
-            reason=ask.text("reason"),
-            source="api",
-        )
-        saved, created = ops.save_name(engine, new)
-        audit(ask, f"{kind} name {'add' if created else 'update'}", saved.describe())
-        return (201 if created else 200), name_json(saved)
-
-    def remove_name(ask: Ask) -> tuple[int, Any]:
-        kind = _kind(ask.path["kind"])
-        pattern = parse.parse_name_pattern(ask.query.get("pattern", ""), "pattern")
-        extension = ask.query.get("extension")
-        ext = parse.parse_extension(extension, "extension") if extension is not None else None
-        removed = ops.remove_name(engine, kind, pattern, ext)
-        audit(ask, f"{kind} name remove", removed.describe())
-        return 200, name_json(removed)
-
-    # -- policies --------------------------------------------------------------------------
-
-    def list_policies(ask: Ask) -> tuple[int, Any]:
-        extension = ask.query.get("extension")
-        ext = parse.parse_extension(extension, "extension") if extension is not None else None
-        ext = ask.own(ext)
-        return 200, [policy_json(p) for p in ops.list_policies(engine, ext)]
-
-    def set_policy(ask: Ask) -> tuple[int, Any]:
-        new = parse.new_policy(
-            ask.path["policy"],
-            ask.text("action", "reject") or "reject",
-            ask.text("code"),
-            ask.text("extension"),
-            source="api",
-        )
-        saved, created = ops.set_policy(engine, new)
-        audit(ask, f"policy {'set' if created else 'update'}", saved.describe())
-        return (201 if created else 200), policy_json(saved)
-
-    def remove_policy(ask: Ask) -> tuple[int, Any]:
-        kind = parse.parse_policy_kind(ask.path["policy"], "kind")
-        extension = ask.query.get("extension")
-        ext = parse.parse_extension(extension, "extension") if extension is not None else None
-        removed = ops.remove_policy(engine, kind, ext)
-        audit(ask, "policy remove", removed.describe())
-        return 200, policy_json(removed)
-
-    # -- do-not-disturb ----------------------------------------------------------------------
-
-    def list_dnd(ask: Ask) -> tuple[int, Any]:
-        extension = ask.query.get("extension")
-        wanted = parse.parse_extension(extension, "extension") if extension else None
-        windows, manual = lists.list_dnd(engine, ask.actor, wanted)
-        return 200, {
-            "schedules": [window_json(w) for w in windows],
-            "manual": [{"extension": m.extension, "until": iso(m.until)} for m in manual],
-        }
-
-    def add_dnd(ask: Ask) -> tuple[int, Any]:
-        extension = parse.parse_extension(ask.text("extension") or "", "extension")
-        ask.own(extension)  # a user adds only to their own
-        window = ops.add_dnd(
-            engine,
-            extension,
-            ask.text("days") or "",
-            ask.text("from") or "",
-            ask.text("to") or "",
-            ask.text("tz"),
-        )
-        audit(ask, "dnd add", window.describe())
-        return 201, window_json(window)
-
-    def remove_dnd(ask: Ask) -> tuple[int, Any]:
-        removed = lists.remove_dnd(engine, ask.actor, parse.parse_id(ask.path["id"]))
-        return 200, window_json(removed)
-
-    def manual_dnd(ask: Ask) -> tuple[int, Any]:
-        extension = ask.own(parse.parse_extension(ask.path["ext"], "extension"))
-        assert extension is not None
-        on = ask.body.get("on")
-        if not isinstance(on, bool):
-            raise InvalidInput("on", "expected true or false")
-        if on:
-            raw = ask.text("until")
-            now = datetime.now(UTC)
-            until = parse.parse_until(raw, now) if raw else None
-            rule = ops.dnd_on(engine, extension, until, source="api", now=now)
-            audit(ask, "dnd on", rule.describe())
-            return 200, {"extension": extension, "on": True, "until": iso(rule.until)}
-        was = ops.dnd_off(engine, extension)
-        audit(ask, "dnd off", f"extension {extension}")
-        return 200, {"extension": extension, "on": False, "was_on": was}
-
-    # -- calls -----------------------------------------------------------------------------
-
-    def calls(ask: Ask) -> tuple[int, Any]:
-        q = ask.query
-        wanted = call_log.call_filter(
-            region,
-            extension=q.get("extension"),
-            caller=q.get("caller"),
-            decision=q.get("decision"),
-            before=q.get("before"),
-        )
-        page = call_log.list_calls(engine, ask.actor, wanted, _limit(q.get("limit")))
-        return 200, {"calls": [call_json(r, ask.admin) for r in page.calls], "next": page.next}
-
-    def spam(ask: Ask) -> tuple[int, Any]:
-        call_id = parse.parse_id(ask.path["id"], maximum=parse.MAX_CALL_ID)
-        undo = ask.query.get("undo") == "1"
-        result = call_log.mark_spam(engine, ask.actor, reputation, call_id, undo=undo)
-        return 200, {"outcome": result.outcome.value, "detail": result.detail}
-
-    def check(ask: Ask) -> tuple[int, Any]:
-        asked = ask.query.get("extension")
-        if asked is None and not ask.admin:
-            asked = ask.who.extension  # a user's own, unless they name it
-        extension = ask.own(parse.parse_extension(asked or "", "extension"))
-        assert extension is not None
-        caller = ask.query.get("caller", "")
-        call = parse.incoming(caller, extension, region)
-        now = datetime.now(UTC)
-        decision = ops.check(engine, call, now)
-        policy = decision.policy.value if decision.policy else None
-        reason = (
-            decision.reason
-            if ask.admin
-            else views.reason_for_user(decision.rule_kind, policy, None)
-        )
-        return 200, {
-            "caller": call.caller_raw,
-            "caller_normalised": call.caller,
-            "extension": extension,
-            "action": decision.action.value,
-            "sip_code": decision.sip_code,
-            "rule_kind": decision.rule_kind,
-            "rule_id": decision.rule_id if ask.admin else None,
-            "policy": policy,
-            "reason": reason,
-        }
-
-    def stats(ask: Ask) -> tuple[int, Any]:
-        since = parse.parse_since(ask.query.get("since", "7d"), datetime.now(UTC), field="since")
-        st = call_log.stats(engine, since, 10)
-        return 200, {
-            "since": iso(st.since),
-            "calls": st.calls,
-            "allowed": st.allowed,
-            "rejected_607": st.rejected_607,
-            "rejected_608": st.rejected_608,
-            "failed_open": st.failed_open,
-            "challenges": st.challenges,
-            "top_callers": [{"caller": c, "calls": n} for c, n in st.top_callers],
-        }
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(spec)
@@ -390,6 +202,237 @@ def routes(config: Config, engine: Engine) -> list[Route]:
         Route(f"{v1}/check", endpoint(check), methods=["GET"]),
         Route(f"{v1}/stats", endpoint(stats, admin_only=True), methods=["GET"]),
     ]
+
+
+# -- who ------------------------------------------------------------------------------
+
+
+def me(ask: Ask) -> tuple[int, Any]:
+    return 200, {"name": ask.who.name, "role": ask.who.role, "extension": ask.who.extension}
+
+
+# -- block and allow lists -------------------------------------------------------------
+
+
+def list_entries(ask: Ask) -> tuple[int, Any]:
+    page = lists.page_entries(
+        ask.engine,
+        ask.actor,
+        _kind(ask.path["kind"]),
+        scope=ask.query.get("extension"),
+        number=ask.query.get("number", ""),
+        after=ask.query.get("after"),
+        limit=_limit(ask.query.get("limit")),
+    )
+    return 200, {
+        "entries": [entry_json(e) for e in page.entries],
+        "next": parse.encode_cursor(page.next) if page.next else None,
+    }
+
+
+def add_entry(ask: Ask) -> tuple[int, Any]:
+    kind = _kind(ask.path["kind"])
+    number = ask.text("number")
+    if not number:
+        raise InvalidInput("number", "expected a phone number or a prefix like +1900*")
+    extension = ask.own(ask.text("extension"))
+    if not ask.admin and extension is None:
+        raise Forbidden("a user's entries are for their extension")
+    entry, created = ops.add_entry(
+        ask.engine,
+        kind,
+        number,
+        ask.region,
+        extension=extension,
+        code=ask.text("code"),
+        reason=ask.text("reason"),
+        source="api",
+        expires=ask.text("expires"),
+    )
+    ask.audit(f"{kind} {'add' if created else 'update'}", entry.describe())
+    return (201 if created else 200), entry_json(entry)
+
+
+def remove_entry(ask: Ask) -> tuple[int, Any]:
+    kind = _kind(ask.path["kind"])
+    removed = lists.remove_entry(ask.engine, ask.actor, kind, parse.parse_id(ask.path["id"]))
+    return 200, entry_json(removed)
+
+
+# -- caller-name entries (admins) ------------------------------------------------------
+
+
+def list_names(ask: Ask) -> tuple[int, Any]:
+    kind = _kind(ask.path["kind"])
+    extension = ask.query.get("extension")
+    ext = parse.parse_extension(extension, "extension") if extension is not None else None
+    return 200, [name_json(n) for n in ops.list_names(ask.engine, kind, ext)]
+
+
+def add_name(ask: Ask) -> tuple[int, Any]:
+    kind = _kind(ask.path["kind"])
+    new = parse.new_name(
+        kind,
+        ask.text("pattern") or "",
+        extension=ask.text("extension"),
+        code=ask.text("code"),
+        reason=ask.text("reason"),
+        source="api",
+    )
+    saved, created = ops.save_name(ask.engine, new)
+    ask.audit(f"{kind} name {'add' if created else 'update'}", saved.describe())
+    return (201 if created else 200), name_json(saved)
+
+
+def remove_name(ask: Ask) -> tuple[int, Any]:
+    kind = _kind(ask.path["kind"])
+    pattern = parse.parse_name_pattern(ask.query.get("pattern", ""), "pattern")
+    extension = ask.query.get("extension")
+    ext = parse.parse_extension(extension, "extension") if extension is not None else None
+    removed = ops.remove_name(ask.engine, kind, pattern, ext)
+    ask.audit(f"{kind} name remove", removed.describe())
+    return 200, name_json(removed)
+
+
+# -- policies --------------------------------------------------------------------------
+
+
+def list_policies(ask: Ask) -> tuple[int, Any]:
+    extension = ask.query.get("extension")
+    ext = parse.parse_extension(extension, "extension") if extension is not None else None
+    ext = ask.own(ext)
+    return 200, [policy_json(p) for p in ops.list_policies(ask.engine, ext)]
+
+
+def set_policy(ask: Ask) -> tuple[int, Any]:
+    new = parse.new_policy(
+        ask.path["policy"],
+        ask.text("action", "reject") or "reject",
+        ask.text("code"),
+        ask.text("extension"),
+        source="api",
+    )
+    saved, created = ops.set_policy(ask.engine, new)
+    ask.audit(f"policy {'set' if created else 'update'}", saved.describe())
+    return (201 if created else 200), policy_json(saved)
+
+
+def remove_policy(ask: Ask) -> tuple[int, Any]:
+    kind = parse.parse_policy_kind(ask.path["policy"], "kind")
+    extension = ask.query.get("extension")
+    ext = parse.parse_extension(extension, "extension") if extension is not None else None
+    removed = ops.remove_policy(ask.engine, kind, ext)
+    ask.audit("policy remove", removed.describe())
+    return 200, policy_json(removed)
+
+
+# -- do-not-disturb ----------------------------------------------------------------------
+
+
+def list_dnd(ask: Ask) -> tuple[int, Any]:
+    extension = ask.query.get("extension")
+    wanted = parse.parse_extension(extension, "extension") if extension else None
+    windows, manual = lists.list_dnd(ask.engine, ask.actor, wanted)
+    return 200, {
+        "schedules": [window_json(w) for w in windows],
+        "manual": [{"extension": m.extension, "until": iso(m.until)} for m in manual],
+    }
+
+
+def add_dnd(ask: Ask) -> tuple[int, Any]:
+    extension = parse.parse_extension(ask.text("extension") or "", "extension")
+    ask.own(extension)  # a user adds only to their own
+    window = ops.add_dnd(
+        ask.engine,
+        extension,
+        ask.text("days") or "",
+        ask.text("from") or "",
+        ask.text("to") or "",
+        ask.text("tz"),
+    )
+    ask.audit("dnd add", window.describe())
+    return 201, window_json(window)
+
+
+def remove_dnd(ask: Ask) -> tuple[int, Any]:
+    removed = lists.remove_dnd(ask.engine, ask.actor, parse.parse_id(ask.path["id"]))
+    return 200, window_json(removed)
+
+
+def manual_dnd(ask: Ask) -> tuple[int, Any]:
+    extension = ask.own(parse.parse_extension(ask.path["ext"], "extension"))
+    assert extension is not None
+    on = ask.body.get("on")
+    if not isinstance(on, bool):
+        raise InvalidInput("on", "expected true or false")
+    if on:
+        raw = ask.text("until")
+        now = datetime.now(UTC)
+        until = parse.parse_until(raw, now) if raw else None
+        rule = ops.dnd_on(ask.engine, extension, until, source="api", now=now)
+        ask.audit("dnd on", rule.describe())
+        return 200, {"extension": extension, "on": True, "until": iso(rule.until)}
+    was = ops.dnd_off(ask.engine, extension)
+    ask.audit("dnd off", f"extension {extension}")
+    return 200, {"extension": extension, "on": False, "was_on": was}
+
+
+# -- calls -----------------------------------------------------------------------------
+
+
+def calls(ask: Ask) -> tuple[int, Any]:
+    wanted = call_log.query_filter(ask.region, ask.query)
+    page = call_log.list_calls(ask.engine, ask.actor, wanted, _limit(ask.query.get("limit")))
+    return 200, {"calls": [call_json(r, ask.admin) for r in page.calls], "next": page.next}
+
+
+def spam(ask: Ask) -> tuple[int, Any]:
+    call_id = parse.parse_id(ask.path["id"], maximum=parse.MAX_CALL_ID)
+    undo = ask.query.get("undo") == "1"
+    result = call_log.mark_spam(ask.engine, ask.actor, ask.reputation, call_id, undo=undo)
+    return 200, {"outcome": result.outcome.value, "detail": result.detail}
+
+
+def check(ask: Ask) -> tuple[int, Any]:
+    asked = ask.query.get("extension")
+    if asked is None and not ask.admin:
+        asked = ask.who.extension  # a user's own, unless they name it
+    extension = ask.own(parse.parse_extension(asked or "", "extension"))
+    assert extension is not None
+    caller = ask.query.get("caller", "")
+    call = parse.incoming(caller, extension, ask.region)
+    now = datetime.now(UTC)
+    decision = ops.check(ask.engine, call, now)
+    policy = decision.policy.value if decision.policy else None
+    reason = (
+        decision.reason if ask.admin else views.reason_for_user(decision.rule_kind, policy, None)
+    )
+    return 200, {
+        "caller": call.caller_raw,
+        "caller_normalised": call.caller,
+        "extension": extension,
+        "action": decision.action.value,
+        "sip_code": decision.sip_code,
+        "rule_kind": decision.rule_kind,
+        "rule_id": decision.rule_id if ask.admin else None,
+        "policy": policy,
+        "reason": reason,
+    }
+
+
+def stats(ask: Ask) -> tuple[int, Any]:
+    since = parse.parse_since(ask.query.get("since", "7d"), datetime.now(UTC), field="since")
+    st = call_log.stats(ask.engine, since, 10)
+    return 200, {
+        "since": iso(st.since),
+        "calls": st.calls,
+        "allowed": st.allowed,
+        "rejected_607": st.rejected_607,
+        "rejected_608": st.rejected_608,
+        "failed_open": st.failed_open,
+        "challenges": st.challenges,
+        "top_callers": [{"caller": c, "calls": n} for c, n in st.top_callers],
+    }
 
 
 # -- helpers --------------------------------------------------------------------------------

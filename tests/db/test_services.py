@@ -14,9 +14,11 @@ from sqlalchemy.orm import Session
 from screening.core.errors import Forbidden, InvalidInput, NotFound
 from screening.core.features import Reputation
 from screening.service import calls, lists, ops
+from screening.service.accounts import Accounts
 from screening.service.actor import CLI, Actor
 from screening.store.engine import make_engine
 from screening.store.models import AuditEntry, BlockEntry
+from screening.web import api
 from tests.cli_helpers import ok, run
 from tests.db.conftest import Api
 from tests.db.test_web import log_calls
@@ -128,4 +130,22 @@ def test_the_dashboard_reads_off_the_event_loop_from_one_service(database_url: s
     assert [c.caller for c in view.calls] == ["+15557000041"]
     with pytest.raises(Forbidden):
         calls.extension_view(engine, BOB, "202", today)
+    engine.dispose()
+
+
+def test_an_api_handler_runs_alone_with_no_server_or_request(database_url: str) -> None:
+    engine = make_engine(database_url)
+    accounts = Accounts(engine)
+    now = datetime.now(UTC)
+    accounts.add("bob", "user", "201", "correct horse battery", now)
+    token, _ = accounts.new_token("bob", now, None)
+    bob = accounts.by_token(token, now)
+    assert bob is not None
+    door = api.Door(engine, "US", REPUTATION, accounts)
+    ops.add_entry(engine, "block", "+15557000051", "US", extension="201")
+    ops.add_entry(engine, "block", "+15557000052", "US", extension="202")
+    status, page = api.list_entries(api.Ask(door, bob, {"kind": "block"}, {}))
+    assert status == 200 and [e["number"] for e in page["entries"]] == ["+15557000051"]
+    with pytest.raises(Forbidden):
+        api.list_entries(api.Ask(door, bob, {"kind": "block"}, {"extension": "202"}))
     engine.dispose()
