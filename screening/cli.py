@@ -13,7 +13,7 @@ from dataclasses import replace
 import click
 
 from screening import __version__
-from screening.admin.cli import Context, cli, pass_ctx
+from screening.admin.cli import Context, cli, pass_ctx, worded
 from screening.config import Config, parse_listen
 from screening.core.errors import ScreeningError
 from screening.store.engine import database_failure
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     except ScreeningError as e:
         if debug:
             raise
-        _fail(str(e), e.exit_code)
+        _fail(worded(e), e.exit_code)
     except BrokenPipeError:
         sys.exit(1)  # `screening log | head`: the reader left; nothing to report
     except Exception as e:

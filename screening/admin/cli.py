@@ -21,8 +21,9 @@ from zoneinfo import ZoneInfo
 import click
 
 from screening import __version__, config
+from screening.core import errors
 from screening.core.decision import Decision
-from screening.core.errors import InvalidInput
+from screening.core.errors import InvalidInput, ScreeningError
 from screening.service import accounts as accounts_service
 from screening.service import calls as call_log
 from screening.service import csvfile, lists, ops, parse, views
@@ -81,6 +82,38 @@ def _local(value: datetime | None) -> str:
     if value is None:
         return "-"
     return value.astimezone(ZoneInfo(parse.local_zone())).strftime("%Y-%m-%d %H:%M")
+
+
+#: The services name a field by its key (core.errors); an admin typed it as this flag or
+#: argument. A command whose flag differs says so with _flags.
+FLAGS = {
+    "extension": "--for",
+    "code": "--code",
+    "reason": "--reason",
+    "expires": "--expires",
+    "action": "--action",
+    "kind": "KIND",
+    "pattern": "--name",
+    "days": "--days",
+    "from": "--from",
+    "to": "--to",
+    "tz": "--tz",
+    "since": "--since",
+    "until": "--until",
+    "id": "ID",
+    "name": "NAME",
+    "role": "--role",
+    "caller": "--caller",
+    "decision": "--decision",
+    "at": "--at",
+    "attestation": "--attestation",
+    "verification": "--verification",
+}
+
+
+def worded(e: ScreeningError) -> str:
+    """An error as the admin reads it at the command line: fields named by their flags."""
+    return errors.worded(e, FLAGS)
 
 
 @contextmanager
@@ -723,10 +756,9 @@ def log_(
     if click_ctx.invoked_subcommand is not None:
         return
     ctx: Context = click_ctx.obj
-    with _flags(extension="--for", caller="--caller", since="--since"):
-        wanted = call_log.call_filter(
-            ctx.region, extension=extension, caller=caller, decision=decision, since=since
-        )
+    wanted = call_log.call_filter(
+        ctx.region, extension=extension, caller=caller, decision=decision, since=since
+    )
     rows = call_log.list_calls(ctx.engine(), CLI, wanted, limit).calls
     if as_json:
         _json([views.call_json(r) for r in rows])
@@ -859,7 +891,8 @@ def user_add(
     ctx: Context, name: str, role: str, extension: str | None, password_file: str | None
 ) -> None:
     """Create an account. The password is asked for (or read from --password-file)."""
-    name, role, extension = parse.new_user(name, role, extension)
+    with _flags(extension="--extension"):
+        name, role, extension = parse.new_user(name, role, extension)
     password = accounts_service.check_password(_password(password_file), "password")
     made = accounts_service.Accounts(ctx.engine()).add(
         name, role, extension, password, datetime.now(UTC)
@@ -927,7 +960,8 @@ def user_passwd(ctx: Context, name: str, password_file: str | None) -> None:
 @pass_ctx
 def user_role(ctx: Context, name: str, role: str, extension: str | None) -> None:
     """Make NAME an admin, or the user of one extension. Their sessions end."""
-    name, role, extension = parse.new_user(name, role, extension)
+    with _flags(extension="--extension"):
+        name, role, extension = parse.new_user(name, role, extension)
     accounts_service.Accounts(ctx.engine()).set_role(name, role, extension, datetime.now(UTC))
     scope = f" for extension {extension}" if extension else ""
     click.echo(f"{name} is now {role}{scope}; their console sessions ended")

@@ -1,6 +1,13 @@
-"""Errors written for the admin who reads them: each names the field and what was expected."""
+"""Errors written for the admin who reads them: each names the field and what was expected.
+
+A field is named by its key, as the JSON and the forms call it (`extension`, `number`,
+`code`, `reason`, `expires`, `action`, `kind`, `pattern`, `days`, `from`, `to`, `tz`,
+`since`, `until`, `id`, `name`, `role`, `caller`, `decision`, ...); each door words it its
+own way: the CLI by its flag (`--for`), the console by its label, the API as it is."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 
 class ScreeningError(Exception):
@@ -43,3 +50,10 @@ class Forbidden(ScreeningError):
 
 class DatabaseError(ScreeningError):
     """The database is unreachable, or its schema is not what this version expects."""
+
+
+def worded(e: ScreeningError, names: Mapping[str, str]) -> str:
+    """The error with its field named as a door names it (`names`: key -> the door's word)."""
+    if isinstance(e, InvalidInput):
+        return f"{names.get(e.field, e.field)}: {e.detail}"
+    return str(e)

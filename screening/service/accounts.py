@@ -99,7 +99,7 @@ class Accounts:
                 accounts.audit(s, actor, "user add", f"{name} ({role} {extension or ''})", now)
                 return account
         except IntegrityError:
-            raise InvalidInput("NAME", f"a user named {name!r} exists already") from None
+            raise InvalidInput("name", f"a user named {name!r} exists already") from None
 
     def passwd(self, name: str, password: str, now: datetime) -> None:
         """A new password; the lock is lifted and every session of the user ends."""

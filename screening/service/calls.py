@@ -3,6 +3,7 @@ checked against who asks (a user sees and reports only their own extension's cal
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,8 @@ from screening.store import accounts, calllog, lists, reports
 from screening.store.calllog import LoggedCall, Stats, Today
 
 DECISIONS = ("allowed", "rejected", "abandoned")
+#: A caller as the call log keeps it (normalised): what the console's spam form sends back.
+_CALLER = re.compile(r"\+?[0-9]{1,31}")
 
 
 @dataclass(frozen=True)
@@ -110,8 +113,7 @@ def mark_spam(
     call never reached the user."""
     now = now or datetime.now(UTC)
     with Session(engine) as s, s.begin():
-        extension, caller = _reported(s, call)
-        actor.may(extension)
+        extension, caller = _reported(s, actor, call)
         if not undo and not calllog.rang(s, extension, caller):
             raise InvalidInput("caller", f"no call from {caller} rang {extension}")
         change = reports.unmark_caller if undo else reports.mark_caller
@@ -121,13 +123,19 @@ def mark_spam(
     return result
 
 
-def _reported(session: Session, call: int | tuple[str, str]) -> tuple[str, str]:
+def _reported(session: Session, actor: Actor, call: int | tuple[str, str]) -> tuple[str, str]:
+    """(extension, caller) of the report, once the actor may make it: whose call it is is
+    checked before anything else is said about it."""
     if isinstance(call, tuple):
-        extension, raw = call
-        return parse.parse_extension(extension, "extension"), raw[:32]
+        extension, caller = parse.parse_extension(call[0], "extension"), call[1]
+        actor.may(extension)
+        if not _CALLER.fullmatch(caller):
+            raise InvalidInput("caller", f"expected a caller's number, got {caller[:40]!r}")
+        return extension, caller
     found = calllog.get_call(session, call)
     if found is None:
         raise NotFound(f"no call with id {call}")
+    actor.may(found.extension)
     if found.caller is None or found.decision != "allowed":
         raise InvalidInput("id", "only a call that rang, from a number, can be spam")
     return found.extension, found.caller
@@ -185,6 +193,7 @@ class ExtensionView:
 def extension_view(engine: Engine, actor: Actor, extension: str, today: datetime) -> ExtensionView:
     """An extension's page: its last 30 days, its calls, its own lists and DND."""
     actor.may(extension)
+    extension = parse.parse_extension(extension, "extension")
     with Session(engine) as s:
         windows, manual = lists.list_dnd(s, extension)
         return ExtensionView(

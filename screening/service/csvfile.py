@@ -254,7 +254,7 @@ def _parse_freepbx(
             value, is_prefix = parse_entry(number, region)
             reason = parse.parse_reason(description.strip().strip('"') or None)
         except InvalidInput as e:
-            column = "description" if e.field == "--reason" else "number"
+            column = "description" if e.field == "reason" else "number"
             raise _row_error(lineno, column, e) from None
         plan.block.append(
             lists.NewEntry(number[:64], value, is_prefix, None, reason, "freepbx import", None, 607)

@@ -108,10 +108,10 @@ def remove_entry(engine: Engine, kind: Literal["block", "allow"], key: EntryKey)
 
 def remove_dnd(engine: Engine, schedule_id: str) -> DndWindow:
     try:
-        number = parse.whole_number(schedule_id.strip().lstrip("#"), "ID", 0, parse.MAX_ID)
+        number = parse.whole_number(schedule_id.strip().lstrip("#"), "id", 0, parse.MAX_ID)
     except InvalidInput:
         raise InvalidInput(
-            "ID",
+            "id",
             f"expected the number of a schedule from `screening dnd list`, got {schedule_id!r}",
         ) from None
     with Session(engine) as session, session.begin():

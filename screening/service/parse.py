@@ -35,7 +35,7 @@ def whole_number(raw: str, field: str, low: int, high: int) -> int:
     return int(raw)
 
 
-def parse_extension(raw: str, field: str = "--for") -> str:
+def parse_extension(raw: str, field: str = "extension") -> str:
     if not EXTENSION.fullmatch(raw):
         raise InvalidInput(
             field, f"expected an extension like 201 (up to 32 characters), got {raw!r}"
@@ -46,7 +46,7 @@ def parse_extension(raw: str, field: str = "--for") -> str:
 def parse_code(raw: int | str) -> int:
     if str(raw) not in ("607", "608"):
         raise InvalidInput(
-            "--code", f"expected 607 (unwanted, spam) or 608 (rejected, policy), got {raw}"
+            "code", f"expected 607 (unwanted, spam) or 608 (rejected, policy), got {raw}"
         )
     return int(raw)
 
@@ -61,7 +61,7 @@ def parse_days(raw: str) -> frozenset[int]:
         first, dash, last = part.partition("-")
         if first not in WEEKDAYS or (dash and last not in WEEKDAYS):
             raise InvalidSchedule(
-                "--days",
+                "days",
                 f"expected days like mon,tue or mon-fri or all; {part!r} is not a day",
             )
         a = WEEKDAYS.index(first)
@@ -84,13 +84,13 @@ def parse_tz(raw: str) -> str:
     # between the PBXs that share one database.
     if raw not in available_timezones() and raw != "UTC":
         raise InvalidSchedule(
-            "--tz",
+            "tz",
             f"expected an IANA time zone like Europe/Berlin or America/New_York, got {raw!r}",
         )
     try:
         ZoneInfo(raw)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidSchedule("--tz", f"time zone {raw!r} has no data on this system") from None
+        raise InvalidSchedule("tz", f"time zone {raw!r} has no data on this system") from None
     return raw
 
 
@@ -110,7 +110,7 @@ def parse_reason(raw: str | None) -> str | None:
     if raw is None:
         return None
     if len(raw) > 255 or any(ord(c) < 32 for c in raw):
-        raise InvalidInput("--reason", "expected one line of at most 255 characters")
+        raise InvalidInput("reason", "expected one line of at most 255 characters")
     return raw.strip() or None
 
 
@@ -143,10 +143,10 @@ def new_entry(
 def new_dnd(extension: str, days: str, start: str, end: str, tz: str | None = None) -> NewDnd:
     """Check every field of a DND window (no I/O); raises InvalidInput naming the field."""
     return NewDnd(
-        extension=parse_extension(extension, "EXT"),
+        extension=parse_extension(extension, "extension"),
         days=parse_days(days),
-        start=parse_hhmm(start, "--from"),
-        end=parse_hhmm(end, "--to"),
+        start=parse_hhmm(start, "from"),
+        end=parse_hhmm(end, "to"),
         tz=parse_tz(tz) if tz else local_zone(),
     )
 
@@ -181,7 +181,7 @@ def _date_or_datetime(raw: str, zone: str) -> tuple[datetime, bool] | None:
 
 
 def parse_expires(
-    raw: str, now: datetime, zone: str | None = None, field: str = "--expires"
+    raw: str, now: datetime, zone: str | None = None, field: str = "expires"
 ) -> datetime:
     """When an entry stops counting. A bare date means through that date (local)."""
     delta = _duration(raw)
@@ -202,13 +202,11 @@ def parse_when_at(raw: str, zone: str) -> datetime:
     """`check --at`: a date and time (or a date: its midnight) in the given zone."""
     parsed = _date_or_datetime(raw, zone)
     if parsed is None:
-        raise InvalidInput("--at", f'expected "YYYY-MM-DD HH:MM", got {raw!r}')
+        raise InvalidInput("at", f'expected "YYYY-MM-DD HH:MM", got {raw!r}')
     return parsed[0].astimezone(UTC)
 
 
-def parse_since(
-    raw: str, now: datetime, zone: str | None = None, field: str = "--since"
-) -> datetime:
+def parse_since(raw: str, now: datetime, zone: str | None = None, field: str = "since") -> datetime:
     delta = _duration(raw)
     if delta is not None:
         return now - delta
@@ -222,18 +220,18 @@ def parse_until(raw: str, now: datetime, zone: str | None = None) -> datetime:
     """--until for manual DND: a duration, a time of day (the next one), or a date and time."""
     tz = ZoneInfo(zone or local_zone())
     if _HHMM.fullmatch(raw.strip()):
-        t = parse_hhmm(raw, "--until")
+        t = parse_hhmm(raw, "until")
         local = now.astimezone(tz)
         when = datetime.combine(local.date(), t, tzinfo=tz)
         if when <= local:
             when = datetime.combine(local.date() + timedelta(days=1), t, tzinfo=tz)
         return when.astimezone(UTC)
     try:
-        return parse_expires(raw, now, zone, field="--until")
+        return parse_expires(raw, now, zone, field="until")
     except InvalidInput as e:
         if "in the past" in e.detail:
             raise
-        raise InvalidInput("--until", f"expected a time HH:MM, {_WHEN_HELP}, got {raw!r}") from None
+        raise InvalidInput("until", f"expected a time HH:MM, {_WHEN_HELP}, got {raw!r}") from None
 
 
 def parse_number_prefix(raw: str, field: str = "number") -> str:
@@ -284,7 +282,7 @@ def parse_cursor(raw: str | None, field: str = "after") -> Cursor | None:
 def parse_entry_id(raw: str) -> int | None:
     """`#12` or `id:12` names an entry by id; anything else is a number."""
     m = re.fullmatch(r"(?:#|id:)(.*)", raw.strip())
-    return whole_number(m.group(1), "ID", 0, MAX_ID) if m else None
+    return whole_number(m.group(1), "id", 0, MAX_ID) if m else None
 
 
 @dataclass(frozen=True)
@@ -322,11 +320,11 @@ def incoming(
     `anonymous` is a call with presentation prohibited; `verification` is success, failed
     or none, as STIR/SHAKEN would have found it."""
     if attestation is not None and attestation.upper() not in ("A", "B", "C"):
-        raise InvalidInput("--attestation", f"expected A, B or C, got {attestation!r}")
+        raise InvalidInput("attestation", f"expected A, B or C, got {attestation!r}")
     status = {"success": Status.PASSED, "failed": Status.FAILED, "none": Status.NONE}
     if verification is not None and verification.lower() not in status:
         raise InvalidInput(
-            "--verification", f"expected success, failed or none, got {verification!r}"
+            "verification", f"expected success, failed or none, got {verification!r}"
         )
     if attestation is not None and verification is None:
         verification = "success"
@@ -337,7 +335,7 @@ def incoming(
         checked = Verification(status[verification.lower()], letter, result, "identity")
     return screener.incoming(
         caller,
-        parse_extension(extension, "EXT"),
+        parse_extension(extension, "extension"),
         region,
         name=name,
         presentation="prohib" if anonymous else "",
@@ -352,7 +350,7 @@ _KINDS = ", ".join(k.value for k in PolicyKind)
 MAX_PATTERN = 64
 
 
-def parse_policy_kind(raw: str, field: str = "KIND") -> PolicyKind:
+def parse_policy_kind(raw: str, field: str = "kind") -> PolicyKind:
     for kind in PolicyKind:
         if raw.strip().lower() == kind.value.lower():
             return kind
@@ -369,11 +367,11 @@ def new_policy(
     """Check every field of a policy (no I/O); raises InvalidInput naming the field."""
     what = parse_policy_kind(kind)
     if action.strip().lower() not in ("reject", "challenge", "continue"):
-        raise InvalidInput("--action", f"expected reject, challenge or continue, got {action!r}")
+        raise InvalidInput("action", f"expected reject, challenge or continue, got {action!r}")
     act = Action(action.strip().lower())
     if act is not Action.REJECT and code is not None and str(code) != "":
         # A refused challenge's code is one setting for all (challenge.code).
-        raise InvalidInput("--code", "only a rejecting policy has a SIP code")
+        raise InvalidInput("code", "only a rejecting policy has a SIP code")
     # 608 by default: a policy's verdict is the system's, not the callee's (RFC 8688).
     sip_code = None
     if act is Action.REJECT:
@@ -382,7 +380,7 @@ def new_policy(
     return NewPolicy(what, ext, act, sip_code, source)
 
 
-def parse_name_pattern(raw: str, field: str = "--name") -> str:
+def parse_name_pattern(raw: str, field: str = "pattern") -> str:
     """A caller-name glob (`*SPAM*`, `Scam Likely`), kept in lower case: matching ignores
     case."""
     text = " ".join(raw.split())
@@ -421,11 +419,11 @@ def new_user(name: str, role: str, extension: str | None) -> tuple[str, str, str
     """(name, role, extension) for `screening user add`, checked; a user (not an admin)
     needs the extension whose calls they see."""
     if not _USER.fullmatch(name):
-        raise InvalidInput("NAME", f"expected 1-64 letters, digits, . _ @ or -, got {name!r}")
+        raise InvalidInput("name", f"expected 1-64 letters, digits, . _ @ or -, got {name!r}")
     if role not in ("admin", "user"):
-        raise InvalidInput("--role", f"expected admin or user, got {role!r}")
+        raise InvalidInput("role", f"expected admin or user, got {role!r}")
     if role == "user" and extension is None:
-        raise InvalidInput("--extension", "a user needs the extension whose calls they see")
+        raise InvalidInput("extension", "a user needs the extension whose calls they see")
     if role == "admin" and extension is not None:
-        raise InvalidInput("--extension", "an admin sees every extension; leave it out")
-    return name, role, parse_extension(extension, "--extension") if extension else None
+        raise InvalidInput("extension", "an admin sees every extension; leave it out")
+    return name, role, parse_extension(extension, "extension") if extension else None

@@ -33,25 +33,6 @@ from screening.web.openapi import document
 
 log = logging.getLogger(__name__)
 
-#: The CLI names fields as an admin types them; the API names them as JSON keys.
-_FIELDS = {
-    "--for": "extension",
-    "EXT": "extension",
-    "--code": "code",
-    "--reason": "reason",
-    "--expires": "expires",
-    "--action": "action",
-    "KIND": "kind",
-    "NUMBER": "number",
-    "--name": "pattern",
-    "--days": "days",
-    "--from": "from",
-    "--to": "to",
-    "--tz": "tz",
-    "--since": "since",
-    "--until": "until",
-    "ID": "id",
-}
 MAX_BODY = API_BODY  # also bounded before it is read (web.limits)
 MAX_LIMIT = 500
 
@@ -160,9 +141,8 @@ def routes(config: Config, engine: Engine) -> list[Route]:
             )
             try:
                 status, payload = await asyncio.to_thread(handler, ask)
-            except InvalidInput as e:
-                name = _FIELDS.get(e.field, e.field)
-                return _error(400, name, e.detail)
+            except InvalidInput as e:  # the services name fields as the JSON does
+                return _error(400, e.field, e.detail)
             except NotFound as e:
                 return _error(404, "id", str(e))
             except Forbidden as e:

@@ -30,7 +30,7 @@ from screening.service.accounts import Refused
 from screening.service.actor import Actor
 from screening.store.engine import Engine
 from screening.web import api, pages
-from screening.web.console import Console, csrf_refused
+from screening.web.console import Console, csrf_refused, said
 from screening.web.devices import KnownDevices
 from screening.web.limits import BodyLimit, Gate
 
@@ -206,7 +206,7 @@ async def extension_page(request: Request) -> Response:
             call_log.extension_view, door.console.engine, actor, extension, today
         )
     except InvalidInput as e:
-        return PlainTextResponse(str(e), 400)
+        return PlainTextResponse(said(e), 400)
     return door.console.page(
         request,
         "extension.html",

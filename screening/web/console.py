@@ -16,7 +16,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from screening.config import Config
-from screening.core.errors import Forbidden
+from screening.core.errors import Forbidden, ScreeningError, worded
 from screening.service.accounts import Accounts
 from screening.store.accounts import Account
 from screening.store.engine import Engine
@@ -24,6 +24,34 @@ from screening.store.engine import Engine
 log = logging.getLogger(__name__)
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+#: The services name a field by its key (core.errors); the console's forms by these labels.
+LABELS = {
+    "extension": "Extension",
+    "number": "Number",
+    "code": "Code",
+    "reason": "Reason",
+    "expires": "Expires",
+    "action": "Action",
+    "kind": "Policy",
+    "pattern": "Name or pattern",
+    "days": "Days",
+    "from": "From",
+    "to": "To",
+    "tz": "Time zone",
+    "until": "Until",
+    "name": "Name",
+    "role": "Role",
+    "password": "Password",
+    "caller": "Caller",
+    "decision": "Decision",
+}
+
+
+def said(e: ScreeningError) -> str:
+    """An error as a console user reads it: fields named as the form labels them."""
+    return worded(e, LABELS)
 
 
 def csrf_refused() -> Response:

@@ -29,7 +29,7 @@ from screening.service import calls as call_log
 from screening.service import csvfile, lists, ops, parse
 from screening.service.actor import Actor
 from screening.store.accounts import Account
-from screening.web.console import Console, csrf_refused
+from screening.web.console import Console, csrf_refused, said
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ async def list_page(request: Request, console: Console, who: Account) -> Respons
     try:
         page = await asyncio.to_thread(load)
     except InvalidInput as e:
-        page, error = lists.EntryPage([], None), str(e)
+        page, error = lists.EntryPage([], None), said(e)
     next_url = None
     if page.next is not None:
         next_url = "?" + urlencode(
@@ -210,7 +210,7 @@ async def list_add(request: Request) -> Response:
             expires=form.get("expires") or None,
         )
     except InvalidInput as e:
-        return _redirect(target, error=str(e))
+        return _redirect(target, error=said(e))
     console.audit(who, f"{kind} {'add' if created else 'update'}", entry.describe())
     return _redirect(target, done=f"{'added' if created else 'updated'} {entry.describe()}")
 
@@ -256,7 +256,7 @@ async def calls_page(request: Request, console: Console, who: Account) -> Respon
     try:
         page = await asyncio.to_thread(load)
     except InvalidInput as e:
-        page, error = call_log.CallPage([], None), str(e)
+        page, error = call_log.CallPage([], None), said(e)
     rows = page.calls
     next_url = None
     if page.next is not None:
@@ -305,7 +305,7 @@ async def policy_set(
         )
         saved, created = await asyncio.to_thread(ops.set_policy, console.engine, new)
     except InvalidInput as e:
-        return _redirect("/policies", error=str(e))
+        return _redirect("/policies", error=said(e))
     console.audit(who, f"policy {'set' if created else 'update'}", saved.describe())
     return _redirect("/policies", done=f"{'set' if created else 'updated'} {saved.describe()}")
 
@@ -319,7 +319,7 @@ async def policy_remove(
         ext = form.get("extension", "").strip() or None
         removed = await asyncio.to_thread(ops.remove_policy, console.engine, kind, ext)
     except (InvalidInput, NotFound) as e:
-        return _redirect("/policies", error=str(e))
+        return _redirect("/policies", error=said(e))
     console.audit(who, "policy remove", removed.describe())
     return _redirect("/policies", done=f"removed {removed.describe()}")
 
@@ -334,7 +334,7 @@ async def dnd_page(request: Request, console: Console, who: Account) -> Response
     try:
         extension = parse.parse_extension(wanted, "extension") if wanted else None
     except InvalidInput as e:
-        extension, notes = None, {**notes, "error": str(e)}
+        extension, notes = None, {**notes, "error": said(e)}
     actor = Actor.of(who, "console")
     windows, manual = await asyncio.to_thread(lists.list_dnd, console.engine, actor, extension)
     return console.page(
@@ -389,7 +389,7 @@ async def name_change(
             entry, created = await asyncio.to_thread(ops.save_name, console.engine, new)
             verb = "added" if created else "updated"
     except (InvalidInput, NotFound) as e:
-        return _redirect(f"/names/{kind}", error=str(e))
+        return _redirect(f"/names/{kind}", error=said(e))
     console.audit(who, f"{kind} name {verb}", entry.describe())
     return _redirect(f"/names/{kind}", done=f"{verb} {entry.describe()}")
 
@@ -416,7 +416,7 @@ async def dnd_add(request: Request) -> Response:
             form.get("tz") or None,
         )
     except InvalidInput as e:
-        return _redirect(target, error=str(e))
+        return _redirect(target, error=said(e))
     console.audit(who, "dnd add", window.describe())
     return _redirect(target, done=f"added {window.describe()}")
 
@@ -465,7 +465,7 @@ async def dnd_manual(request: Request) -> Response:
             return _redirect(target, done=f"do-not-disturb on: {detail}")
         await asyncio.to_thread(ops.dnd_off, console.engine, ext)
     except InvalidInput as e:
-        return _redirect(target, error=str(e))
+        return _redirect(target, error=said(e))
     console.audit(who, "dnd off", f"extension {ext}")
     return _redirect(target, done=f"do-not-disturb off for extension {ext}")
 
@@ -532,7 +532,7 @@ async def import_csv(request: Request, console: Console, who: Account) -> Respon
         try:
             plan = csvfile.import_lines(console.engine, lines, console.region, progress=tick)
         except ScreeningError as e:
-            job.error = str(e)
+            job.error = said(e)
             return
         except Exception as e:  # the page must say it failed, not spin forever
             log.exception("console import failed")
@@ -605,7 +605,7 @@ async def user_add(
             who.name,
         )
     except InvalidInput as e:
-        return _redirect("/users", error=str(e))
+        return _redirect("/users", error=said(e))
     return _redirect("/users", done=f"added {role} {name}")
 
 
@@ -619,7 +619,7 @@ async def user_remove(
     try:
         await asyncio.to_thread(console.accounts.remove, name, datetime.now(UTC), who.name)
     except NotFound as e:
-        return _redirect("/users", error=str(e))
+        return _redirect("/users", error=said(e))
     return _redirect("/users", done=f"removed {name}")
 
 

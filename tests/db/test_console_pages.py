@@ -63,14 +63,14 @@ def test_admin_blocks_and_unblocks_with_the_clis_messages(admin: TestClient) -> 
     assert "added block #1 global +15551234567 (robocaller)" in page
     assert "<td>+15551234567</td>" in page and "<td>608</td>" in page
     status, page = post(admin, "/lists/block", "/lists/block", number="hello")
-    assert "number: expected a phone number like +15551234567 or a prefix like +1900*, got " in (
+    assert "Number: expected a phone number like +15551234567 or a prefix like +1900*, got " in (
         page.replace("&#39;", "'")
     )
     assert page.count("<td>+1") == 1  # nothing was written
     status, page = post(
         admin, "/lists/block", "/lists/block", number="+15550000000", expires="someday"
     )
-    assert "expires:" in page
+    assert "Expires:" in page
     status, page = post(admin, "/lists/block/1/remove", "/lists/block")
     assert "removed block #1 global +15551234567" in page and "No entries." in page
 
@@ -125,7 +125,7 @@ def test_policies_dnd_users_and_the_audit_trail(admin: TestClient) -> None:
     )
     assert "set policy #1 unverified (extension 201)" in page
     _, page = post(admin, "/policies", "/policies", kind="robots", action="reject")
-    assert "KIND: expected one of anonymous, invalid" in page
+    assert "Policy: expected one of anonymous, invalid" in page
     _, page = post(admin, "/policies/remove", "/policies", kind="unverified", extension="201")
     assert "removed policy #1" in page
     _, page = post(
@@ -144,7 +144,7 @@ def test_policies_dnd_users_and_the_audit_trail(admin: TestClient) -> None:
     _, page = post(
         admin, "/users", "/users", name="carol", role="user", extension="202", password="short"
     )
-    assert "password: expected at least 10 characters" in page
+    assert "Password: expected at least 10 characters" in page
     _, page = post(
         admin, "/users", "/users", name="carol", role="user", extension="202", password=PASSWORD
     )
@@ -313,7 +313,7 @@ def test_caller_name_entries_and_the_dnd_filter(admin: TestClient) -> None:
     assert "added block #1 global name &#39;*scam likely*&#39; (carrier label)" in page
     assert "<td>*scam likely*</td>" in page and "<td>608</td>" in page
     _, page = post(admin, "/names/block", "/names/block", pattern="***")
-    assert "--name: expected a name or a pattern like" in page.replace("&#39;", "'")
+    assert "Name or pattern: expected a name or a pattern like" in page.replace("&#39;", "'")
     _, page = post(admin, "/names/block/remove", "/names/block", pattern="*scam likely*")
     assert "removed block #1" in page and "None." in page
     for ext in ("203", "204"):

@@ -90,6 +90,18 @@ def test_only_a_caller_who_rang_can_be_reported_whichever_way_it_is_asked(
         calls.mark_spam(engine, BOB, REPUTATION, ("201", "+15557000021"))
     with pytest.raises(Forbidden):
         calls.mark_spam(engine, BOB, REPUTATION, ("202", "+15557000022"))
+    # Whose call it is comes first: another extension's rejected call said "only a call
+    # that rang" (400), its allowed one 403, so walking the ids told how each call ended.
+    log_calls(database_url, ("202", "+15557000023", "rejected", 607, "block"))
+    theirs = calls.list_calls(engine, CLI, calls.CallFilter(extension="202"), 1).calls[0].id
+    with pytest.raises(Forbidden):
+        calls.mark_spam(engine, BOB, REPUTATION, theirs)
+    # A caller the form sends back is a number: a NUL was a 500 on PostgreSQL.
+    for junk in ("+1555\x00", "+1555\n", "robert'); --", "+" + "5" * 40):
+        with pytest.raises(InvalidInput):
+            calls.mark_spam(engine, BOB, REPUTATION, ("201", junk))
+        with pytest.raises(InvalidInput):
+            calls.mark_spam(engine, BOB, REPUTATION, ("201", junk), undo=True)
     assert audited(database_url) == []
     result = calls.mark_spam(engine, BOB, REPUTATION, by_id["+15557000022"])
     assert result.outcome.value == "marked"
@@ -130,6 +142,8 @@ def test_the_dashboard_reads_off_the_event_loop_from_one_service(database_url: s
     assert [c.caller for c in view.calls] == ["+15557000041"]
     with pytest.raises(Forbidden):
         calls.extension_view(engine, BOB, "202", today)
+    with pytest.raises(InvalidInput):  # /ext/%00 was a 500 on PostgreSQL
+        calls.extension_view(engine, CLI, "\x00", today)
     engine.dispose()
 
 

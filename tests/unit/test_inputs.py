@@ -31,7 +31,7 @@ def test_days(raw: str, days: set[int]) -> None:
 
 @pytest.mark.parametrize("raw", ["", "monday", "mon-", "1-5", "mon;tue"])
 def test_bad_days(raw: str) -> None:
-    with pytest.raises(InvalidInput, match=r"^--days: expected"):
+    with pytest.raises(InvalidInput, match=r"^days: expected"):
         parse.parse_days(raw)
 
 
@@ -46,14 +46,14 @@ def test_times() -> None:
 def test_time_zones() -> None:
     assert parse.parse_tz("Europe/Berlin") == "Europe/Berlin"
     for bad in ("Mars/Base", "CEST", "../../etc/passwd", ""):
-        with pytest.raises(InvalidInput, match=r"^--tz: "):
+        with pytest.raises(InvalidInput, match=r"^tz: "):
             parse.parse_tz(bad)
 
 
 def test_codes() -> None:
     assert parse.parse_code("607") == 607 and parse.parse_code(608) == 608
     for bad in ("606", "603", "abc", ""):
-        with pytest.raises(InvalidInput, match=r"^--code: expected 607 .* or 608"):
+        with pytest.raises(InvalidInput, match=r"^code: expected 607 .* or 608"):
             parse.parse_code(bad)
 
 
