@@ -34,55 +34,6 @@ _DRIVERS = {
 }
 
 
-@dataclass(frozen=True)
-class Config:
-    # repr=False: a URL may carry a password; neither may reach a log line or a traceback.
-    database_url: str = field(default="sqlite:///screening.db", repr=False)
-    ari_url: str = "http://127.0.0.1:8088"
-    ari_user: str = "screening"
-    ari_password: str = field(default="", repr=False)
-    ari_app: str = "screening"
-    default_region: str = "US"
-    # Longest a call may wait for a decision before it is continued unscreened.
-    decision_timeout: float = 0.3
-    # Reputation: this many distinct extensions marking a caller as spam within this many
-    # days block it for everyone.
-    reputation_reports: int = 3
-    reputation_days: int = 30
-    # The FastAGI door (`screening agi`): loopback by default, FastAGI has no authentication.
-    agi_host: str = "127.0.0.1"
-    agi_port: int = 4573
-    # STIR/SHAKEN (README "Who is really calling"): the CA store signing certificates must
-    # chain to; Asterisk's strict x5u rules unless relaxed (the sandbox, with http on
-    # loopback); where certificates are cached, and for how long; how long a call waits for
-    # a certificate that is not cached yet.
-    stir_ca_file: str = SYSTEM_CAS
-    stir_relax_x5u: bool = False
-    stir_cache_dir: str = ""  # "" = ~/.cache/screening/stir
-    stir_cache_max_age: int = 86400
-    stir_fetch_wait: float = 1.0
-    #: The PBX's own numbers (digits): a PASSporT naming one of them in dest is for us.
-    stir_numbers: frozenset[str] = frozenset()
-    # Log lines: "text" for people, "json" (one object per line) for journald and shippers.
-    log_format: str = "text"
-    # /metrics, /healthz, /readyz; None = not served.
-    metrics_listen: tuple[str, int] | None = ("127.0.0.1", 9469)
-    # The web console (`screening web`), and the key its session cookies are signed with
-    # ("" = a new one at each start: everyone logs in again after a restart).
-    web_host: str = "127.0.0.1"
-    web_port: int = 8089
-    web_secret_key: str = field(default="", repr=False)
-    web_secure_cookies: bool = False  # behind a TLS proxy: the cookie only over https
-    # The early-media challenge (policies with action challenge; README "The challenge").
-    challenge: ChallengeSettings = field(default_factory=ChallengeSettings)
-
-    @property
-    def events_url(self) -> str:
-        scheme = "wss" if self.ari_url.startswith("https") else "ws"
-        host = self.ari_url.split("://", 1)[-1].rstrip("/")
-        return f"{scheme}://{host}/ari/events?app={self.ari_app}&subscribeAll=false"
-
-
 # -- the settings ---------------------------------------------------------------------------
 
 
@@ -170,61 +121,209 @@ def _database(text: str) -> str:
     return normalise_database_url(text)
 
 
+def _as(
+    *names: str, scale: float | None = None, then: Callable[[Any], Any] | None = None
+) -> Callable[[Any], dict[str, Any]]:
+    """Where a checked value goes in Config: one field (scaled to its unit: ms -> s, or
+    made its type), or a pair's two (HOST:PORT). "challenge.x" is Config.challenge.x."""
+
+    def into(value: Any) -> dict[str, Any]:
+        if len(names) == 2:
+            return dict(zip(names, value, strict=True))
+        if scale is not None:
+            value = value * scale
+        return {names[0]: then(value) if then else value}
+
+    return into
+
+
 @dataclass(frozen=True)
 class Setting:
+    """One setting, declared once: its key in the file, its variable, type, default, check,
+    where it goes in Config, and its line in the reference (`screening config reference`)."""
+
     key: str  # in the file, e.g. "ari.url"
     kind: type  # str, int or bool, as TOML writes it
     default: Any
     check: Callable[[Any], Any] = lambda v: v
     secret: bool = False  # masked in `config show`; may come from <key>_file
     help: str = ""
+    into: Callable[[Any], dict[str, Any]] | None = None  # None: Config's field named as the key
+    docs_default: str | None = None  # the reference's words for a default that is not a value
 
     @property
     def env(self) -> str:
         return "SCREENING_" + self.key.replace(".", "_").upper()
 
+    def fields(self, value: Any) -> dict[str, Any]:
+        return self.into(value) if self.into else {self.key.replace(".", "_"): value}
+
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("database_url", str, "sqlite:///screening.db", _database, True, "SQLAlchemy URL"),
-    Setting("default_region", str, "US", _region, help="how to read national numbers"),
-    Setting("decision_timeout_ms", int, 300, _between(1, 10000), help="longest rule look-up"),
+    Setting(
+        "database_url",
+        str,
+        "sqlite:///screening.db",
+        _database,
+        secret=True,
+        help="SQLAlchemy URL; `postgresql://`, `mysql://`, `mariadb://` use the bundled drivers "
+        "(psycopg 3, PyMySQL)",
+    ),
+    Setting("default_region", str, "US", _region, help="how to read national-format numbers"),
+    Setting(
+        "decision_timeout_ms",
+        int,
+        300,
+        _between(1, 10000),
+        help="longest look-up before a call is continued unscreened",
+        into=_as("decision_timeout", scale=1 / 1000),
+    ),
     Setting("ari.url", str, "http://127.0.0.1:8088", _ari_url, help="Asterisk's HTTP server"),
-    Setting("ari.user", str, "screening", help="ARI user (ari.conf)"),
-    Setting("ari.password", str, "", secret=True, help="its password"),
-    Setting("ari.app", str, "screening", _app, help="Stasis application name"),
-    Setting("agi.listen", str, "127.0.0.1:4573", _listen, help="where `screening agi` listens"),
-    Setting("reputation.reports", int, 3, _between(1, 1000), help="reports that block a caller"),
-    Setting("reputation.days", int, 30, _between(1, 3650), help="how long a report counts"),
-    Setting("stir.ca_file", str, SYSTEM_CAS, help="CAs STIR/SHAKEN certificates chain to"),
-    Setting("stir.relax_x5u", bool, False, help="fetch x5u over http and private addresses"),
-    Setting("stir.cache_dir", str, "", help="where certificates are cached"),
+    Setting("ari.user", str, "screening", help="user in `ari.conf`"),
+    Setting("ari.password", str, "", secret=True, help="its password", docs_default="(empty)"),
     Setting(
-        "stir.cache_max_age_s", int, 86400, _between(0, 30 * 86400), help="certificate cache age"
+        "ari.app",
+        str,
+        "screening",
+        _app,
+        help="Stasis application name (first argument of `Stasis()`)",
     ),
-    Setting("stir.fetch_wait_ms", int, 1000, _between(1, 10000), help="longest certificate wait"),
     Setting(
-        "stir.numbers", str, "", _numbers, help="your DIDs, for PASSporT destinations (a,b,...)"
+        "agi.listen",
+        str,
+        "127.0.0.1:4573",
+        _listen,
+        help="where `screening agi` listens (`HOST:PORT`, `[IPv6]:PORT`); FastAGI has no "
+        "authentication, so anything but loopback logs a warning",
+        into=_as("agi_host", "agi_port"),
     ),
-    Setting("log.format", str, "text", _log_format, help="text or json"),
-    Setting("metrics.listen", str, "127.0.0.1:9469", _metrics_listen, help="/metrics; off: none"),
-    Setting("web.listen", str, "127.0.0.1:8089", _listen, help="where `screening web` listens"),
-    Setting("web.secret_key", str, "", secret=True, help="signs the console's session cookies"),
-    Setting("web.secure_cookies", bool, False, help="session cookie over https only"),
-    Setting("challenge.timeout_s", int, 8, _between(1, 60), help="wait for the digit"),
-    Setting("challenge.code", int, 608, _sip_code, help="SIP code for a refused challenge"),
+    Setting(
+        "reputation.reports",
+        int,
+        3,
+        _between(1, 1000),
+        help="distinct extensions whose spam reports block a caller for everyone",
+    ),
+    Setting("reputation.days", int, 30, _between(1, 3650), help="how long a spam report counts"),
+    Setting(
+        "stir.ca_file",
+        str,
+        SYSTEM_CAS,
+        help="PEM file of the CAs STIR/SHAKEN signing certificates must chain to (the STI-PA's "
+        "roots for a real carrier); unreadable stops the start with this name",
+    ),
+    Setting(
+        "stir.relax_x5u",
+        bool,
+        False,
+        help="`true` also fetches x5u over http, from any port and path, and from private and "
+        "loopback addresses: for the sandbox, never for a real trunk",
+    ),
+    Setting(
+        "stir.cache_dir",
+        str,
+        "",
+        help="where fetched certificates are kept across restarts",
+        docs_default="`~/.cache/screening/stir`",
+    ),
+    Setting(
+        "stir.cache_max_age_s",
+        int,
+        86400,
+        _between(0, 30 * 86400),
+        help="how long a fetched certificate is used before it is fetched again (never past its "
+        "expiry)",
+        into=_as("stir_cache_max_age"),
+    ),
+    Setting(
+        "stir.fetch_wait_ms",
+        int,
+        1000,
+        _between(1, 10000),
+        help="longest a call waits for a certificate that is not cached; after that it is "
+        "unverified",
+        into=_as("stir_fetch_wait", scale=1 / 1000),
+    ),
+    Setting(
+        "stir.numbers",
+        str,
+        "",
+        _numbers,
+        help="your DIDs in E.164, comma-separated: a PASSporT must name one of them or the number"
+        " dialled ([STIR/SHAKEN](#stirshaken))",
+        into=_as("stir_numbers", then=frozenset),
+        docs_default="(none)",
+    ),
+    Setting(
+        "log.format",
+        str,
+        "text",
+        _log_format,
+        help="`json`: one JSON object per line (time, level, logger, message and, for a call, "
+        "`channel`, `caller`, `extension`, `outcome`, `sip_code`, `rule`, `door`, `ms`), for"
+        " journald and log shippers",
+    ),
+    Setting(
+        "metrics.listen",
+        str,
+        "127.0.0.1:9469",
+        _metrics_listen,
+        help="`/metrics`, `/healthz`, `/readyz`; `off` for none. If the port is taken the door "
+        "logs a warning and screens calls without metrics",
+    ),
+    Setting(
+        "web.listen",
+        str,
+        "127.0.0.1:8089",
+        _listen,
+        help="where `screening web` listens",
+        into=_as("web_host", "web_port"),
+    ),
+    Setting(
+        "web.secret_key",
+        str,
+        "",
+        secret=True,
+        help="signs the console's session cookies (at least 32 characters)",
+        docs_default="(a new one at each start)",
+    ),
+    Setting(
+        "web.secure_cookies",
+        bool,
+        False,
+        help="mark the session cookie `Secure` (behind a TLS proxy)",
+    ),
+    Setting(
+        "challenge.timeout_s",
+        int,
+        8,
+        _between(1, 60),
+        help="seconds after the prompt for the digit ([The challenge](#the-challenge))",
+        into=_as("challenge.timeout_s"),
+    ),
+    Setting(
+        "challenge.code",
+        int,
+        608,
+        _sip_code,
+        help="the code a refused challenge gets (607 or 608)",
+        into=_as("challenge.sip_code"),
+    ),
     Setting(
         "challenge.remember_days",
         int,
         30,
         _between(0, 3650),
-        help="a passed caller's allow entry; 0: none",
+        help="how long a passed caller rings without a challenge; 0: ask every time",
+        into=_as("challenge.remember_days"),
     ),
     Setting(
         "challenge.prompt",
         str,
         "to-call-this-number&vm-press",
         _prompt,
-        help="sound files before digits/N",
+        help="sound files played before `digits/N`",
+        into=_as("challenge.prompt"),
     ),
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
@@ -257,38 +356,7 @@ def load_all(environ: Mapping[str, str] | None = None, path: str | None = None) 
         raw, where = _raw(setting, env, table, file_name)
         values[setting.key] = _checked(setting, raw, where)
         sources[setting.key] = where
-    host, port = values["agi.listen"]
-    config = Config(
-        database_url=values["database_url"],
-        ari_url=values["ari.url"],
-        ari_user=values["ari.user"],
-        ari_password=values["ari.password"],
-        ari_app=values["ari.app"],
-        default_region=values["default_region"],
-        decision_timeout=values["decision_timeout_ms"] / 1000,
-        reputation_reports=values["reputation.reports"],
-        reputation_days=values["reputation.days"],
-        agi_host=host,
-        agi_port=port,
-        stir_ca_file=values["stir.ca_file"],
-        stir_relax_x5u=values["stir.relax_x5u"],
-        stir_cache_dir=values["stir.cache_dir"],
-        stir_cache_max_age=values["stir.cache_max_age_s"],
-        stir_fetch_wait=values["stir.fetch_wait_ms"] / 1000,
-        stir_numbers=frozenset(values["stir.numbers"]),
-        log_format=values["log.format"],
-        metrics_listen=values["metrics.listen"],
-        web_host=values["web.listen"][0],
-        web_port=values["web.listen"][1],
-        web_secret_key=values["web.secret_key"],
-        web_secure_cookies=values["web.secure_cookies"],
-        challenge=ChallengeSettings(
-            timeout_s=values["challenge.timeout_s"],
-            sip_code=values["challenge.code"],
-            remember_days=values["challenge.remember_days"],
-            prompt=values["challenge.prompt"],
-        ),
-    )
+    config = Config(**_config_fields(values))
     return Loaded(config, values, sources, file_name)
 
 
@@ -442,3 +510,71 @@ def shown(setting: Setting, value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value)
+
+
+# -- what the settings make (after every check they use is defined) ---------------------
+
+
+def _config_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Config's fields from checked values by key: each setting's, the challenge's together."""
+    fields: dict[str, Any] = {}
+    challenge: dict[str, Any] = {}
+    for setting in SETTINGS:
+        for name, value in setting.fields(values[setting.key]).items():
+            if name.startswith("challenge."):
+                challenge[name.removeprefix("challenge.")] = value
+            else:
+                fields[name] = value
+    return {**fields, "challenge": ChallengeSettings(**challenge)}
+
+
+_DEFAULT = _config_fields({s.key: s.check(s.default) for s in SETTINGS})
+
+
+@dataclass(frozen=True)
+class Config:
+    """The settings in force, in the units the code uses. Defaults are SETTINGS' own."""
+
+    # repr=False: a URL may carry a password; neither may reach a log line or a traceback.
+    database_url: str = field(default=_DEFAULT["database_url"], repr=False)
+    ari_url: str = _DEFAULT["ari_url"]
+    ari_user: str = _DEFAULT["ari_user"]
+    ari_password: str = field(default=_DEFAULT["ari_password"], repr=False)
+    ari_app: str = _DEFAULT["ari_app"]
+    default_region: str = _DEFAULT["default_region"]
+    decision_timeout: float = _DEFAULT["decision_timeout"]  # seconds
+    reputation_reports: int = _DEFAULT["reputation_reports"]
+    reputation_days: int = _DEFAULT["reputation_days"]
+    agi_host: str = _DEFAULT["agi_host"]
+    agi_port: int = _DEFAULT["agi_port"]
+    stir_ca_file: str = _DEFAULT["stir_ca_file"]
+    stir_relax_x5u: bool = _DEFAULT["stir_relax_x5u"]
+    stir_cache_dir: str = _DEFAULT["stir_cache_dir"]  # "" = ~/.cache/screening/stir
+    stir_cache_max_age: int = _DEFAULT["stir_cache_max_age"]  # seconds
+    stir_fetch_wait: float = _DEFAULT["stir_fetch_wait"]  # seconds
+    #: The PBX's own numbers (digits): a PASSporT naming one of them in dest is for us.
+    stir_numbers: frozenset[str] = _DEFAULT["stir_numbers"]
+    log_format: str = _DEFAULT["log_format"]
+    metrics_listen: tuple[str, int] | None = _DEFAULT["metrics_listen"]  # None: not served
+    web_host: str = _DEFAULT["web_host"]
+    web_port: int = _DEFAULT["web_port"]
+    # "" = a new key at each start: everyone logs in again after a restart.
+    web_secret_key: str = field(default=_DEFAULT["web_secret_key"], repr=False)
+    web_secure_cookies: bool = _DEFAULT["web_secure_cookies"]
+    challenge: ChallengeSettings = field(default_factory=lambda: _DEFAULT["challenge"])
+
+    @property
+    def events_url(self) -> str:
+        scheme = "wss" if self.ari_url.startswith("https") else "ws"
+        host = self.ari_url.split("://", 1)[-1].rstrip("/")
+        return f"{scheme}://{host}/ari/events?app={self.ari_app}&subscribeAll=false"
+
+
+def reference() -> str:
+    """The settings as a Markdown table: the README's, and `screening config reference`."""
+    rows = ["| key (file) | variable | default | meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = s.docs_default or f"`{str(s.default).lower() if s.kind is bool else s.default}`"
+        secret = f"; or from a file: `{s.key}_file`, `{s.env}_FILE`" if s.secret else ""
+        rows.append(f"| `{s.key}` | `{s.env}` | {default} | {s.help}{secret} |")
+    return "\n".join(rows) + "\n"

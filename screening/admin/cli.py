@@ -178,6 +178,12 @@ def config_group() -> None:
     """The settings in force."""
 
 
+@config_group.command("reference")
+def config_reference() -> None:
+    """Print every setting: its key, variable, default and meaning (a Markdown table)."""
+    click.echo(config.reference(), nl=False)
+
+
 @config_group.command("show")
 @json_option
 @pass_ctx

@@ -211,3 +211,20 @@ def test_the_shipped_example_file_names_every_setting_and_loads() -> None:
     secrets = {s.key for s in config.SETTINGS if s.secret}
     keys = {k.removesuffix("_file") if k.removesuffix("_file") in secrets else k for k in keys}
     assert keys == {s.key for s in config.SETTINGS}
+
+
+def test_the_readme_table_is_the_declared_reference() -> None:
+    # The settings were declared three times (Config's defaults, SETTINGS, a hand-made
+    # mapping) and the README had two hand-made tables: now one declaration writes them.
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert config.reference() in readme
+    assert ok(run("config", "reference")) == config.reference()
+
+
+def test_defaults_are_the_declared_ones(tmp_path: Path) -> None:
+    from screening.core.challenge import Settings
+
+    (tmp_path / "empty.toml").write_text("")
+    assert config.load({}, str(tmp_path / "empty.toml")) == config.Config()
+    assert config.Config().challenge == Settings()  # the core's own defaults agree
+    assert config.Config().decision_timeout == 0.3  # ms in the file, seconds in the code
