@@ -314,7 +314,7 @@ def _list_group(kind: Literal["block", "allow"], doc: str) -> click.Group:
             if expires is not None:
                 raise InvalidInput("--expires", "applies to numbers only, not to --name")
             new_name = parse.new_name(kind, name, extension=extension, code=code, reason=reason)
-            named, created = ops.save_name(ctx.engine(), new_name, now)
+            named, created = ops.save_name(ctx.engine(), new_name, now, by=CLI)
             code_text = f" -> {named.sip_code}" if named.sip_code else ""
             click.echo(f"{'added' if created else 'updated'} {named.describe()}{code_text}")
             return
@@ -329,7 +329,7 @@ def _list_group(kind: Literal["block", "allow"], doc: str) -> click.Group:
             reason=reason,
             expires=expires,
         )
-        entry, created = ops.save_entry(ctx.engine(), kind, new, now)
+        entry, created = ops.save_entry(ctx.engine(), kind, new, now, by=CLI)
         code_text = f" -> {entry.sip_code}" if entry.sip_code else ""
         until = f", expires {_local(entry.expires_at)}" if entry.expires_at else ""
         click.echo(f"{'added' if created else 'updated'} {entry.describe()}{code_text}{until}")
@@ -402,12 +402,12 @@ def _list_group(kind: Literal["block", "allow"], doc: str) -> click.Group:
             assert name is not None
             pattern = parse.parse_name_pattern(name)
             ext = parse.parse_extension(extension) if extension is not None else None
-            removed = ops.remove_name(ctx.engine(), kind, pattern, ext)
+            removed = ops.remove_name(ctx.engine(), kind, pattern, ext, by=CLI)
             click.echo(f"removed {removed.describe()}")
             return
         assert target is not None
         key = parse.entry_key(target, ctx.region, extension)  # before the database is opened
-        entry = ops.remove_entry(ctx.engine(), kind, key)
+        entry = ops.remove_entry(ctx.engine(), kind, key, by=CLI)
         click.echo(f"removed {entry.describe()}")
 
     return group
@@ -469,7 +469,7 @@ def dnd() -> None:
 def dnd_add(ctx: Context, ext: str, days: str, start: str, end: str, tz: str | None) -> None:
     """Add a weekly do-not-disturb window for extension EXT."""
     new = parse.new_dnd(ext, days, start, end, tz)  # before the database is opened
-    window = ops.save_dnd(ctx.engine(), new)
+    window = ops.save_dnd(ctx.engine(), new, by=CLI)
     click.echo(f"added {window.describe()}")
 
 
@@ -530,7 +530,7 @@ def dnd_list(ctx: Context, ext: str | None, as_json: bool) -> None:
 @pass_ctx
 def dnd_remove(ctx: Context, schedule_id: str) -> None:
     """Remove the DND schedule with this ID (see `screening dnd list`)."""
-    ops.remove_dnd(ctx.engine(), schedule_id)
+    ops.remove_dnd(ctx.engine(), schedule_id, by=CLI)
     click.echo(f"removed DND schedule {schedule_id.lstrip('#')}")
 
 
@@ -547,7 +547,7 @@ def dnd_on(ctx: Context, ext: str, until: str | None) -> None:
     ext = parse.parse_extension(ext, "EXT")
     now = datetime.now(UTC)
     end = parse.parse_until(until, now) if until else None
-    manual = ops.dnd_on(ctx.engine(), ext, end, now=now)
+    manual = ops.dnd_on(ctx.engine(), ext, end, now=now, by=CLI)
     click.echo(f"DND on for {ext}" + (f" until {_local(manual.until)}" if manual.until else ""))
 
 
@@ -556,7 +556,7 @@ def dnd_on(ctx: Context, ext: str, until: str | None) -> None:
 @pass_ctx
 def dnd_off(ctx: Context, ext: str) -> None:
     """Turn manual DND off for EXT (schedules stay)."""
-    was_on = ops.dnd_off(ctx.engine(), parse.parse_extension(ext, "EXT"))
+    was_on = ops.dnd_off(ctx.engine(), parse.parse_extension(ext, "EXT"), by=CLI)
     click.echo(f"DND off for {ext}" + ("" if was_on else " (it was not on)"))
 
 
@@ -601,7 +601,7 @@ def policy_set(
 ) -> None:
     """Set the policy KIND, globally or for one extension."""
     new = parse.new_policy(kind, action, code, extension)  # before the database is opened
-    saved, created = ops.set_policy(ctx.engine(), new)
+    saved, created = ops.set_policy(ctx.engine(), new, by=CLI)
     what = f"reject with {saved.sip_code}" if saved.sip_code else saved.action.value
     click.echo(f"{'set' if created else 'updated'} {saved.describe()}: {what}")
 
@@ -646,7 +646,7 @@ def policy_remove(ctx: Context, kind: str, extension: str | None) -> None:
     """Remove the policy KIND (global, or the one of --for EXT)."""
     what = parse.parse_policy_kind(kind)
     ext = parse.parse_extension(extension) if extension is not None else None
-    removed = ops.remove_policy(ctx.engine(), what, ext)
+    removed = ops.remove_policy(ctx.engine(), what, ext, by=CLI)
     click.echo(f"removed {removed.describe()}")
 
 

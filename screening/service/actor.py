@@ -39,6 +39,10 @@ class Actor:
         if extension != self.extension:
             raise Forbidden(f"extension {extension} is not yours")
 
+    def admins_only(self, what: str) -> None:
+        if not self.admin:
+            raise Forbidden(f"{what} are the admins'")
+
     def action(self, what: str) -> str:
         """The audit trail's action: the API's are marked, as they always were."""
         return f"api {what}" if self.door == "api" else what

@@ -22,18 +22,27 @@ from screening.core.decision import (
 )
 from screening.core.errors import InvalidInput, NotFound
 from screening.service import parse, screener
+from screening.service.actor import Actor
 from screening.service.parse import EntryKey, new_dnd, new_entry
-from screening.store import lists, policies
+from screening.store import accounts, lists, policies
 from screening.store.lists import NewDnd, NewEntry
 from screening.store.lookup import rules_for
 from screening.store.policies import NameKind, NewName, NewPolicy
 
 
+def _audit(session: Session, by: Actor, what: str, detail: str, now: datetime) -> None:
+    """The audit row, in the change's own transaction: both or neither."""
+    accounts.audit(session, by.name, by.action(what), detail[:500], now)
+
+
 def save_entry(
-    engine: Engine, kind: Literal["block", "allow"], new: NewEntry, now: datetime
+    engine: Engine, kind: Literal["block", "allow"], new: NewEntry, now: datetime, *, by: Actor
 ) -> tuple[Entry, bool]:
+    by.may(new.extension)
     with Session(engine) as session, session.begin():
-        return lists.upsert_entry(session, kind, new, now)
+        entry, created = lists.upsert_entry(session, kind, new, now)
+        _audit(session, by, f"{kind} {'add' if created else 'update'}", entry.describe(), now)
+    return entry, created
 
 
 def add_entry(
@@ -48,6 +57,7 @@ def add_entry(
     source: str = "cli",
     expires: str | None = None,
     now: datetime | None = None,
+    by: Actor,
 ) -> tuple[Entry, bool]:
     now = now or datetime.now(UTC)
     new = new_entry(
@@ -61,7 +71,7 @@ def add_entry(
         source=source,
         expires=expires,
     )
-    return save_entry(engine, kind, new, now)
+    return save_entry(engine, kind, new, now, by=by)
 
 
 def add_dnd(
@@ -72,24 +82,26 @@ def add_dnd(
     end: str,
     tz: str | None = None,
     now: datetime | None = None,
+    *,
+    by: Actor,
 ) -> DndWindow:
-    return save_dnd(engine, new_dnd(extension, days, start, end, tz), now)
+    return save_dnd(engine, new_dnd(extension, days, start, end, tz), now, by=by)
 
 
-def save_dnd(engine: Engine, new: NewDnd, now: datetime | None = None) -> DndWindow:
+def save_dnd(engine: Engine, new: NewDnd, now: datetime | None = None, *, by: Actor) -> DndWindow:
+    by.may(new.extension)
+    now = now or datetime.now(UTC)
     with Session(engine) as session, session.begin():
-        return lists.add_dnd(
-            session,
-            new.extension,
-            new.days,
-            new.start,
-            new.end,
-            new.tz,
-            now or datetime.now(UTC),
-        )
+        window = lists.add_dnd(session, new.extension, new.days, new.start, new.end, new.tz, now)
+        _audit(session, by, "dnd add", window.describe(), now)
+    return window
 
 
-def remove_entry(engine: Engine, kind: Literal["block", "allow"], key: EntryKey) -> Entry:
+def remove_entry(
+    engine: Engine, kind: Literal["block", "allow"], key: EntryKey, *, by: Actor
+) -> Entry:
+    """Remove an entry by number and scope (the CLI's way; by id: service.lists)."""
+    by.may(key.extension)
     with Session(engine) as session, session.begin():
         removed = lists.remove_entry(
             session,
@@ -99,6 +111,9 @@ def remove_entry(engine: Engine, kind: Literal["block", "allow"], key: EntryKey)
             is_prefix=key.is_prefix,
             extension=key.extension,
         )
+        if removed is not None:
+            by.may(removed.extension)  # by id: whose it is shows only now; raising undoes it
+            _audit(session, by, f"{kind} remove", removed.describe(), datetime.now(UTC))
     if removed is None:
         scope = f"extension {key.extension}" if key.extension else "global"
         what = f"id {key.entry_id}" if key.entry_id is not None else f"{key.target!r} ({scope})"
@@ -106,7 +121,7 @@ def remove_entry(engine: Engine, kind: Literal["block", "allow"], key: EntryKey)
     return removed
 
 
-def remove_dnd(engine: Engine, schedule_id: str) -> DndWindow:
+def remove_dnd(engine: Engine, schedule_id: str, *, by: Actor) -> DndWindow:
     try:
         number = parse.whole_number(schedule_id.strip().lstrip("#"), "id", 0, parse.MAX_ID)
     except InvalidInput:
@@ -116,6 +131,9 @@ def remove_dnd(engine: Engine, schedule_id: str) -> DndWindow:
         ) from None
     with Session(engine) as session, session.begin():
         removed = lists.remove_dnd(session, number)
+        if removed is not None:
+            by.may(removed.extension)
+            _audit(session, by, "dnd remove", removed.describe(), datetime.now(UTC))
     if removed is None:
         raise NotFound(f"no DND schedule with id {schedule_id}; see `screening dnd list`")
     return removed
@@ -127,16 +145,25 @@ def dnd_on(
     until: datetime | None = None,
     source: str = "cli",
     now: datetime | None = None,
+    *,
+    by: Actor,
 ) -> ManualDnd:
     """Manual DND for `extension` (checked by parse_extension), until `until` or until
     switched off."""
+    by.may(extension)
+    now = now or datetime.now(UTC)
     with Session(engine) as session, session.begin():
-        return lists.set_manual_dnd(session, extension, until, source, now or datetime.now(UTC))
+        rule = lists.set_manual_dnd(session, extension, until, source, now)
+        _audit(session, by, "dnd on", rule.describe(), now)
+    return rule
 
 
-def dnd_off(engine: Engine, extension: str) -> bool:
+def dnd_off(engine: Engine, extension: str, *, by: Actor) -> bool:
+    by.may(extension)
     with Session(engine) as session, session.begin():
-        return lists.clear_manual_dnd(session, extension)
+        was = lists.clear_manual_dnd(session, extension)
+        _audit(session, by, "dnd off", f"extension {extension}", datetime.now(UTC))
+    return was
 
 
 def check(engine: Engine, call: IncomingCall, at: datetime) -> Decision:
@@ -174,9 +201,15 @@ def backup_sqlite(engine: Engine, target: str) -> int:
     return path.stat().st_size
 
 
-def set_policy(engine: Engine, new: NewPolicy, now: datetime | None = None) -> tuple[Policy, bool]:
+def set_policy(
+    engine: Engine, new: NewPolicy, now: datetime | None = None, *, by: Actor
+) -> tuple[Policy, bool]:
+    by.admins_only("policies")
+    now = now or datetime.now(UTC)
     with Session(engine) as session, session.begin():
-        return policies.set_policy(session, new, now or datetime.now(UTC))
+        saved, created = policies.set_policy(session, new, now)
+        _audit(session, by, f"policy {'set' if created else 'update'}", saved.describe(), now)
+    return saved, created
 
 
 def list_policies(engine: Engine, extension: str | None = None) -> list[Policy]:
@@ -189,18 +222,28 @@ def any_challenge(engine: Engine) -> bool:
         return policies.any_challenge(session)
 
 
-def remove_policy(engine: Engine, kind: PolicyKind, extension: str | None) -> Policy:
+def remove_policy(engine: Engine, kind: PolicyKind, extension: str | None, *, by: Actor) -> Policy:
+    by.admins_only("policies")
     with Session(engine) as session, session.begin():
         removed = policies.remove_policy(session, kind, extension)
+        if removed is not None:
+            _audit(session, by, "policy remove", removed.describe(), datetime.now(UTC))
     if removed is None:
         scope = f"extension {extension}" if extension else "global"
         raise NotFound(f"no {kind} policy ({scope}); see `screening policy list`")
     return removed
 
 
-def save_name(engine: Engine, new: NewName, now: datetime | None = None) -> tuple[NameEntry, bool]:
+def save_name(
+    engine: Engine, new: NewName, now: datetime | None = None, *, by: Actor
+) -> tuple[NameEntry, bool]:
+    by.admins_only("caller-name entries")
+    now = now or datetime.now(UTC)
     with Session(engine) as session, session.begin():
-        return policies.upsert_name(session, new, now or datetime.now(UTC))
+        saved, created = policies.upsert_name(session, new, now)
+        what = f"{saved.kind} name {'add' if created else 'update'}"
+        _audit(session, by, what, saved.describe(), now)
+    return saved, created
 
 
 def list_names(engine: Engine, kind: NameKind, extension: str | None) -> list[NameEntry]:
@@ -208,9 +251,14 @@ def list_names(engine: Engine, kind: NameKind, extension: str | None) -> list[Na
         return policies.list_names(session, kind, extension)
 
 
-def remove_name(engine: Engine, kind: NameKind, pattern: str, extension: str | None) -> NameEntry:
+def remove_name(
+    engine: Engine, kind: NameKind, pattern: str, extension: str | None, *, by: Actor
+) -> NameEntry:
+    by.admins_only("caller-name entries")
     with Session(engine) as session, session.begin():
         removed = policies.remove_name(session, kind, pattern, extension)
+        if removed is not None:
+            _audit(session, by, f"{kind} name remove", removed.describe(), datetime.now(UTC))
     if removed is None:
         scope = f"extension {extension}" if extension else "global"
         raise NotFound(

@@ -208,10 +208,10 @@ async def list_add(request: Request) -> Response:
             reason=form.get("reason") or None,
             source="console",
             expires=form.get("expires") or None,
+            by=Actor.of(who, "console"),
         )
     except InvalidInput as e:
         return _redirect(target, error=said(e))
-    console.audit(who, f"{kind} {'add' if created else 'update'}", entry.describe())
     return _redirect(target, done=f"{'added' if created else 'updated'} {entry.describe()}")
 
 
@@ -303,10 +303,11 @@ async def policy_set(
             form.get("extension", "").strip() or None,
             source="console",
         )
-        saved, created = await asyncio.to_thread(ops.set_policy, console.engine, new)
+        saved, created = await asyncio.to_thread(
+            ops.set_policy, console.engine, new, by=Actor.of(who, "console")
+        )
     except InvalidInput as e:
         return _redirect("/policies", error=said(e))
-    console.audit(who, f"policy {'set' if created else 'update'}", saved.describe())
     return _redirect("/policies", done=f"{'set' if created else 'updated'} {saved.describe()}")
 
 
@@ -317,10 +318,11 @@ async def policy_remove(
     try:
         kind = parse.parse_policy_kind(form.get("kind", ""), "kind")
         ext = form.get("extension", "").strip() or None
-        removed = await asyncio.to_thread(ops.remove_policy, console.engine, kind, ext)
+        removed = await asyncio.to_thread(
+            ops.remove_policy, console.engine, kind, ext, by=Actor.of(who, "console")
+        )
     except (InvalidInput, NotFound) as e:
         return _redirect("/policies", error=said(e))
-    console.audit(who, "policy remove", removed.describe())
     return _redirect("/policies", done=f"removed {removed.describe()}")
 
 
@@ -374,7 +376,12 @@ async def name_change(
     try:
         if request.url.path.endswith("/remove"):
             entry = await asyncio.to_thread(
-                ops.remove_name, console.engine, kind, form.get("pattern", ""), extension
+                ops.remove_name,
+                console.engine,
+                kind,
+                form.get("pattern", ""),
+                extension,
+                by=Actor.of(who, "console"),
             )
             verb = "removed"
         else:
@@ -386,11 +393,12 @@ async def name_change(
                 reason=form.get("reason") or None,
                 source="console",
             )
-            entry, created = await asyncio.to_thread(ops.save_name, console.engine, new)
+            entry, created = await asyncio.to_thread(
+                ops.save_name, console.engine, new, by=Actor.of(who, "console")
+            )
             verb = "added" if created else "updated"
     except (InvalidInput, NotFound) as e:
         return _redirect(f"/names/{kind}", error=said(e))
-    console.audit(who, f"{kind} name {verb}", entry.describe())
     return _redirect(f"/names/{kind}", done=f"{verb} {entry.describe()}")
 
 
@@ -414,10 +422,10 @@ async def dnd_add(request: Request) -> Response:
             form.get("from", ""),
             form.get("to", ""),
             form.get("tz") or None,
+            by=Actor.of(who, "console"),
         )
     except InvalidInput as e:
         return _redirect(target, error=said(e))
-    console.audit(who, "dnd add", window.describe())
     return _redirect(target, done=f"added {window.describe()}")
 
 
@@ -459,14 +467,14 @@ async def dnd_manual(request: Request) -> Response:
             now = datetime.now(UTC)
             raw = form.get("until", "").strip()
             until = parse.parse_until(raw, now) if raw else None
-            rule = await asyncio.to_thread(ops.dnd_on, console.engine, ext, until, "console", now)
+            rule = await asyncio.to_thread(
+                ops.dnd_on, console.engine, ext, until, "console", now, by=Actor.of(who, "console")
+            )
             detail = rule.describe()
-            console.audit(who, "dnd on", detail)
             return _redirect(target, done=f"do-not-disturb on: {detail}")
-        await asyncio.to_thread(ops.dnd_off, console.engine, ext)
+        await asyncio.to_thread(ops.dnd_off, console.engine, ext, by=Actor.of(who, "console"))
     except InvalidInput as e:
         return _redirect(target, error=said(e))
-    console.audit(who, "dnd off", f"extension {ext}")
     return _redirect(target, done=f"do-not-disturb off for extension {ext}")
 
 

@@ -12,6 +12,7 @@ from screening.core import features
 from screening.core.decision import Action, IncomingCall, decide
 from screening.core.features import Outcome, Reputation
 from screening.service import ops
+from screening.service.actor import CLI
 from screening.service.features import run as run_feature
 from screening.store import calllog, lists, lookup
 from screening.store.models import BlockEntry, SpamReport
@@ -91,7 +92,9 @@ def test_nothing_to_mark(engine: Engine) -> None:
 
 
 def test_undo_removes_only_that_extensions_latest_feature_mark(engine: Engine) -> None:
-    ops.add_entry(engine, "block", "+15550600002", "US", extension="201", now=NOW)  # admin's own
+    ops.add_entry(
+        engine, "block", "+15550600002", "US", extension="201", now=NOW, by=CLI
+    )  # admin's own
     called(engine, SPAMMER, "201", NOW)
     feature(engine, "mark-spam", "201")
     assert feature(engine, "undo-spam", "201").outcome is Outcome.UNMARKED
@@ -122,7 +125,7 @@ def test_allow_beats_reputation_and_undo_withdraws_it(engine: Engine) -> None:
     for ext in ("201", "202", "203"):
         called(engine, SPAMMER, ext, NOW)
         feature(engine, "mark-spam", ext)
-    ops.add_entry(engine, "allow", SPAMMER, "US", extension="209", now=NOW)
+    ops.add_entry(engine, "allow", SPAMMER, "US", extension="209", now=NOW, by=CLI)
     assert verdict(engine, SPAMMER, "209") == (Action.CONTINUE, "allow")
     assert verdict(engine, SPAMMER, "208") == (Action.REJECT, "reputation")
     assert "withdrawn" in feature(engine, "undo-spam", "203").detail
@@ -130,7 +133,7 @@ def test_allow_beats_reputation_and_undo_withdraws_it(engine: Engine) -> None:
 
 
 def test_reputation_never_touches_an_admins_global_entry(engine: Engine) -> None:
-    ops.add_entry(engine, "block", SPAMMER, "US", code=608, reason="admin said", now=NOW)
+    ops.add_entry(engine, "block", SPAMMER, "US", code=608, reason="admin said", now=NOW, by=CLI)
     for ext in ("201", "202", "203"):
         called(engine, SPAMMER, ext, NOW)
         feature(engine, "mark-spam", ext)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from screening.core import features
 from screening.service import ops
+from screening.service.actor import CLI
 from screening.service.features import sql_feature_runner
 from screening.store import calllog, migrate
 from screening.store.engine import lookup_engine, make_engine, side_engine
@@ -45,7 +46,7 @@ def via_proxy(
     direct = _servers[backend].new()
     engine = make_engine(direct)
     migrate.upgrade(engine)
-    ops.add_entry(engine, "block", BLOCKED, "US", now=NOW)
+    ops.add_entry(engine, "block", BLOCKED, "US", now=NOW, by=CLI)
     engine.dispose()
     url = make_url(direct)
     proxy = TcpProxy((url.host or "127.0.0.1", url.port or 0))

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from screening.core.decision import Action, IncomingCall, Rules, decide
 from screening.core.errors import DatabaseError
 from screening.service import ops
+from screening.service.actor import CLI
 from screening.store import calllog, lookup, migrate
 from screening.store.engine import make_engine
 from screening.store.models import BlockEntry, CallLog
@@ -40,12 +41,14 @@ def test_upgrade_creates_the_schema_and_is_repeatable(empty_database_url: str) -
 
 def test_lookup_returns_only_entries_that_can_match(engine: Engine) -> None:
     add = ops.add_entry
-    add(engine, "block", "+15551234567", "US", now=NOW)
-    add(engine, "block", "+1555*", "US", code=608, now=NOW)
-    add(engine, "block", "+1556*", "US", now=NOW)  # another prefix
-    add(engine, "block", "+15551234567", "US", extension="202", now=NOW)  # another extension
-    add(engine, "block", "+155512345678", "US", now=NOW)  # longer number, not a prefix
-    add(engine, "allow", "+1555123*", "US", extension="201", now=NOW)
+    add(engine, "block", "+15551234567", "US", now=NOW, by=CLI)
+    add(engine, "block", "+1555*", "US", code=608, now=NOW, by=CLI)
+    add(engine, "block", "+1556*", "US", now=NOW, by=CLI)  # another prefix
+    add(
+        engine, "block", "+15551234567", "US", extension="202", now=NOW, by=CLI
+    )  # another extension
+    add(engine, "block", "+155512345678", "US", now=NOW, by=CLI)  # longer number, not a prefix
+    add(engine, "allow", "+1555123*", "US", extension="201", now=NOW, by=CLI)
     found = rules(engine, "+15551234567")
     assert sorted((e.value, e.is_prefix, e.extension) for e in found.block) == [
         ("+1555", True, None),
@@ -55,10 +58,10 @@ def test_lookup_returns_only_entries_that_can_match(engine: Engine) -> None:
 
 
 def test_stored_rules_decide_like_the_core(engine: Engine) -> None:
-    ops.add_entry(engine, "block", "5551234567", "US", reason="robocaller", now=NOW)
-    ops.add_entry(engine, "block", "1900*", "US", code=608, now=NOW)
-    ops.add_entry(engine, "allow", "+15557654321", "US", now=NOW)
-    ops.add_dnd(engine, "201", "all", "11:00", "13:00", "UTC", now=NOW)
+    ops.add_entry(engine, "block", "5551234567", "US", reason="robocaller", now=NOW, by=CLI)
+    ops.add_entry(engine, "block", "1900*", "US", code=608, now=NOW, by=CLI)
+    ops.add_entry(engine, "allow", "+15557654321", "US", now=NOW, by=CLI)
+    ops.add_dnd(engine, "201", "all", "11:00", "13:00", "UTC", now=NOW, by=CLI)
 
     def verdict(caller: str | None, ext: str = "201") -> tuple[Action, int | None, str | None]:
         d = decide(IncomingCall(caller or "", caller, ext), rules(engine, caller, ext), NOW)
@@ -73,7 +76,7 @@ def test_stored_rules_decide_like_the_core(engine: Engine) -> None:
 
 
 def test_expired_entries_are_not_loaded(engine: Engine) -> None:
-    ops.add_entry(engine, "block", "+15551234567", "US", now=NOW)
+    ops.add_entry(engine, "block", "+15551234567", "US", now=NOW, by=CLI)
     with Session(engine) as s, s.begin():
         s.execute(
             cast(Table, BlockEntry.__table__).update().values(expires_at=NOW - timedelta(seconds=1))
@@ -83,14 +86,14 @@ def test_expired_entries_are_not_loaded(engine: Engine) -> None:
 
 
 def test_adding_the_same_number_again_updates_it(engine: Engine) -> None:
-    first, created = ops.add_entry(engine, "block", "5551234567", "US", reason="a", now=NOW)
+    first, created = ops.add_entry(engine, "block", "5551234567", "US", reason="a", now=NOW, by=CLI)
     second, created_again = ops.add_entry(
-        engine, "block", "+1 555 123 4567", "US", code=608, reason="b", now=NOW
+        engine, "block", "+1 555 123 4567", "US", code=608, reason="b", now=NOW, by=CLI
     )
     assert created and not created_again and first.id == second.id
     assert (second.sip_code, second.reason) == (608, "b")
     # Same number for one extension is a separate rule.
-    _, scoped = ops.add_entry(engine, "block", "5551234567", "US", extension="201", now=NOW)
+    _, scoped = ops.add_entry(engine, "block", "5551234567", "US", extension="201", now=NOW, by=CLI)
     assert scoped
     with Session(engine) as s:
         assert s.scalar(select(func.count()).select_from(BlockEntry)) == 2
@@ -117,7 +120,9 @@ def test_database_refuses_bad_codes_and_duplicates(engine: Engine) -> None:
 
 
 def test_dnd_schedule_round_trips(engine: Engine) -> None:
-    added = ops.add_dnd(engine, "201", "fri-mon", "22:30", "07:15", "Europe/Berlin", now=NOW)
+    added = ops.add_dnd(
+        engine, "201", "fri-mon", "22:30", "07:15", "Europe/Berlin", now=NOW, by=CLI
+    )
     [window] = rules(engine, "+15550000000").dnd
     assert window == added
     assert (window.days, window.start, window.end, window.tz) == (
