@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from bench._harness import sandbox_env, screening, serving  # noqa: E402
 from bench.calls import proc_stats  # noqa: E402
-from screening.sipprobe import CallResult, EarlyMedia, named_digit, place_call  # noqa: E402
+from tests.sipprobe import CallResult, EarlyMedia, named_digit, place_call  # noqa: E402
 
 CHALLENGED, PLAIN = "261", "262"
 SOURCE = {"ari": "127.0.0.1", "agi": "127.0.0.5"}

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench._harness import sandbox_env, screening, serving  # noqa: E402
-from screening.sipprobe import identity_headers, load  # noqa: E402
+from tests.sipprobe import identity_headers, load  # noqa: E402
 
 SOURCE = {"ari": "127.0.0.6", "agi": "127.0.0.7"}
 EXT = "250"

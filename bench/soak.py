@@ -29,9 +29,9 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import select  # noqa: E402
 
 from bench._harness import sandbox_env, screening, serving  # noqa: E402
-from screening.sipprobe import load  # noqa: E402
 from screening.store.engine import make_engine  # noqa: E402
 from screening.store.models import CallLog  # noqa: E402
+from tests.sipprobe import load  # noqa: E402
 
 # (caller, extension, expected status line)
 MIX = [

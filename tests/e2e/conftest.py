@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from screening.sipprobe import CallResult, place_call
 from tests.cli_helpers import Result, screening
+from tests.sipprobe import CallResult, place_call
 
 REPO = Path(__file__).resolve().parents[2]
 

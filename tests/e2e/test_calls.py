@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from screening.sipprobe import place_call
 from tests.e2e.conftest import DOOR_SOURCE, App
+from tests.sipprobe import place_call
 
 pytestmark = pytest.mark.e2e
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from screening.sipprobe import CallResult, EarlyMedia, named_digit, place_call
 from tests.e2e.conftest import DOOR_SOURCE, REPO, App, own_door
 from tests.e2e.test_doctor import doctor, lines
+from tests.sipprobe import CallResult, EarlyMedia, named_digit, place_call
 
 #: The prompt ("To call this number, press N") lasts about 2.5 s: 125 packets of 20 ms.
 PROMPT_PACKETS_AT_LEAST = 75

@@ -137,7 +137,7 @@ def test_call_left_waiting_by_a_killed_app_is_decided_when_it_restarts(app: App)
     import threading
     import time
 
-    from screening.sipprobe import CallResult, place_call
+    from tests.sipprobe import CallResult, place_call
 
     assert app.cli("block", "add", "+15550200009").code == 0
     assert app.proc is not None
@@ -191,7 +191,7 @@ def test_fastagi_server_killed_in_the_middle_of_a_call(agi_app: App) -> None:
     import threading
     import time
 
-    from screening.sipprobe import CallResult, place_call
+    from tests.sipprobe import CallResult, place_call
 
     assert agi_app.cli("block", "add", "+15550200012").code == 0
     assert agi_app.proc is not None

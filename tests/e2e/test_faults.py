@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from screening.sipprobe import place_call
 from screening.store import migrate
 from screening.store.engine import make_engine
 from tests.conftest import ThrowawayDatabases
 from tests.e2e.conftest import App
 from tests.proxy import TcpProxy
+from tests.sipprobe import place_call
 
 pytestmark = pytest.mark.e2e
 
@@ -177,7 +177,7 @@ def test_stop_with_the_database_gone_does_not_hang(
 def test_asterisk_restart_under_load(app: App) -> None:
     import threading
 
-    from screening.sipprobe import load
+    from tests.sipprobe import load
 
     assert app.cli("block", "add", "+15550700030").code == 0
     mix = [("+15550700030", "201"), ("+15550700031", "202")]

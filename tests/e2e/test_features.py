@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from screening.sipprobe import CallResult
 from tests.e2e.conftest import App
+from tests.sipprobe import CallResult
 
 pytestmark = pytest.mark.e2e
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from screening.sipprobe import CallResult, identity_headers
 from tests.e2e.conftest import REPO, App
+from tests.sipprobe import CallResult, identity_headers
 
 pytestmark = pytest.mark.e2e
 

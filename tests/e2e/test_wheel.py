@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from screening.sipprobe import place_call
 from screening.store import migrate
 from tests.e2e.conftest import REPO, App
+from tests.sipprobe import place_call
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +54,7 @@ def test_wheel_installs_outside_the_repository_and_screens_calls(
         cwd=tmp_path,
     ).strip()
     assert installed.startswith(str(venv)), installed  # not this checkout
+    assert not (Path(installed) / "sipprobe.py").exists()  # the test phone is not shipped
     work = tmp_path / "work"
     work.mkdir()
     env = {

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from screening.core.identity import Result
-from screening.sipprobe import identity_headers
 from screening.stir import MAX_CERT_BYTES, Verifier, x5u_problem
 from screening.stir.fetch import public
+from tests.sipprobe import identity_headers
 from tests.stircerts import (
     TN_FIRST,
     Issued,

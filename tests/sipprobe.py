@@ -3,7 +3,7 @@
 A minimal UDP user agent client, no authentication: it is meant for a PBX that trusts
 loopback (the sandbox), not for calling out through a provider.
 
-    python -m screening.sipprobe --from +15551234567 --to 201 [--port 5060]
+    python -m tests.sipprobe --from +15551234567 --to 201 [--port 5060]
 """
 
 from __future__ import annotations
@@ -428,9 +428,7 @@ def identity_headers(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m screening.sipprobe", description=__doc__.split("\n")[0]
-    )
+    p = argparse.ArgumentParser(prog="python -m tests.sipprobe", description=__doc__.split("\n")[0])
     p.add_argument("--from", dest="caller", required=True, help="caller number (From user)")
     p.add_argument("--to", required=True, help="dialled extension")
     p.add_argument("--host", default="127.0.0.1")
