@@ -5,7 +5,7 @@ app's CPU and memory with 20 callers in the challenge at once, in one run.
 
 On the sandbox Asterisk: rounds of --at-once simultaneous calls to an extension whose
 unverified callers are challenged (every sandbox call is unverified), each caller pressing
-the digit the app's log names (as the tests do), between rounds of as many calls to an
+the digit the app's JSON log line names (as the tests do), between rounds of as many calls to an
 extension with no policy (plain screened calls that ring) for comparison. One silent caller
 measures the prompt as heard: first to last RTP packet. Prints, per kind: INVITE -> 183
 (challenged) or -> final response (plain), the app's CPU per call from /proc, and its
@@ -104,7 +104,11 @@ def main() -> int:
     door = "serve" if args.door == "ari" else "agi"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        env |= {"SCREENING_DATABASE_URL": f"sqlite:///{work / 'screening.db'}"}
+        # JSON log lines: the digit each challenge asks for is a field of its line.
+        env |= {
+            "SCREENING_DATABASE_URL": f"sqlite:///{work / 'screening.db'}",
+            "SCREENING_LOG_FORMAT": "json",
+        }
         screening(env, "db", "upgrade")
         screening(env, "policy", "set", "unverified", "--for", CHALLENGED, "--action", "challenge")
         # Passed callers are not asked again: every call in the run is a new caller.

@@ -22,7 +22,18 @@ log = logging.getLogger("screening")
 
 
 #: Fields a log record may carry (`extra=`) that JSON lines include: the call's identity.
-CALL_FIELDS = ("channel", "caller", "extension", "outcome", "sip_code", "rule", "door", "ms")
+CALL_FIELDS = (
+    "channel",
+    "caller",
+    "caller_id",
+    "extension",
+    "outcome",
+    "sip_code",
+    "rule",
+    "door",
+    "ms",
+    "digit",
+)
 
 
 class JsonLines(logging.Formatter):

@@ -260,8 +260,8 @@ SETTINGS: tuple[Setting, ...] = (
         "text",
         _log_format,
         help="`json`: one JSON object per line (time, level, logger, message and, for a call, "
-        "`channel`, `caller`, `extension`, `outcome`, `sip_code`, `rule`, `door`, `ms`), for"
-        " journald and log shippers",
+        "`channel`, `caller`, `caller_id` as it came, `extension`, `outcome`, `sip_code`, "
+        "`rule`, `door`, `ms`, and a challenge's `digit`), for journald and log shippers",
     ),
     Setting(
         "metrics.listen",

@@ -444,9 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--press",
         choices=("right", "wrong", "none"),
-        help="in a challenge: press the digit the app's log (--log) names, another, or none",
+        help="in a challenge: press the digit the app's JSON log (--log) names, another, or none",
     )
-    p.add_argument("--log", metavar="FILE", help="the app's log, where it names the digit")
+    p.add_argument("--log", metavar="FILE", help="the app's log (log.format = json): its digit")
     args = p.parse_args(argv)
     extra = None
     if args.sign:
@@ -503,12 +503,16 @@ def _press_from_log(log: str | None, caller: str, how: str) -> Callable[[], Awai
 
 
 def named_digit(log_text: str, caller: str) -> str | None:
-    """The digit the app's log asked `caller` (the caller ID as sent) to press, from its
-    latest "challenged (press N)" line; None when there is none yet."""
-    sent = f"({caller!r}"  # the log quotes the caller ID as received: what we sent
+    """The digit the app asked `caller` (the caller ID as sent) to press: the `digit` of
+    its latest JSON log line for that caller ID (log.format = "json"); None when there is
+    none yet."""
     for line in reversed(log_text.splitlines()):
-        if sent in line and "challenged (press " in line:
-            return line.split("challenged (press ", 1)[1][:1]
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("caller_id") == caller and "digit" in record:
+            return str(record["digit"])
     return None
 
 

@@ -213,7 +213,7 @@ class Screener:
         if decision.challenged:
             self._forget_stale()
             self._hold(_Challenge(call, seen, decision, now, elapsed_us, self._ticks()))
-            self._log(call, seen, decision, elapsed_us, f"challenged (press {decision.digit})")
+            self._log(call, seen, decision, elapsed_us, "challenged", digit=decision.digit)
             return decision
         self._record(call, seen, decision, now, elapsed_us)
         return decision
@@ -323,7 +323,13 @@ class Screener:
         )
 
     def _log(
-        self, call: Call, seen: IncomingCall, decision: Decision, elapsed_us: int, outcome: str
+        self,
+        call: Call,
+        seen: IncomingCall,
+        decision: Decision,
+        elapsed_us: int,
+        outcome: str,
+        digit: str | None = None,
     ) -> None:
         code = f" {decision.sip_code}" if decision.sip_code else ""
         name = f", name {seen.name!r}" if seen.name else ""
@@ -338,7 +344,7 @@ class Screener:
             call.caller[:64],
             name,
             call.extension,
-            outcome,
+            f"{outcome} (press {digit})" if digit else outcome,
             code,
             decision.reason,
             vouched,
@@ -348,12 +354,14 @@ class Screener:
             extra={
                 "channel": call.id,
                 "caller": seen.caller or call.caller[:64],
+                "caller_id": call.caller[:64],  # as it came
                 "extension": call.extension,
                 "outcome": outcome,
                 "sip_code": decision.sip_code,
                 "rule": decision.rule_kind,
                 "door": call.door,
                 "ms": round(elapsed_us / 1000, 2),
+                **({"digit": digit} if digit else {}),  # what a challenged caller must press
             },
         )
 

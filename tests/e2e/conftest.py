@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -89,6 +90,8 @@ class App:
             "SCREENING_STIR_CACHE_DIR": str(workdir / "stir-cache"),
             # Several doors run at once here: each serves /metrics on a port of its own.
             "SCREENING_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
+            # JSON lines: a test reads a call's fields (a challenge's digit) as fields.
+            "SCREENING_LOG_FORMAT": "json",
             **settings,
         }
         self.metrics_url = f"http://{self.env['SCREENING_METRICS_LISTEN']}"
@@ -206,8 +209,25 @@ class App:
                 return found
             time.sleep(0.05)
 
-    def log(self) -> str:
+    def raw_log(self) -> str:
+        """The log as the app wrote it: one JSON object per line."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log(self) -> str:
+        """The log as people read it: each line's message (and traceback)."""
+        lines = []
+        for line in self.raw_log().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                lines.append(line)  # not the app's (a crash before logging was set up)
+                continue
+            lines.append(str(record.get("message", "")))
+            if "traceback" in record:
+                lines.append(str(record["traceback"]))
+        return "".join(f"{line}\n" for line in lines)
 
     def call(self, caller: str, to: str = "201", **kwargs: object) -> CallResult:
         """A real INVITE through this app's door: the trunk is picked by source address."""

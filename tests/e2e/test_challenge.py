@@ -1,7 +1,7 @@
 """The early-media challenge with real SIP and RTP: the caller receives the 183 and the
 prompt's audio, presses (or not) the digit the app chose as an RFC 4733 event, and gets the
-final response the app decided. The tests learn the digit from the app's log, as an admin
-would read it; they never guess it."""
+final response the app decided. The tests learn the digit from the `digit` field of the
+app's JSON log line for the call; they never guess it."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def digit_in_log(app: App, caller: str, within: float = 5.0) -> str:
     """The digit the app asked `caller` for, from its log line."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < within:
-        digit = named_digit(app.log(), caller)
+        digit = named_digit(app.raw_log(), caller)
         if digit is not None:
             return digit
         time.sleep(0.05)
