@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from screening.core.features import FEATURE_SOURCE, Outcome, Reputation, Result
-from screening.store import lists, reports
+from screening.store import accounts, lists, reports
 from screening.store.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,19 @@ FeatureRunner = Callable[[str, str, datetime], Result]
 def run(
     session: Session, feature: str, extension: str, now: datetime, reputation: Reputation
 ) -> Result:
-    """What one feature code does, in the caller's transaction."""
+    """What one feature code does, in the caller's transaction, with its audit row: a
+    change from a phone is in the trail like one from the console."""
+    result = _run(session, feature, extension, now, reputation)
+    if result.outcome is not Outcome.NOT_POSSIBLE:
+        accounts.audit(
+            session, f"extension {extension}"[:64], f"feature {feature}", result.detail[:500], now
+        )
+    return result
+
+
+def _run(
+    session: Session, feature: str, extension: str, now: datetime, reputation: Reputation
+) -> Result:
     if feature == "mark-spam":
         return reports.mark_last_caller(session, extension, now, reputation)
     if feature == "undo-spam":

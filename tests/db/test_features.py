@@ -15,7 +15,7 @@ from screening.service import ops
 from screening.service.actor import CLI
 from screening.service.features import run as run_feature
 from screening.store import calllog, lists, lookup
-from screening.store.models import BlockEntry, SpamReport
+from screening.store.models import AuditEntry, BlockEntry, SpamReport
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 REP = Reputation(reports=3, days=30)
@@ -148,3 +148,20 @@ def test_dnd_features(engine: Engine) -> None:
     assert verdict(engine, SPAMMER, "201") == (Action.REJECT, "manual-dnd")
     assert feature(engine, "dnd-off", "201").outcome is Outcome.DND_OFF
     assert verdict(engine, SPAMMER, "201") == (Action.CONTINUE, None)
+
+
+def test_feature_codes_are_in_the_audit_trail(engine: Engine) -> None:
+    # *60, *78 and *79 changed blocks and DND with no audit row: the trail missed a phone's
+    # changes that the same change from the console shows.
+    called(engine, SPAMMER, "231", NOW - timedelta(minutes=1))
+    for name in ("mark-spam", "dnd-on", "dnd-off", "undo-spam"):
+        feature(engine, name, "231")
+    feature(engine, "undo-spam", "231")  # nothing left to undo: no change, no row
+    with Session(engine) as s:
+        rows = [(a.actor, a.action) for a in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+    assert rows == [
+        ("extension 231", "feature mark-spam"),
+        ("extension 231", "feature dnd-on"),
+        ("extension 231", "feature dnd-off"),
+        ("extension 231", "feature undo-spam"),
+    ]
