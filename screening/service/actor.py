@@ -5,8 +5,12 @@ it, so a door cannot forget to."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
 
 from screening.core.errors import Forbidden
+from screening.store import accounts
 from screening.store.accounts import Account
 
 
@@ -49,3 +53,8 @@ class Actor:
 
 
 CLI = Actor("cli", "cli")
+
+
+def audit(session: Session, by: Actor, what: str, detail: str, now: datetime) -> None:
+    """The audit row of a change, in the change's own transaction: both or neither."""
+    accounts.audit(session, by.name, by.action(what), detail[:500], now)

@@ -17,8 +17,8 @@ from screening.core.errors import InvalidInput, NotFound
 from screening.core.features import Reputation, Result
 from screening.core.numbers import normalise
 from screening.service import parse
-from screening.service.actor import Actor
-from screening.store import accounts, calllog, lists, reports
+from screening.service.actor import Actor, audit
+from screening.store import calllog, lists, reports
 from screening.store.calllog import LoggedCall, Stats, Today
 
 DECISIONS = ("allowed", "rejected", "abandoned")
@@ -119,7 +119,7 @@ def mark_spam(
         change = reports.unmark_caller if undo else reports.mark_caller
         result = change(s, caller, extension, now, reputation)
         what = "unmark spam" if undo else "mark spam"
-        accounts.audit(s, actor.name, actor.action(what), result.detail[:500], now)
+        audit(s, actor, what, result.detail, now)
     return result
 
 

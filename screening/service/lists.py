@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from screening.core.decision import DndWindow, Entry, ManualDnd
 from screening.core.errors import NotFound
 from screening.service import parse
-from screening.service.actor import Actor
-from screening.store import accounts, policies
+from screening.service.actor import Actor, audit
 from screening.store import lists as rows
+from screening.store import policies
 from screening.store.lists import EntryPage as EntryPage
 from screening.store.lists import ListedEntry
 
@@ -66,7 +66,7 @@ def remove_entry(
         actor.may(found.extension)
         removed = rows.remove_entry(s, kind, entry_id=entry_id)
         assert removed is not None
-        _audit(s, actor, f"{kind} remove", removed.describe(), now)
+        audit(s, actor, f"{kind} remove", removed.describe(), now or datetime.now(UTC))
     return removed
 
 
@@ -88,9 +88,5 @@ def remove_dnd(
         actor.may(found.extension)
         removed = rows.remove_dnd(s, schedule_id)
         assert removed is not None
-        _audit(s, actor, "dnd remove", removed.describe(), now)
+        audit(s, actor, "dnd remove", removed.describe(), now or datetime.now(UTC))
     return removed
-
-
-def _audit(s: Session, actor: Actor, what: str, detail: str, now: datetime | None) -> None:
-    accounts.audit(s, actor.name, actor.action(what), detail[:500], now or datetime.now(UTC))

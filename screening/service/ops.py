@@ -21,18 +21,14 @@ from screening.core.decision import (
     PolicyKind,
 )
 from screening.core.errors import InvalidInput, NotFound
+from screening.service import lists as removals
 from screening.service import parse, screener
-from screening.service.actor import Actor
+from screening.service.actor import Actor, audit
 from screening.service.parse import EntryKey, new_dnd, new_entry
-from screening.store import accounts, lists, policies
+from screening.store import lists, policies
 from screening.store.lists import NewDnd, NewEntry
 from screening.store.lookup import rules_for
 from screening.store.policies import NameKind, NewName, NewPolicy
-
-
-def _audit(session: Session, by: Actor, what: str, detail: str, now: datetime) -> None:
-    """The audit row, in the change's own transaction: both or neither."""
-    accounts.audit(session, by.name, by.action(what), detail[:500], now)
 
 
 def save_entry(
@@ -41,7 +37,7 @@ def save_entry(
     by.may(new.extension)
     with Session(engine) as session, session.begin():
         entry, created = lists.upsert_entry(session, kind, new, now)
-        _audit(session, by, f"{kind} {'add' if created else 'update'}", entry.describe(), now)
+        audit(session, by, f"{kind} {'add' if created else 'update'}", entry.describe(), now)
     return entry, created
 
 
@@ -93,7 +89,7 @@ def save_dnd(engine: Engine, new: NewDnd, now: datetime | None = None, *, by: Ac
     now = now or datetime.now(UTC)
     with Session(engine) as session, session.begin():
         window = lists.add_dnd(session, new.extension, new.days, new.start, new.end, new.tz, now)
-        _audit(session, by, "dnd add", window.describe(), now)
+        audit(session, by, "dnd add", window.describe(), now)
     return window
 
 
@@ -113,7 +109,7 @@ def remove_entry(
         )
         if removed is not None:
             by.may(removed.extension)  # by id: whose it is shows only now; raising undoes it
-            _audit(session, by, f"{kind} remove", removed.describe(), datetime.now(UTC))
+            audit(session, by, f"{kind} remove", removed.describe(), datetime.now(UTC))
     if removed is None:
         scope = f"extension {key.extension}" if key.extension else "global"
         what = f"id {key.entry_id}" if key.entry_id is not None else f"{key.target!r} ({scope})"
@@ -129,14 +125,10 @@ def remove_dnd(engine: Engine, schedule_id: str, *, by: Actor) -> DndWindow:
             "id",
             f"expected the number of a schedule from `screening dnd list`, got {schedule_id!r}",
         ) from None
-    with Session(engine) as session, session.begin():
-        removed = lists.remove_dnd(session, number)
-        if removed is not None:
-            by.may(removed.extension)
-            _audit(session, by, "dnd remove", removed.describe(), datetime.now(UTC))
-    if removed is None:
-        raise NotFound(f"no DND schedule with id {schedule_id}; see `screening dnd list`")
-    return removed
+    try:
+        return removals.remove_dnd(engine, by, number)
+    except NotFound:
+        raise NotFound(f"no DND schedule with id {schedule_id}; see `screening dnd list`") from None
 
 
 def dnd_on(
@@ -154,7 +146,7 @@ def dnd_on(
     now = now or datetime.now(UTC)
     with Session(engine) as session, session.begin():
         rule = lists.set_manual_dnd(session, extension, until, source, now)
-        _audit(session, by, "dnd on", rule.describe(), now)
+        audit(session, by, "dnd on", rule.describe(), now)
     return rule
 
 
@@ -162,7 +154,7 @@ def dnd_off(engine: Engine, extension: str, *, by: Actor) -> bool:
     by.may(extension)
     with Session(engine) as session, session.begin():
         was = lists.clear_manual_dnd(session, extension)
-        _audit(session, by, "dnd off", f"extension {extension}", datetime.now(UTC))
+        audit(session, by, "dnd off", f"extension {extension}", datetime.now(UTC))
     return was
 
 
@@ -208,7 +200,7 @@ def set_policy(
     now = now or datetime.now(UTC)
     with Session(engine) as session, session.begin():
         saved, created = policies.set_policy(session, new, now)
-        _audit(session, by, f"policy {'set' if created else 'update'}", saved.describe(), now)
+        audit(session, by, f"policy {'set' if created else 'update'}", saved.describe(), now)
     return saved, created
 
 
@@ -227,7 +219,7 @@ def remove_policy(engine: Engine, kind: PolicyKind, extension: str | None, *, by
     with Session(engine) as session, session.begin():
         removed = policies.remove_policy(session, kind, extension)
         if removed is not None:
-            _audit(session, by, "policy remove", removed.describe(), datetime.now(UTC))
+            audit(session, by, "policy remove", removed.describe(), datetime.now(UTC))
     if removed is None:
         scope = f"extension {extension}" if extension else "global"
         raise NotFound(f"no {kind} policy ({scope}); see `screening policy list`")
@@ -242,7 +234,7 @@ def save_name(
     with Session(engine) as session, session.begin():
         saved, created = policies.upsert_name(session, new, now)
         what = f"{saved.kind} name {'add' if created else 'update'}"
-        _audit(session, by, what, saved.describe(), now)
+        audit(session, by, what, saved.describe(), now)
     return saved, created
 
 
@@ -258,7 +250,7 @@ def remove_name(
     with Session(engine) as session, session.begin():
         removed = policies.remove_name(session, kind, pattern, extension)
         if removed is not None:
-            _audit(session, by, f"{kind} name remove", removed.describe(), datetime.now(UTC))
+            audit(session, by, f"{kind} name remove", removed.describe(), datetime.now(UTC))
     if removed is None:
         scope = f"extension {extension}" if extension else "global"
         raise NotFound(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
@@ -46,26 +46,8 @@ class LoggedCall(CallRecord):
 
 
 def _logged(row: CallLog) -> LoggedCall:
-    return LoggedCall(
-        id=row.id,
-        at=row.at,
-        channel_id=row.channel_id,
-        caller_raw=row.caller_raw,
-        caller=row.caller,
-        extension=row.extension,
-        decision=cast(Any, row.decision),
-        sip_code=row.sip_code,
-        rule_kind=row.rule_kind,
-        rule_id=row.rule_id,
-        reason=row.reason,
-        decision_us=row.decision_us,
-        door=row.door,
-        caller_name=row.caller_name,
-        verification=row.verification,
-        attestation=row.attestation,
-        policy=row.policy,
-        challenge=row.challenge,
-    )
+    # The record's fields are the row's columns of the same names.
+    return LoggedCall(**{f.name: getattr(row, f.name) for f in fields(LoggedCall)})
 
 
 def get_call(session: Session, call_id: int) -> LoggedCall | None:
