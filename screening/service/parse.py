@@ -46,7 +46,8 @@ def parse_extension(raw: str, field: str = "extension") -> str:
 def parse_code(raw: int | str) -> int:
     if str(raw) not in ("607", "608"):
         raise InvalidInput(
-            "code", f"expected 607 (unwanted, spam) or 608 (rejected, policy), got {raw}"
+            "code",
+            f"expected 607 (unwanted, spam) or 608 (rejected, policy), got {str(raw)[:40]!r}",
         )
     return int(raw)
 

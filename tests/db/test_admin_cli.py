@@ -422,7 +422,7 @@ def test_one_bad_row_aborts_the_whole_import(cli: Cli, engine: Engine) -> None:
     assert r.code == 2
     assert (
         r.err == "screening: error: line 31: code: expected 607 (unwanted, spam) "
-        "or 608 (rejected, policy), got 606\n"
+        "or 608 (rejected, policy), got '606'\n"
     )
     assert count(engine, BlockEntry) == 1  # nothing of the file was written
     for body, message in [

@@ -55,6 +55,11 @@ def test_codes() -> None:
     for bad in ("606", "603", "abc", ""):
         with pytest.raises(InvalidInput, match=r"^code: expected 607 .* or 608"):
             parse.parse_code(bad)
+    # The value was echoed as it came: a record separator (\x1e) broke the CLI's one-line
+    # error in two (found by the hostile CLI test).
+    with pytest.raises(InvalidInput) as e:
+        parse.parse_code("\x1e0")
+    assert len(str(e.value).splitlines()) == 1 and "'\\x1e0'" in str(e.value)
 
 
 def test_config_defaults() -> None:
