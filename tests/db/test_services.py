@@ -16,9 +16,11 @@ from screening.core.features import Reputation
 from screening.service import calls, lists, ops, parse
 from screening.service.accounts import Accounts
 from screening.service.actor import CLI, Actor
+from screening.service.views import EntryPage
 from screening.store.engine import make_engine
 from screening.store.models import AuditEntry, BlockEntry
-from screening.web import api
+from screening.web.api import door as api
+from screening.web.api.lists import list_entries
 from tests.cli_helpers import ok, run
 from tests.db.conftest import Api
 from tests.db.test_web import log_calls
@@ -158,10 +160,11 @@ def test_an_api_handler_runs_alone_with_no_server_or_request(database_url: str) 
     door = api.Door(engine, "US", REPUTATION, accounts)
     ops.add_entry(engine, "block", "+15557000051", "US", extension="201", by=CLI)
     ops.add_entry(engine, "block", "+15557000052", "US", extension="202", by=CLI)
-    status, page = api.list_entries(api.Ask(door, bob, {"kind": "block"}, {}))
-    assert status == 200 and [e["number"] for e in page["entries"]] == ["+15557000051"]
+    status, page = list_entries(api.Ask(door, bob, {"kind": "block"}, {}))
+    assert isinstance(page, EntryPage)
+    assert status == 200 and [e.number for e in page.entries] == ["+15557000051"]
     with pytest.raises(Forbidden):
-        api.list_entries(api.Ask(door, bob, {"kind": "block"}, {"extension": "202"}))
+        list_entries(api.Ask(door, bob, {"kind": "block"}, {"extension": "202"}))
     engine.dispose()
 
 
