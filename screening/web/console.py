@@ -1,9 +1,10 @@
 """What every console page needs: the session's account, its CSRF token, the rule that a
-user sees only their own extension, and rendering. Pages (web.app, web.pages) are small
+user sees only their own extension, and rendering. Pages (web.pages) are small
 functions over it."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import secrets
@@ -81,14 +82,14 @@ class Console:
             return None
         return {k: str(v) for k, v in form.items() if isinstance(v, str)}
 
-    def account(self, request: Request) -> Account | None:
+    async def account(self, request: Request) -> Account | None:
         """The session's account, if the session is still one of its sessions: logout, a
         new password, a new role or removal raise the account's epoch, and every cookie
         that carries the old one (copies included) stops working."""
         uid, epoch = request.session.get("uid"), request.session.get("epoch")
         if not isinstance(uid, int) or not isinstance(epoch, int):
             return None
-        account = self.accounts.get(uid)
+        account = await asyncio.to_thread(self.accounts.get, uid)
         if account is None or account.session_epoch != epoch:
             request.session.clear()
             return None
@@ -105,9 +106,9 @@ class Console:
         context = {"csrf": self.csrf(request), **(notes or {}), **context}
         return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
 
-    def admin(self, request: Request) -> tuple[Account | None, Response | None]:
+    async def admin(self, request: Request) -> tuple[Account | None, Response | None]:
         """The admin of this session, or the response that refuses the page."""
-        who = self.account(request)
+        who = await self.account(request)
         if who is None:
             return None, RedirectResponse("/login", 303)
         if who.role != "admin":
@@ -115,10 +116,12 @@ class Console:
             return who, PlainTextResponse("forbidden: admins only", 403)
         return who, None
 
-    def extension(self, request: Request, extension: str) -> tuple[Account | None, Response | None]:
+    async def extension(
+        self, request: Request, extension: str
+    ) -> tuple[Account | None, Response | None]:
         """The account, or the response that refuses it: a user may only ever see their own
         extension."""
-        who = self.account(request)
+        who = await self.account(request)
         if who is None:
             return None, RedirectResponse("/login", 303)
         if who.role != "admin" and who.extension != extension:
@@ -128,13 +131,13 @@ class Console:
 
     async def admin_form(self, request: Request) -> tuple[Account, dict[str, str]] | Response:
         """The admin and their posted form, or the response that refuses them."""
-        return await self._with_form(request, *self.admin(request))
+        return await self._with_form(request, *await self.admin(request))
 
     async def extension_form(
         self, request: Request, extension: str
     ) -> tuple[Account, dict[str, str]] | Response:
         """The account allowed this extension and its posted form, or the refusal."""
-        return await self._with_form(request, *self.extension(request, extension))
+        return await self._with_form(request, *await self.extension(request, extension))
 
     async def _with_form(
         self, request: Request, who: Account | None, refused: Response | None

@@ -9,7 +9,7 @@ import secrets
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-#: As long as the cookie lives (web.app.DEVICE_AGE).
+#: As long as the cookie lives (web.pages.session.DEVICE_AGE).
 MAX_AGE_S = 180 * 86400
 
 

@@ -24,7 +24,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 LOGIN_BODY = 4096
 API_BODY = 16 * 1024
 FORM_BODY = 64 * 1024
-#: The console's import form (web.pages.MAX_UPLOAD, and the multipart around it).
+#: The console's import form (web.pages.transfer.MAX_UPLOAD, and the multipart around it).
 UPLOAD_BODY = 64 * 1024 * 1024 + 64 * 1024
 UPLOAD_PATH = "/transfer"
 #: Seconds for a request's line and headers, from connecting or from the last answer.

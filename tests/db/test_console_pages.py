@@ -335,7 +335,7 @@ def test_caller_name_entries_and_the_dnd_filter(admin: TestClient) -> None:
 def test_an_upload_past_the_limit_is_refused_with_the_way_out(
     admin: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("screening.web.pages.MAX_UPLOAD", 2**20)  # 1 MB for the test
+    monkeypatch.setattr("screening.web.pages.transfer.MAX_UPLOAD", 2**20)  # 1 MB for the test
     body = "kind,number\n" + "block,+15550000001\n" * 60000  # 1.1 MB
     r = admin.post(
         "/transfer",
