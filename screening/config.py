@@ -250,7 +250,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         _numbers,
         help="your DIDs in E.164, comma-separated: a PASSporT must name one of them or the number"
-        " dialled ([STIR/SHAKEN](#stirshaken))",
+        " dialled ([STIR/SHAKEN](identity.md#stirshaken))",
         into=_as("stir_numbers", then=frozenset),
         docs_default="(none)",
     ),
@@ -298,7 +298,7 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         8,
         _between(1, 60),
-        help="seconds after the prompt for the digit ([The challenge](#the-challenge))",
+        help="seconds after the prompt for the digit ([the challenge](challenge.md))",
         into=_as("challenge.timeout_s"),
     ),
     Setting(
@@ -571,7 +571,8 @@ class Config:
 
 
 def reference() -> str:
-    """The settings as a Markdown table: the README's, and `screening config reference`."""
+    """The settings as a Markdown table: the one in docs/configuration.md, and what
+    `screening config reference` prints."""
     rows = ["| key (file) | variable | default | meaning |", "|---|---|---|---|"]
     for s in SETTINGS:
         default = s.docs_default or f"`{str(s.default).lower() if s.kind is bool else s.default}`"

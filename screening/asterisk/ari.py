@@ -3,7 +3,8 @@
 REST calls travel over the events websocket when Asterisk supports it (ARI REST over
 WebSocket: Asterisk 20.14, 21.9, 22.4 and later), else over HTTP. Over the websocket a
 `continue` costs one small JSON frame each way; over HTTP it costs a request through a
-connection pool, which was most of the app's CPU per call (see the README's profile).
+connection pool, which was most of the app's CPU per call (docs/benchmarks.md, "Where a
+call's time goes").
 """
 
 from __future__ import annotations

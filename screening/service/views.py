@@ -5,7 +5,7 @@ decided: a block or allow entry, reputation, a caller-name entry, which policy, 
 challenge's outcome. Never a rule's id, the number or pattern it matches, or its reason:
 an admin's notes are the admin's, a pattern tells a spammer how to get round it, and a
 reputation block is made of other extensions' reports. Their own entries, reasons and all,
-are on their own page. Admins see everything (README "Security")."""
+are on their own page. Admins see everything (docs/security.md)."""
 
 from __future__ import annotations
 

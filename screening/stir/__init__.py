@@ -2,7 +2,7 @@
 the admin's CA store, is in date and carries a TNAuthList, and check the ES256 signature.
 
 The dialplan hands us the raw Identity and Date headers; Asterisk's own verification is not
-used because reading its result after a malformed x5u stops Asterisk 22.10.1 (README).
+used because reading its result after a malformed x5u stops Asterisk 22.10.1 (docs/identity.md).
 Fetching (stir.fetch) is at least as strict as Asterisk's by default. Certificates are
 checked before anything is cached, then kept in memory and on disk until their cache age or
 expiry, and failures (apart, so they never push a good one out) for a minute, so that a

@@ -106,7 +106,7 @@ def test_missing_context_fails(app: App, agi_app: App, context_removed: str) -> 
 
 OLDER_DIALPLANS = {
     # The dialled number and the identity headers as positional Stasis arguments, which a
-    # comma in the dialled number shifts (README "Security").
+    # comma in the dialled number shifts (docs/security.md).
     "whose arguments a caller can shift": [
         ("_X.", "1", "Gosub(screening-identity,s,1)"),
         ("_X.", "2", "Stasis(screening,${EXTEN},${SCREENING_IDENTITY})"),

@@ -1,7 +1,7 @@
 """What an outside caller can put in an INVITE to move the dialplan or fool a door, sent
 as real INVITEs through each door: pjsip URL-decodes the Request-URI and From users, so
 "%2C", "%29", "%3A" and "%0A" arrive as a comma, a bracket, a colon and a newline.
-Each failed on the dialplan and doors before SCREENING_CALL (README "Security"), except the
+Each failed on the dialplan and doors before SCREENING_CALL (docs/security.md), except the
 very long name and the dialplan text, which say what must stay true."""
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ what overrides it, and what a mistake in either says."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -213,12 +214,37 @@ def test_the_shipped_example_file_names_every_setting_and_loads() -> None:
     assert keys == {s.key for s in config.SETTINGS}
 
 
-def test_the_readme_table_is_the_declared_reference() -> None:
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE_DOC = REPO / "docs" / "configuration.md"
+
+
+def settings_table(doc: str) -> str:
+    """What stands between the settings markers of docs/configuration.md."""
+    begin, end = doc.find("<!-- settings: begin"), doc.find("<!-- settings: end -->")
+    assert 0 <= begin < end, "docs/configuration.md: no <!-- settings: begin/end --> markers"
+    return doc[doc.index("\n", begin) + 1 : end]
+
+
+def test_the_configuration_doc_is_the_declared_reference() -> None:
     # The settings were declared three times (Config's defaults, SETTINGS, a hand-made
-    # mapping) and the README had two hand-made tables: now one declaration writes them.
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    assert config.reference() in readme
+    # mapping) and the docs had two hand-made tables: now one declaration writes them.
+    assert settings_table(REFERENCE_DOC.read_text()) == config.reference(), (
+        "docs/configuration.md's settings table is not what the settings declare "
+        "(screening/config.py): run scripts/config-reference to write it again"
+    )
     assert ok(run("config", "reference")) == config.reference()
+
+
+def test_the_regeneration_command_writes_the_declared_table(tmp_path: Path) -> None:
+    # The command docs/configuration.md gives for writing its table again.
+    stale = tmp_path / "configuration.md"
+    doc = REFERENCE_DOC.read_text()
+    stale.write_text(doc.replace(settings_table(doc), "| an old table |\n"))
+    script = REPO / "scripts" / "config-reference"
+    assert "scripts/config-reference" in doc
+    done = subprocess.run([script, stale], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert stale.read_text() == doc
 
 
 def test_defaults_are_the_declared_ones(tmp_path: Path) -> None:
