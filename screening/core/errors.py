@@ -17,12 +17,20 @@ class ScreeningError(Exception):
     exit_code = 1
 
 
+#: The longest message an error carries: what was expected comes first, and a value it
+#: echoes (quoted, its control characters escaped) is cut, so that a 15 KB field sent to
+#: the API or the console is not sent back, logged or shown whole.
+MAX_DETAIL = 300
+
+
 class InvalidInput(ScreeningError):
     """The admin gave a value we cannot use; nothing was written."""
 
     exit_code = 2
 
     def __init__(self, field: str, message: str) -> None:
+        if len(message) > MAX_DETAIL:
+            message = message[: MAX_DETAIL - 1] + "…"
         super().__init__(f"{field}: {message}")
         self.field = field
         self.detail = message

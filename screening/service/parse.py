@@ -110,8 +110,10 @@ def local_zone() -> str:
 def parse_reason(raw: str | None) -> str | None:
     if raw is None:
         return None
-    if len(raw) > 255 or any(ord(c) < 32 for c in raw):
-        raise InvalidInput("reason", "expected one line of at most 255 characters")
+    # Printable only: no newline, DEL, line separator or bidi override to disturb a
+    # table, a log line or how the console shows the text beside it.
+    if len(raw) > 255 or not raw.isprintable():
+        raise InvalidInput("reason", "expected one line of at most 255 printable characters")
     return raw.strip() or None
 
 

@@ -278,3 +278,42 @@ def _csrf(client: TestClient) -> str:
     m = re.search(r'name="csrf" value="([^"]+)"', page)
     assert m is not None
     return m.group(1)
+
+
+def test_a_body_nested_a_thousand_deep_is_refused_not_a_server_error(
+    apis: tuple[Api, Api, TestClient],
+) -> None:
+    admin, _, client = apis
+    deep = '{"x": ' + "[" * 1000 + "]" * 1000 + ', "on": false}'
+    r = client.put(
+        "/api/v1/manual-dnd/201",
+        content=deep,
+        headers={**admin.headers, "content-type": "application/json"},
+    )
+    assert (r.status_code, r.json()["field"]) == (400, "body")
+
+
+def test_another_extensions_switch_is_refused_whatever_the_body_says(
+    apis: tuple[Api, Api, TestClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A user's probe of another extension is a refusal in the log, even with a bad body.
+    _, user, _ = apis
+    for body in ({"on": "yes"}, {"on": 1}, {}):
+        status, error = user.put("/manual-dnd/202", body)
+        assert (status, error["field"]) == (403, "extension"), body  # type: ignore[index]
+    assert caplog.text.count("api: bob refused") == 3
+
+
+def test_an_echoed_value_is_cut_and_a_reason_is_printable_text(
+    apis: tuple[Api, Api, TestClient],
+) -> None:
+    admin, _, _ = apis
+    for field in ("number", "extension", "expires"):
+        body = {"number": "+15550100009", field: "9" * 15000 + "x"}
+        status, error = admin.post("/lists/block", body)
+        assert (status, error["field"]) == (400, field)  # type: ignore[index]
+        assert len(error["error"]) < 400, len(error["error"])  # type: ignore[index]
+    # A bidi override, a line separator or DEL would disturb how the reason is shown.
+    for sneaky in ("\u202eevil", "one\u2028two", "del\x7f"):
+        status, error = admin.post("/lists/block", {"number": "+15550100009", "reason": sneaky})
+        assert (status, error["field"]) == (400, "reason"), sneaky  # type: ignore[index]

@@ -89,5 +89,6 @@ OPERATIONS = (
         ManualDndView,
         params=(Param("ext", "path", required=True),),
         body=ManualBody,
+        owner="ext",
     ),
 )

@@ -127,6 +127,10 @@ class Operation:
     status: int = 200
     created: bool = False  # may answer 201 for a record it made
     admin_only: bool = False
+    #: The path parameter naming the extension it acts on: a user's own only, checked
+    #: before the body is read, so a probe of another extension is refused (and logged)
+    #: whatever it sends.
+    owner: str | None = None
 
 
 def error(status: int, name: str, message: str) -> Response:
@@ -146,15 +150,17 @@ def endpoint(door: Door, op: Operation) -> Callable[[Request], Awaitable[Respons
             return who
         if op.admin_only and who.role != "admin":
             return error(403, "role", "admins only")
-        body: Body | None = None
-        if op.body is not None:
-            decoded = decode(await request.body(), op.body)
-            if isinstance(decoded, Response):
-                return decoded
-            body = decoded
         path = {k: str(v) for k, v in request.path_params.items()}
-        ask = Ask(door, who, path, dict(request.query_params), body)
         try:
+            if op.owner is not None:
+                Actor.of(who, "api").scope(parse.parse_extension(path[op.owner], "extension"))
+            body: Body | None = None
+            if op.body is not None:
+                decoded = decode(await request.body(), op.body)
+                if isinstance(decoded, Response):
+                    return decoded
+                body = decoded
+            ask = Ask(door, who, path, dict(request.query_params), body)
             status, payload = await asyncio.to_thread(op.handler, ask)
         except InvalidInput as e:  # the services name fields as the JSON does
             return error(400, e.field, e.detail)
@@ -201,5 +207,5 @@ def decode(raw: bytes, kind: type[B]) -> B | Response:
         if field == "body" and what.startswith("Expected object"):
             what = "expected a JSON object"
         return error(400, field, what[:1].lower() + what[1:])
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # RecursionError: nested a thousand deep
         return error(400, "body", "expected a JSON object")
