@@ -10,7 +10,6 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -29,7 +28,7 @@ from screening.service import views
 from screening.service.accounts import Refused
 from screening.service.actor import Actor
 from screening.store.engine import Engine
-from screening.web import api, pages
+from screening.web import api, assets, chart, pages
 from screening.web.console import Console, csrf_refused, said
 from screening.web.devices import KnownDevices
 from screening.web.limits import BodyLimit, Gate
@@ -87,6 +86,7 @@ def create_app(
             Route("/ext/{ext}/spam", spam, methods=["POST"]),
             *pages.routes(),
             *api.routes(config, engine),
+            assets.mount(),
         ],
         middleware=[
             Middleware(BodyLimit),  # first: before the session, the routes, any body read
@@ -176,9 +176,9 @@ async def home(request: Request) -> Response:
         return RedirectResponse("/login", 303)
     if who.role == "user":
         return RedirectResponse(f"/ext/{who.extension}", 303)
-    today = _midnight()
+    zone = door.console.zone
     board = await asyncio.to_thread(
-        call_log.dashboard, door.console.engine, today, datetime.now(UTC)
+        call_log.dashboard, door.console.engine, zone, datetime.now(UTC)
     )
     connected = await _app_connected(door.console.config)
     return door.console.page(
@@ -186,7 +186,7 @@ async def home(request: Request) -> Response:
         "home.html",
         user=who,
         stats=board.today,
-        chart=_chart(board.days, today),
+        chart=chart.build(board.days, zone),
         failed_open=board.failed_open,
         connected=connected,
     )
@@ -200,10 +200,10 @@ async def extension_page(request: Request) -> Response:
         return refused
     assert who is not None
     actor = Actor.of(who, "console")
-    today = _midnight()
+    zone, now = door.console.zone, datetime.now(UTC)
     try:
         view = await asyncio.to_thread(
-            call_log.extension_view, door.console.engine, actor, extension, today
+            call_log.extension_view, door.console.engine, actor, extension, zone, now
         )
     except InvalidInput as e:
         return PlainTextResponse(said(e), 400)
@@ -225,7 +225,7 @@ async def extension_page(request: Request) -> Response:
         allows=view.allows,
         windows=view.windows,
         manual=view.manual,
-        chart=_chart(view.days, today),
+        chart=chart.build(view.days, zone),
         message=request.query_params.get("done", "")[:200],
         error=request.query_params.get("error", "")[:300],
     )
@@ -262,29 +262,3 @@ async def _app_connected(config: Config) -> bool | None:
     except httpx.HTTPError:
         return None
     return r.status_code == 200
-
-
-def _midnight() -> datetime:
-    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def _chart(days: list[tuple[str, int, int, int]], today: datetime) -> list[dict[str, Any]]:
-    """30 bars, oldest first, each the day's allowed and rejected calls, scaled to 100."""
-    by_day = {d: (a, r, f) for d, a, r, f in days}
-    dates = [(today - timedelta(days=29 - i)).strftime("%Y-%m-%d") for i in range(30)]
-    top = max((a + r for a, r, _ in by_day.values()), default=0) or 1
-    bars = []
-    for i, day in enumerate(dates):
-        allowed, rejected, failed = by_day.get(day, (0, 0, 0))
-        bars.append(
-            {
-                "x": i * 10,
-                "day": day,
-                "allowed": allowed,
-                "rejected": rejected,
-                "failed": failed,
-                "h_allowed": round(100 * allowed / top),
-                "h_rejected": round(100 * rejected / top),
-            }
-        )
-    return bars
