@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
 
 import phonenumbers
 
@@ -74,6 +75,18 @@ def _log_format(text: str) -> str:
     if text.strip().lower() not in ("text", "json"):
         raise ValueError(f"expected text or json, got {text!r}")
     return text.strip().lower()
+
+
+def _zone(text: str) -> str:
+    """An IANA zone name, or "" for the machine's own (resolved where it is used)."""
+    name = text.strip()
+    # ZoneInfo also takes file paths and odd spellings; only IANA names mean the same zone
+    # on every machine.
+    if name and name != "UTC" and name not in available_timezones():
+        raise ValueError(f"expected an IANA time zone like Europe/Berlin or UTC, got {text!r}")
+    if name:
+        ZoneInfo(name)  # its data must be there (tzdata, when the OS has none)
+    return name
 
 
 def _between(low: int, high: int) -> Callable[[int], int]:
@@ -292,6 +305,15 @@ SETTINGS: tuple[Setting, ...] = (
         bool,
         False,
         help="mark the session cookie `Secure` (behind a TLS proxy)",
+    ),
+    Setting(
+        "web.timezone",
+        str,
+        "",
+        _zone,
+        help="the IANA zone (`Europe/Berlin`) the console shows times in, reads the times its "
+        "forms take in, and draws its 30-day chart's days in; the API stays in UTC",
+        docs_default="the machine's (`TZ`, `/etc/localtime`; else `UTC`)",
     ),
     Setting(
         "challenge.timeout_s",
@@ -561,6 +583,7 @@ class Config:
     # "" = a new key at each start: everyone logs in again after a restart.
     web_secret_key: str = field(default=_DEFAULT["web_secret_key"], repr=False)
     web_secure_cookies: bool = _DEFAULT["web_secure_cookies"]
+    web_timezone: str = _DEFAULT["web_timezone"]  # "" = the machine's zone
     challenge: ChallengeSettings = field(default_factory=lambda: _DEFAULT["challenge"])
 
     @property

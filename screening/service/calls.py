@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -151,37 +152,49 @@ def purge(engine: Engine, before: datetime) -> int:
         return calllog.purge_log(s, before)
 
 
-def settle(engine: Engine, since: datetime, now: datetime) -> int:
+#: The console's chart: this many days, today the last.
+CHART_DAYS = 30
+
+
+def chart_days(zone: str, now: datetime) -> list[date]:
+    """The chart's days in `zone`, oldest first, ending today there."""
+    today = now.astimezone(ZoneInfo(zone)).date()
+    return [today - timedelta(days=CHART_DAYS - 1 - i) for i in range(CHART_DAYS)]
+
+
+def settle(engine: Engine, zone: str, now: datetime) -> int:
     """Write the day summaries the dashboard's chart reads (once a day: a few rows)."""
     try:
         with Session(engine) as s, s.begin():
-            return calllog.settle_days(s, since, now)
+            return calllog.settle_days(s, zone, chart_days(zone, now), now)
     except IntegrityError:
         return 0  # another console (another PBX's) wrote the same day just now
 
 
 @dataclass(frozen=True)
 class Dashboard:
-    days: list[tuple[str, int, int, int]]  # calllog.daily
-    today: Today
+    days: list[calllog.Day]  # the chart's, in the console's zone
+    today: Today  # since midnight there
     failed_open: list[LoggedCall]
 
 
-def dashboard(engine: Engine, today: datetime, now: datetime) -> Dashboard:
-    """The admin's home page: 30 days, today's figures, today's calls that went unscreened."""
-    since = today - timedelta(days=29)
-    settle(engine, since, now)
+def dashboard(engine: Engine, zone: str, now: datetime) -> Dashboard:
+    """The admin's home page: 30 days, today's figures, today's calls that went unscreened;
+    days are the console's (`zone`)."""
+    days = chart_days(zone, now)
+    midnight = calllog.day_bounds(days[-1], zone)[0]
+    settle(engine, zone, now)
     with Session(engine) as s:
         return Dashboard(
-            calllog.daily(s, since),
-            calllog.today(s, today, 10),
-            calllog.query_log(s, since=today, rule_kind="error", limit=10),
+            calllog.daily(s, zone, days),
+            calllog.today(s, midnight, 10),
+            calllog.query_log(s, since=midnight, rule_kind="error", limit=10),
         )
 
 
 @dataclass(frozen=True)
 class ExtensionView:
-    days: list[tuple[str, int, int, int]]
+    days: list[calllog.Day]
     calls: list[LoggedCall]
     marked: set[str]  # callers this extension reported as spam
     blocks: list[lists.ListedEntry]
@@ -190,14 +203,16 @@ class ExtensionView:
     manual: list[ManualDnd]
 
 
-def extension_view(engine: Engine, actor: Actor, extension: str, today: datetime) -> ExtensionView:
-    """An extension's page: its last 30 days, its calls, its own lists and DND."""
+def extension_view(
+    engine: Engine, actor: Actor, extension: str, zone: str, now: datetime
+) -> ExtensionView:
+    """An extension's page: its last 30 days (in `zone`), its calls, its own lists and DND."""
     actor.may(extension)
     extension = parse.parse_extension(extension, "extension")
     with Session(engine) as s:
         windows, manual = lists.list_dnd(s, extension)
         return ExtensionView(
-            calllog.daily(s, today - timedelta(days=29), extension),
+            calllog.daily(s, zone, chart_days(zone, now), extension),
             calllog.query_log(s, extension=extension, limit=50),
             reports.marked_callers(s, extension),
             lists.page_entries(s, "block", scope=extension, limit=100).entries,

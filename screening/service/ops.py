@@ -53,6 +53,7 @@ def add_entry(
     source: str = "cli",
     expires: str | None = None,
     now: datetime | None = None,
+    zone: str | None = None,  # what a date or time in `expires` is in; None: this host's
     by: Actor,
 ) -> tuple[Entry, bool]:
     now = now or datetime.now(UTC)
@@ -66,6 +67,7 @@ def add_entry(
         reason=reason,
         source=source,
         expires=expires,
+        zone=zone,
     )
     return save_entry(engine, kind, new, now, by=by)
 

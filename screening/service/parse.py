@@ -128,8 +128,10 @@ def new_entry(
     reason: str | None = None,
     source: str = "cli",
     expires: str | None = None,
+    zone: str | None = None,
 ) -> NewEntry:
-    """Check every field of a list entry (no I/O); raises InvalidInput naming the field."""
+    """Check every field of a list entry (no I/O); raises InvalidInput naming the field.
+    A date or time in `expires` is in `zone` (None: this host's)."""
     value, is_prefix = parse_entry(number, region)
     return NewEntry(
         entered=number.strip()[:64],
@@ -138,7 +140,7 @@ def new_entry(
         extension=parse_extension(extension) if extension is not None else None,
         reason=parse_reason(reason),
         source=source,
-        expires_at=parse_expires(expires, now) if expires else None,
+        expires_at=parse_expires(expires, now, zone) if expires else None,
         sip_code=parse_code(code if code is not None else 607) if kind == "block" else None,
     )
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, cast
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal, cast
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Table, and_, case, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
@@ -155,8 +156,10 @@ def query_log(
 
 def purge_log(session: Session, before: datetime) -> int:
     """Delete call-log rows older than `before`; returns how many. The day summaries of
-    the days it touches go too (settle_days writes them again from what is left)."""
-    session.execute(delete(CallLogDay).where(CallLogDay.day <= _day(before)))
+    the days it touches go too, in every zone (settle_days writes them again from what is
+    left)."""
+    latest = (before.astimezone(UTC) + MAX_AHEAD).date().isoformat()
+    session.execute(delete(CallLogDay).where(CallLogDay.day <= latest))
     result = session.execute(delete(CallLog).where(CallLog.at < before))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -256,59 +259,77 @@ def stats(session: Session, since: datetime | None = None, top: int = 10) -> Sta
 #: A day's summary is written this long after it ends: rows reach the log in batches, and
 #: a call that started before midnight is logged after it.
 SETTLE = timedelta(hours=1)
+#: The furthest ahead of UTC a zone is (Pacific/Kiritimati): no zone's date at an instant
+#: is later than the date at that instant plus this.
+MAX_AHEAD = timedelta(hours=14)
 
 
-def _day(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%d")
+@dataclass(frozen=True)
+class Day:
+    """One day's calls in one time zone: allowed (failed open among them), and rejected
+    with 607 (spam) or with 608."""
+
+    day: date
+    allowed: int = 0
+    spam: int = 0
+    refused: int = 0
+    failed_open: int = 0
+
+    @property
+    def calls(self) -> int:
+        return self.allowed + self.spam + self.refused
 
 
-def _start(day: str) -> datetime:
-    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
+def day_bounds(day: date, zone: str) -> tuple[datetime, datetime]:
+    """The UTC instants a day in `zone` runs between: [its midnight, the next one). Each
+    day ends where the next begins, across DST changes too."""
+    tz = ZoneInfo(zone)
+    start = datetime.combine(day, time(), tzinfo=tz)
+    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=tz)
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
-def _days(since: datetime, until: datetime) -> list[str]:
-    first = _start(_day(since))
-    return [_day(first + timedelta(days=i)) for i in range((until - first).days + 1)]
-
-
-def _grouped(
-    session: Session, since: datetime, extension: str | None = None
-) -> dict[str, tuple[int, int, int]]:
-    """(allowed, rejected, failed open) per UTC day from `since` on, from the log itself."""
-    day = func.date(CallLog.at)
-    query = (
-        select(
-            day,
-            func.count(case((CallLog.decision == "allowed", 1))),
-            func.count(case((CallLog.decision == "rejected", 1))),
-            func.count(case((CallLog.rule_kind == "error", 1))),
-        )
-        .where(CallLog.at >= since)
-        .group_by(day)
-    )
+def _counted(session: Session, day: date, zone: str, extension: str | None = None) -> Day:
+    """One day's counts from the log: an index-only range read (ix_call_log_at_outcome), or
+    the extension's index for one extension."""
+    start, end = day_bounds(day, zone)
+    query = select(
+        func.count(case((CallLog.decision == "allowed", 1))),
+        func.count(case((and_(CallLog.decision == "rejected", CallLog.sip_code == 607), 1))),
+        func.count(case((CallLog.decision == "rejected", 1))),
+        func.count(case((CallLog.rule_kind == "error", 1))),
+    ).where(CallLog.at >= start, CallLog.at < end)
     if extension is not None:
         query = query.where(CallLog.extension == extension)
-    rows: list[Any] = list(session.execute(query).all())
-    return {str(d)[:10]: (int(a), int(r), int(f)) for d, a, r, f in rows}
+    allowed, spam, rejected, failed = (int(n) for n in session.execute(query).one())
+    return Day(day, allowed, spam, rejected - spam, failed)
 
 
-def settle_days(session: Session, since: datetime, now: datetime) -> int:
-    """Write the summary of every day from `since` that is over (SETTLE ago) and has none
-    yet; returns how many were written. The caller commits; a summary another process wrote
-    meanwhile makes the commit fail harmlessly (primary key)."""
-    settled = [d for d in _days(since, now) if _start(d) + timedelta(days=1) + SETTLE <= now]
-    if not settled:
+def settle_days(session: Session, zone: str, days: Sequence[date], now: datetime) -> int:
+    """Write the summary of each of `days` (in `zone`) that is over (SETTLE ago) and has
+    none yet; returns how many were written. The caller commits; a summary another process
+    wrote meanwhile makes the commit fail harmlessly (primary key)."""
+    over = [d for d in days if day_bounds(d, zone)[1] + SETTLE <= now]
+    if not over:
         return 0
-    have = set(session.scalars(select(CallLogDay.day).where(CallLogDay.day.in_(settled))))
-    missing = [d for d in settled if d not in have]
-    if not missing:
-        return 0
-    counts = {d: c for d, c in _grouped(session, _start(missing[0])).items() if d <= missing[-1]}
+    keys = [d.isoformat() for d in over]
+    have = set(
+        session.scalars(
+            select(CallLogDay.day).where(CallLogDay.zone == zone, CallLogDay.day.in_(keys))
+        )
+    )
+    missing = [d for d in over if d.isoformat() not in have]
     for d in missing:
-        allowed, rejected, failed = counts.get(d, (0, 0, 0))
+        counts = _counted(session, d, zone)
         session.add(
             CallLogDay(
-                day=d, allowed=allowed, rejected=rejected, failed_open=failed, computed_at=now
+                zone=zone,
+                day=d.isoformat(),
+                allowed=counts.allowed,
+                spam=counts.spam,
+                refused=counts.refused,
+                failed_open=counts.failed_open,
+                computed_at=now,
             )
         )
     return len(missing)
@@ -316,7 +337,7 @@ def settle_days(session: Session, since: datetime, now: datetime) -> int:
 
 @dataclass(frozen=True)
 class Today:
-    """The dashboard's figures since `since` (midnight UTC)."""
+    """The dashboard's figures since `since` (midnight in the console's zone)."""
 
     calls: int
     allowed: int
@@ -356,29 +377,19 @@ def today(session: Session, since: datetime, top: int = 10) -> Today:
 
 
 def daily(
-    session: Session, since: datetime, extension: str | None = None
-) -> list[tuple[str, int, int, int]]:
-    """(YYYY-MM-DD in UTC, allowed, rejected, failed open) per day since `since`, oldest
-    first; days without calls are left out. For the whole PBX, settled days come from their
-    summaries (settle_days) and only the rest from the log."""
-    counts: dict[str, tuple[int, int, int]] = {}
-    live_from = since
+    session: Session, zone: str, days: Sequence[date], extension: str | None = None
+) -> list[Day]:
+    """Each of `days` in `zone`, in order, a day without calls as zeros. For the whole PBX a
+    settled day comes from its summary (settle_days), the others from the log."""
+    settled: dict[str, Day] = {}
     if extension is None:
-        summaries = list(
-            session.scalars(
-                select(CallLogDay).where(CallLogDay.day >= _day(since)).order_by(CallLogDay.day)
-            )
-        )
-        # Only an unbroken run from the first day counts; the log answers for the rest.
-        expected = _day(since)
-        for row in summaries:
-            if row.day != expected:
-                break
-            counts[row.day] = (row.allowed, row.rejected, row.failed_open)
-            expected = _day(_start(row.day) + timedelta(days=1))
-        live_from = max(since, _start(expected))
-    counts |= _grouped(session, live_from, extension)
-    return [(d, *counts[d]) for d in sorted(counts) if any(counts[d])]
+        keys = [d.isoformat() for d in days]
+        for row in session.scalars(
+            select(CallLogDay).where(CallLogDay.zone == zone, CallLogDay.day.in_(keys))
+        ):
+            when = date.fromisoformat(row.day)
+            settled[row.day] = Day(when, row.allowed, row.spam, row.refused, row.failed_open)
+    return [settled.get(d.isoformat()) or _counted(session, d, zone, extension) for d in days]
 
 
 def rang(session: Session, extension: str, caller: str) -> bool:

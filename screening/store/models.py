@@ -259,12 +259,15 @@ class AuditEntry(Base):
 
 
 class CallLogDay(Base):
-    """One UTC day's calls, written once the day is over (store.calllog.settle_days): the
-    console's 30-day chart reads 30 rows instead of a million (0009)."""
+    """One day's calls in one time zone (a console's web.timezone; PBXs that share the
+    database may each have theirs), written once the day is over (store.calllog.settle_days):
+    the console's 30-day chart reads 30 rows instead of a million (0009, 0011)."""
 
     __tablename__ = "call_log_days"
-    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    zone: Mapped[str] = mapped_column(String(64), primary_key=True)  # IANA name
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD in the zone
     allowed: Mapped[int] = mapped_column(Integer)
-    rejected: Mapped[int] = mapped_column(Integer)
+    spam: Mapped[int] = mapped_column(Integer)  # rejected with 607
+    refused: Mapped[int] = mapped_column(Integer)  # rejected with 608
     failed_open: Mapped[int] = mapped_column(Integer)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime())

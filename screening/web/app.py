@@ -12,7 +12,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from screening.config import Config
 from screening.core.features import Reputation
 from screening.store.engine import Engine
-from screening.web import api, pages
+from screening.web import api, assets, pages
 from screening.web.console import Console
 from screening.web.devices import KnownDevices
 from screening.web.limits import BodyLimit, Gate
@@ -44,7 +44,7 @@ def create_app(
         https_only,
     )
     app = Starlette(
-        routes=[*pages.routes(), *api.routes(config, engine)],
+        routes=[*pages.routes(), *api.routes(config, engine), assets.mount()],
         middleware=[
             Middleware(BodyLimit),  # first: before the session, the routes, any body read
             Middleware(

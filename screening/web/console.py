@@ -18,13 +18,17 @@ from starlette.templating import Jinja2Templates
 
 from screening.config import Config
 from screening.core.errors import Forbidden, ScreeningError, worded
+from screening.service import parse
 from screening.service.accounts import Accounts
 from screening.store.accounts import Account
 from screening.store.engine import Engine
+from screening.web import assets, timefmt
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+TEMPLATES.env.globals["static"] = assets.url
+timefmt.register(TEMPLATES.env)
 
 
 #: The services name a field by its key (core.errors); the console's forms by these labels.
@@ -65,6 +69,8 @@ class Console:
         self.engine = engine
         self.accounts = Accounts(engine)
         self.region = config.default_region
+        #: The zone pages show times in and forms read them in (web.timezone).
+        self.zone = config.web_timezone or parse.local_zone()
 
     def csrf(self, request: Request) -> str:
         token = request.session.get("csrf")
@@ -103,7 +109,7 @@ class Console:
         notes: dict[str, str] | None = None,
         **context: Any,
     ) -> Response:
-        context = {"csrf": self.csrf(request), **(notes or {}), **context}
+        context = {"csrf": self.csrf(request), "zone": self.zone, **(notes or {}), **context}
         return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
 
     async def admin(self, request: Request) -> tuple[Account | None, Response | None]:

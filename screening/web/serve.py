@@ -8,7 +8,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import uvicorn
 
@@ -77,7 +77,7 @@ async def serve(config: Config, engine: Engine) -> None:
     pings = asyncio.create_task(systemd.watchdog())
     stopper = asyncio.create_task(_stop_when(stop, server))
     # The dashboard's 30 days, summarised now rather than on the first visit.
-    summaries = asyncio.create_task(asyncio.to_thread(_settle, engine))
+    summaries = asyncio.create_task(asyncio.to_thread(_settle, engine, app.state.console.zone))
     try:
         await running
     finally:
@@ -88,10 +88,10 @@ async def serve(config: Config, engine: Engine) -> None:
         systemd.close()
 
 
-def _settle(engine: Engine) -> None:
+def _settle(engine: Engine, zone: str) -> None:
     now = datetime.now(UTC)
     try:
-        written = call_log.settle(engine, now - timedelta(days=30), now)
+        written = call_log.settle(engine, zone, now)
     except Exception as e:  # the dashboard does it itself on its first visit
         log.warning("could not summarise the call log's last 30 days yet: %s", e)
         return

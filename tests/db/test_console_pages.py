@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 import pytest
 from starlette.testclient import TestClient
@@ -247,6 +248,7 @@ def test_the_dashboards_day_summaries_agree_with_the_log_and_follow_a_purge(
 
     from sqlalchemy.orm import Session
 
+    from screening.service.calls import chart_days
     from screening.store import calllog
 
     engine = make_engine(database_url)
@@ -257,7 +259,7 @@ def test_the_dashboards_day_summaries_agree_with_the_log_and_follow_a_purge(
         for n in range(day + 1):
             decision: Literal["allowed", "rejected"] = "rejected" if n % 2 else "allowed"
             rule = "error" if n == 2 else ("block" if decision == "rejected" else None)
-            code = 607 if decision == "rejected" else None
+            code = (607, 608)[n % 4 // 3] if decision == "rejected" else None
             rows.append(
                 calllog.CallRecord(
                     at,
@@ -275,29 +277,75 @@ def test_the_dashboards_day_summaries_agree_with_the_log_and_follow_a_purge(
             )
     with Session(engine) as s, s.begin():
         calllog.write_call_log(s, rows)
-    since = (now - timedelta(days=29)).replace(hour=0)
+    days = chart_days("UTC", now)
     with Session(engine) as s:
-        live = calllog.daily(s, since)  # nothing settled yet: all from the log
+        live = calllog.daily(s, "UTC", days)  # nothing settled yet: all from the log
     with Session(engine) as s, s.begin():
-        assert calllog.settle_days(s, since, now) == 29  # every day over, empty or not
+        assert calllog.settle_days(s, "UTC", days, now) == 29  # every day over, empty or not
     with Session(engine) as s, s.begin():
-        assert calllog.settle_days(s, since, now) == 0
+        assert calllog.settle_days(s, "UTC", days, now) == 0
     with Session(engine) as s:
-        assert calllog.daily(s, since) == live
-    assert [d[1:] for d in live] == [
-        (3, 3, 1),
-        (3, 2, 1),
-        (2, 2, 1),
-        (2, 1, 1),
-        (1, 1, 0),
-        (1, 0, 0),
+        assert calllog.daily(s, "UTC", days) == live
+    assert len(live) == 30 and [d.day for d in live] == days  # days without calls: zeros
+    assert [(d.allowed, d.spam, d.refused, d.failed_open) for d in live[-6:]] == [
+        (3, 2, 1, 1),
+        (3, 1, 1, 1),
+        (2, 1, 1, 1),
+        (2, 1, 0, 1),
+        (1, 1, 0, 0),
+        (1, 0, 0, 0),
     ]
+    assert not any(d.calls for d in live[:-6])
     with Session(engine) as s, s.begin():
         calllog.purge_log(s, now - timedelta(days=3, hours=1))
     with Session(engine) as s, s.begin():
-        calllog.settle_days(s, since, now)
+        calllog.settle_days(s, "UTC", days, now)
     with Session(engine) as s:
-        assert [d[1:] for d in calllog.daily(s, since)] == [d[1:] for d in live[2:]]
+        after = calllog.daily(s, "UTC", days)
+    assert after[-4:] == live[-4:] and not any(d.calls for d in after[:-4])
+    engine.dispose()
+
+
+def test_the_chart_counts_the_days_of_the_consoles_zone(database_url: str) -> None:
+    """A call at 02:00 UTC is the evening before in New York: its day there, its own
+    summary, beside UTC's; and New York's days run 23 and 25 hours across DST."""
+    from datetime import date, timedelta
+
+    from sqlalchemy.orm import Session
+
+    from screening.service.calls import chart_days
+    from screening.store import calllog
+
+    engine = make_engine(database_url)
+    now = datetime(2026, 11, 3, 15, 0, tzinfo=UTC)  # the Tuesday after DST ended there
+    late = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # Sunday 21:00 in New York
+    record = calllog.CallRecord(
+        late,
+        "c1",
+        "+15550000001",
+        "+15550000001",
+        "201",
+        "rejected",
+        608,
+        "block",
+        None,
+        "why",
+        900,
+    )
+    with Session(engine) as s, s.begin():
+        calllog.write_call_log(s, [record])
+    for zone, day in (("America/New_York", date(2026, 11, 1)), ("UTC", date(2026, 11, 2))):
+        days = chart_days(zone, now)
+        assert days[-1] == date(2026, 11, 3) and days[0] == date(2026, 10, 5)
+        with Session(engine) as s, s.begin():
+            assert calllog.settle_days(s, zone, days, now) == 29  # all but today
+        with Session(engine) as s:
+            counted = {d.day: d.refused for d in calllog.daily(s, zone, days) if d.calls}
+        assert counted == {day: 1}, zone
+    start, end = calllog.day_bounds(date(2026, 11, 1), "America/New_York")
+    assert end - start == timedelta(hours=25)  # 01:00-02:00 twice
+    start, end = calllog.day_bounds(date(2026, 3, 8), "America/New_York")
+    assert end - start == timedelta(hours=23)
     engine.dispose()
 
 
@@ -360,3 +408,77 @@ def test_numbers_in_pages_are_ascii_digits(admin: TestClient, raw: str) -> None:
     assert page.status_code == 400 and "before: expected a whole number" in page.text
     token = csrf(admin, "/lists/block")
     assert admin.post(f"/lists/block/{raw}/remove", data={"csrf": token}).status_code == 404
+
+
+def test_times_are_shown_and_read_in_the_consoles_zone(database_url: str) -> None:
+    """web.timezone: every time on the pages in that zone with its abbreviation (and the
+    UTC instant in <time datetime>), the forms' dates and times read in it; the API's
+    stay UTC."""
+    engine = make_engine(database_url)
+    Accounts(engine).add("alice", "admin", None, PASSWORD, datetime.now(UTC))
+    config = Config(web_timezone="America/New_York")
+    admin = TestClient(create_app(config, engine, "test-secret"), follow_redirects=False)
+    assert login(admin, "alice") == 303
+    _, page = post(
+        admin, "/lists/block", "/lists/block", number="+15550000001", expires="2099-12-31"
+    )
+    # Through that day in New York: its end is 05:00 UTC the next day.
+    assert '<time datetime="2100-01-01T05:00:00Z">2100-01-01 00:00 EST</time>' in page
+    assert "Expires (30d, 2026-12-31; America/New_York)" in page
+    assert "Times are in America/New_York (E" in page  # EST or EDT, as the day is
+    _, page = post(
+        admin, "/dnd", "/dnd", extension="203", days="all", **{"from": "22:00"}, to="07:00"
+    )
+    assert "22:00-07:00 America/New_York" in page  # a schedule without a zone: the console's
+    _, page = post(admin, "/dnd/manual/204", "/dnd", on="1", until="2099-06-01 18:00", back="/dnd")
+    assert '<time datetime="2099-06-01T22:00:00Z">2099-06-01 18:00 EDT</time>' in page
+    log_calls(database_url, ("201", "+15557000001", "rejected", 607, "block"))
+    page = admin.get("/calls").text
+    (shown,) = re.findall(r'<time datetime="([^"]+)">([^<]+)</time>', page)
+    at = datetime.fromisoformat(shown[0])
+    assert shown[1] == at.astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%d %H:%M:%S %Z")
+    for path in ("/users", "/audit", "/ext/201", "/"):
+        assert admin.get(path).status_code == 200
+    assert re.search(r'<time datetime="[^"]+Z">[^<]+ E[SD]T</time>', admin.get("/audit").text)
+    token = Accounts(engine).new_token("alice", datetime.now(UTC), None)[0]
+    api = TestClient(admin.app, headers={"Authorization": f"Bearer {token}"})
+    (entry,) = api.get("/api/v1/lists/block").json()["entries"]
+    assert entry["expires"] == "2100-01-01T05:00:00Z"
+    engine.dispose()
+
+
+def test_the_stylesheets_are_served_from_the_package_with_a_long_cache(
+    admin: TestClient,
+) -> None:
+    page = admin.get("/").text
+    links = re.findall(r'<link rel="stylesheet" href="(/static/[^"]+)">', page)
+    assert [link.split("?")[0] for link in links] == ["/static/simple.css", "/static/console.css"]
+    for link in links:
+        r = admin.get(link)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/css")
+        assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert "Simple.css" in admin.get("/static/simple.css.LICENSE").text  # its licence beside it
+    assert "<style" not in page and "style=" not in page  # nothing inline
+
+
+def test_the_chart_labels_30_days_with_a_legend_and_a_table(
+    admin: TestClient, database_url: str
+) -> None:
+    log_calls(
+        database_url,
+        ("201", "+15557000001", "rejected", 607, "block"),
+        ("201", "+15557000002", "rejected", 608, "block"),
+        ("201", "+15557000003", "allowed", None, None),
+    )
+    page = admin.get("/").text
+    chart = page[page.index('<figure class="chart">') : page.index("</figure>")]
+    for series in ("allowed", "607 Unwanted (spam)", "608 Rejected"):
+        assert f"</svg>{series}</li>" in chart  # the legend names each series
+    assert '<title id="chart-title">Calls per day, ' in chart and "<desc id=" in chart
+    assert "30 days, 3 calls: 1 allowed, 1 spam (607), 1 refused (608)." in chart
+    labels = re.findall(r'text-anchor="middle"[^>]*>(\d+)</text>', chart)
+    assert len(labels) == 30 and 'class="today">today</text>' in chart
+    rows = re.findall(r'<tr><th scope="row">.*?</tr>', chart)
+    assert len(rows) == 30  # a day without calls is a row of zeros, not a gap
+    assert sum('<td class="n">0</td>' * 4 in r for r in rows) == 29
+    assert '<rect class="spam"' in chart and '<rect class="refused"' in chart

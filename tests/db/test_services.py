@@ -137,15 +137,15 @@ def test_the_dashboard_reads_off_the_event_loop_from_one_service(database_url: s
     engine = make_engine(database_url)
     log_calls(database_url, ("201", "+15557000041", "allowed", None, "error"))
     now = datetime.now(UTC)
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    board = calls.dashboard(engine, today, now)
+    board = calls.dashboard(engine, "UTC", now)
     assert board.today.calls == 1 and [c.caller for c in board.failed_open] == ["+15557000041"]
-    view = calls.extension_view(engine, BOB, "201", today)
+    assert len(board.days) == 30 and board.days[-1].allowed == 1
+    view = calls.extension_view(engine, BOB, "201", "UTC", now)
     assert [c.caller for c in view.calls] == ["+15557000041"]
     with pytest.raises(Forbidden):
-        calls.extension_view(engine, BOB, "202", today)
+        calls.extension_view(engine, BOB, "202", "UTC", now)
     with pytest.raises(InvalidInput):  # /ext/%00 was a 500 on PostgreSQL
-        calls.extension_view(engine, CLI, "\x00", today)
+        calls.extension_view(engine, CLI, "\x00", "UTC", now)
     engine.dispose()
 
 

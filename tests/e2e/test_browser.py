@@ -5,7 +5,6 @@ test-artifacts/ (or $SCREENING_TEST_ARTIFACTS)."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import chromium
+from tests.browser import log_in as browser_log_in
 from tests.cli_helpers import start_web
 from tests.e2e.conftest import REPO, App, free_port
 
@@ -42,16 +43,8 @@ def console(app: App, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("Debian's chromium is missing: scripts/bootstrap installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        # --no-sandbox: the tests run as root here, where chromium's sandbox refuses to start.
-        instance = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+    with chromium() as instance:
         yield instance
-        instance.close()
 
 
 def call(app: App, caller: str, to: str) -> str:
@@ -66,12 +59,7 @@ def shot(page: object, name: str) -> None:
 
 
 def log_in(browser: object, url: str, name: str, **context: object) -> object:
-    page = browser.new_context(**context).new_page()  # type: ignore[attr-defined]
-    page.goto(f"{url}/login")
-    page.get_by_label("Name").fill(name)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(lambda u: not u.endswith("/login"))
+    page: object = browser_log_in(browser, url, name, PASSWORD, **context)
     return page
 
 

@@ -63,7 +63,7 @@ async def dnd_add(request: Request) -> Response:
             form.get("days", ""),
             form.get("from", ""),
             form.get("to", ""),
-            form.get("tz") or None,
+            form.get("tz") or console.zone,
             by=Actor.of(who, "console"),
         )
     except InvalidInput as e:
@@ -94,7 +94,7 @@ async def dnd_manual(request: Request) -> Response:
         if form.get("on") == "1":
             now = datetime.now(UTC)
             raw = form.get("until", "").strip()
-            until = parse.parse_until(raw, now) if raw else None
+            until = parse.parse_until(raw, now, console.zone) if raw else None
             rule = await asyncio.to_thread(
                 ops.dnd_on, console.engine, ext, until, "console", now, by=Actor.of(who, "console")
             )

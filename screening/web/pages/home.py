@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 import httpx
@@ -17,6 +16,7 @@ from screening.core.errors import InvalidInput
 from screening.service import calls as call_log
 from screening.service import views
 from screening.service.actor import Actor
+from screening.web import chart
 from screening.web.console import said
 from screening.web.pages.common import door_of
 
@@ -30,9 +30,9 @@ async def home(request: Request) -> Response:
         return RedirectResponse("/login", 303)
     if who.role == "user":
         return RedirectResponse(f"/ext/{who.extension}", 303)
-    today = _midnight()
+    zone = door.console.zone
     board = await asyncio.to_thread(
-        call_log.dashboard, door.console.engine, today, datetime.now(UTC)
+        call_log.dashboard, door.console.engine, zone, datetime.now(UTC)
     )
     connected = await _app_connected(door.console.config)
     return door.console.page(
@@ -40,7 +40,7 @@ async def home(request: Request) -> Response:
         "home.html",
         user=who,
         stats=board.today,
-        chart=_chart(board.days, today),
+        chart=chart.build(board.days, zone),
         failed_open=board.failed_open,
         connected=connected,
     )
@@ -54,10 +54,10 @@ async def extension_page(request: Request) -> Response:
         return refused
     assert who is not None
     actor = Actor.of(who, "console")
-    today = _midnight()
+    zone, now = door.console.zone, datetime.now(UTC)
     try:
         view = await asyncio.to_thread(
-            call_log.extension_view, door.console.engine, actor, extension, today
+            call_log.extension_view, door.console.engine, actor, extension, zone, now
         )
     except InvalidInput as e:
         return PlainTextResponse(said(e), 400)
@@ -79,7 +79,7 @@ async def extension_page(request: Request) -> Response:
         allows=view.allows,
         windows=view.windows,
         manual=view.manual,
-        chart=_chart(view.days, today),
+        chart=chart.build(view.days, zone),
         message=request.query_params.get("done", "")[:200],
         error=request.query_params.get("error", "")[:300],
     )
@@ -116,29 +116,3 @@ async def _app_connected(config: Config) -> bool | None:
     except httpx.HTTPError:
         return None
     return r.status_code == 200
-
-
-def _midnight() -> datetime:
-    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def _chart(days: list[tuple[str, int, int, int]], today: datetime) -> list[dict[str, Any]]:
-    """30 bars, oldest first, each the day's allowed and rejected calls, scaled to 100."""
-    by_day = {d: (a, r, f) for d, a, r, f in days}
-    dates = [(today - timedelta(days=29 - i)).strftime("%Y-%m-%d") for i in range(30)]
-    top = max((a + r for a, r, _ in by_day.values()), default=0) or 1
-    bars = []
-    for i, day in enumerate(dates):
-        allowed, rejected, failed = by_day.get(day, (0, 0, 0))
-        bars.append(
-            {
-                "x": i * 10,
-                "day": day,
-                "allowed": allowed,
-                "rejected": rejected,
-                "failed": failed,
-                "h_allowed": round(100 * allowed / top),
-                "h_rejected": round(100 * rejected / top),
-            }
-        )
-    return bars

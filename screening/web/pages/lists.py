@@ -99,6 +99,7 @@ async def list_add(request: Request) -> Response:
             reason=form.get("reason") or None,
             source="console",
             expires=form.get("expires") or None,
+            zone=console.zone,
             by=Actor.of(who, "console"),
         )
     except InvalidInput as e:
