@@ -1,6 +1,6 @@
-"""The `screening` command's entry point: the admin commands (admin.cli), the two call doors,
-`serve` (ARI) and `agi` (FastAGI), and the web console (`web`), which run until SIGTERM or
-Ctrl-C; and `doctor`."""
+"""The `screening` command's entry point: the admin command groups (screening.admin), the two
+call doors, `serve` (ARI) and `agi` (FastAGI), and the web console (`web`), which run until
+SIGTERM or Ctrl-C; and `doctor`."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from dataclasses import replace
 
 import click
 
-from screening import __version__
-from screening.admin.cli import Context, cli, pass_ctx, worded
+from screening import __version__, config
+from screening.admin import calls, database, dnd, lists, policies, settings, transfer, users
+from screening.admin.common import Context, pass_ctx
+from screening.admin.errors import worded
 from screening.config import Config, parse_listen
 from screening.core.errors import ScreeningError
 from screening.store.engine import database_failure
@@ -64,6 +66,43 @@ def _logging(debug: bool, log_format: str = "text") -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
     for noisy in ("httpx", "httpcore", "websockets", "alembic", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option(
+    "--config",
+    "config_file",
+    metavar="FILE",
+    help=f"Settings file [default: SCREENING_CONFIG, else {config.DEFAULT_FILE} if present].",
+)
+@click.version_option(__version__, prog_name="screening")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, config_file: str | None) -> None:
+    """Call screening for Asterisk: reject unwanted callers with SIP 607/608.
+
+    Settings come from a TOML file and SCREENING_* environment variables, which override
+    it (`screening config show`; README "Configuration").
+    """
+    ctx.obj = Context(debug, config_file)
+    ctx.call_on_close(ctx.obj.close)
+
+
+for command in (
+    settings.config_group,
+    database.db,
+    lists.block,
+    lists.allow,
+    dnd.dnd,
+    policies.policy,
+    calls.check,
+    calls.log_,
+    calls.stats,
+    users.user,
+    transfer.import_,
+    transfer.export,
+):
+    cli.add_command(command)
 
 
 @cli.command()
