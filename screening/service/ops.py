@@ -20,7 +20,7 @@ from screening.core.decision import (
     Policy,
     PolicyKind,
 )
-from screening.core.errors import InvalidInput, NotFound
+from screening.core.errors import InvalidInput, NotFound, ScreeningError
 from screening.service import lists as removals
 from screening.service import parse, screener
 from screening.service.actor import Actor, audit
@@ -178,6 +178,9 @@ def backup_sqlite(engine: Engine, target: str) -> int:
             "db backup", f"is for SQLite; back up {engine.dialect.name} with its own dump tool"
         )
     path = Path(target)
+    if not path.parent.is_dir():
+        where = str(path.parent)[:200]
+        raise InvalidInput("file", f"expected a file in a folder that exists; {where!r} is none")
     partial = path.with_name(path.name + ".partial")
     raw = engine.raw_connection()
     try:
@@ -189,6 +192,8 @@ def backup_sqlite(engine: Engine, target: str) -> int:
         finally:
             copy.close()
         partial.replace(path)
+    except (sqlite3.Error, OSError) as e:  # a full disk, a folder we may not write in
+        raise ScreeningError(f"the backup to {str(path)[:200]!r} failed: {e}") from None
     finally:
         raw.close()
         partial.unlink(missing_ok=True)

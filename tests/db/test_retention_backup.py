@@ -91,3 +91,14 @@ def test_backup_of_a_server_database_points_to_its_dump_tool(database_url: str) 
     r = run("db", "backup", "/tmp/never-written.db", env={"SCREENING_DATABASE_URL": database_url})
     assert r.code == 2 and "with its own dump tool" in r.err
     assert not Path("/tmp/never-written.db").exists()
+
+
+def test_a_backup_that_cannot_be_written_says_why_in_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'screening.db'}"
+    assert run("db", "upgrade", env={"SCREENING_DATABASE_URL": url}).code == 0
+    r = run(
+        "db", "backup", str(tmp_path / "no" / "such" / "x.db"), env={"SCREENING_DATABASE_URL": url}
+    )
+    assert r.code == 2, r.err
+    assert "a folder that exists" in r.err and "Traceback" not in r.err
+    assert len(r.err.strip().splitlines()) == 1
