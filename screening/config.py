@@ -16,12 +16,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 
 from screening.core.challenge import Settings as ChallengeSettings
 from screening.core.errors import ConfigError
+from screening.core.zones import is_zone_name
 
 DEFAULT_FILE = "/etc/screening/screening.toml"
 SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"
@@ -82,7 +83,7 @@ def _zone(text: str) -> str:
     name = text.strip()
     # ZoneInfo also takes file paths and odd spellings; only IANA names mean the same zone
     # on every machine.
-    if name and name != "UTC" and name not in available_timezones():
+    if name and not is_zone_name(name):
         raise ValueError(f"expected an IANA time zone like Europe/Berlin or UTC, got {text!r}")
     if name:
         ZoneInfo(name)  # its data must be there (tzdata, when the OS has none)

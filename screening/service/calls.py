@@ -3,6 +3,7 @@ checked against who asks (a user sees and reports only their own extension's cal
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from screening.core.decision import DndWindow, ManualDnd
@@ -21,6 +22,8 @@ from screening.service import parse
 from screening.service.actor import Actor, audit
 from screening.store import calllog, lists, reports
 from screening.store.calllog import LoggedCall, Stats, Today
+
+log = logging.getLogger(__name__)
 
 DECISIONS = ("allowed", "rejected", "abandoned")
 #: A caller as the call log keeps it (normalised): what the console's spam form sends back.
@@ -169,6 +172,9 @@ def settle(engine: Engine, zone: str, now: datetime) -> int:
             return calllog.settle_days(s, zone, chart_days(zone, now), now)
     except IntegrityError:
         return 0  # another console (another PBX's) wrote the same day just now
+    except OperationalError as e:  # locked or busy: the chart counts from the log instead
+        log.warning("day summaries not written now (%s); the chart counts them live", e)
+        return 0
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from screening.core.decision import WEEKDAYS, Action, IncomingCall, PolicyKind
 from screening.core.errors import InvalidInput, InvalidSchedule
 from screening.core.identity import UNVERIFIED, Status, Verification
 from screening.core.numbers import EXTENSION, parse_entry
+from screening.core.zones import is_zone_name
 from screening.service import screener
 from screening.store.lists import Cursor, NewDnd, NewEntry
 from screening.store.policies import NameKind, NewName, NewPolicy
@@ -83,7 +84,7 @@ def parse_hhmm(raw: str, field: str) -> time:
 def parse_tz(raw: str) -> str:
     # ZoneInfo also accepts file paths and odd spellings; only IANA names are portable
     # between the PBXs that share one database.
-    if raw not in available_timezones() and raw != "UTC":
+    if not is_zone_name(raw):
         raise InvalidSchedule(
             "tz",
             f"expected an IANA time zone like Europe/Berlin or America/New_York, got {raw!r}",
@@ -104,7 +105,7 @@ def local_zone() -> str:
             name = target.split("/zoneinfo/", 1)[1] if "/zoneinfo/" in target else ""
         except OSError:
             name = ""
-    return name if name in available_timezones() else "UTC"
+    return name if is_zone_name(name) else "UTC"
 
 
 def parse_reason(raw: str | None) -> str | None:
@@ -163,11 +164,22 @@ _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _WHEN_HELP = "a duration like 30d, 12h, 2w, a date YYYY-MM-DD, or YYYY-MM-DD HH:MM"
 
 
+#: Later than any expiry anyone means, and early enough that every zone can show it (an
+#: instant in 9999 east of UTC is past what datetime holds).
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def _duration(raw: str) -> timedelta | None:
     m = _DURATION.fullmatch(raw.strip())
     if not m:
         return None
     return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def _exists(when: datetime) -> bool:
+    """Whether a local time is on the clock: not in the hour a DST change skips."""
+    back = when.astimezone(UTC).astimezone(when.tzinfo)
+    return back.replace(tzinfo=None) == when.replace(tzinfo=None)
 
 
 def _date_or_datetime(raw: str, zone: str) -> tuple[datetime, bool] | None:
@@ -185,22 +197,52 @@ def _date_or_datetime(raw: str, zone: str) -> tuple[datetime, bool] | None:
     return parsed, False
 
 
+def _in_range(when: datetime, raw: str, field: str, exact: bool = True) -> datetime:
+    """`when` in UTC; a local time the clocks skip (`exact`: one typed, not a midnight we
+    made), or one past LATEST, is refused."""
+    try:
+        if exact and not _exists(when):
+            raise InvalidInput(
+                field, f"{raw[:40]!r} is not on the clock in {when.tzinfo} (a DST change skips it)"
+            )
+        utc = when.astimezone(UTC)
+    except OverflowError:
+        utc = LATEST
+    if utc >= LATEST:
+        raise InvalidInput(
+            field, f"expected a time before the year {LATEST.year}, got {raw[:40]!r}"
+        )
+    return utc
+
+
+def _later(now: datetime, delta: timedelta, raw: str, field: str) -> datetime:
+    try:
+        when = now + delta
+    except OverflowError:
+        when = LATEST
+    return _in_range(when, raw, field)
+
+
 def parse_expires(
     raw: str, now: datetime, zone: str | None = None, field: str = "expires"
 ) -> datetime:
     """When an entry stops counting. A bare date means through that date (local)."""
     delta = _duration(raw)
     if delta is not None:
-        return now + delta
+        return _later(now, delta, raw, field)
     parsed = _date_or_datetime(raw, zone or local_zone())
     if parsed is None:
         raise InvalidInput(field, f"expected {_WHEN_HELP}, got {raw!r}")
     when, bare_date = parsed
-    if bare_date:
-        when = (when + timedelta(days=1)).replace(hour=0)
-    if when <= now:
+    if bare_date:  # the next day's midnight, on the wall clock (a day may be 23 or 25 h)
+        try:
+            when = (when + timedelta(days=1)).replace(hour=0)
+        except OverflowError:
+            when = LATEST
+    utc = _in_range(when, raw, field, exact=not bare_date)
+    if utc <= now:
         raise InvalidInput(field, f"{raw!r} is in the past")
-    return when.astimezone(UTC)
+    return utc
 
 
 def parse_when_at(raw: str, zone: str) -> datetime:
@@ -227,10 +269,15 @@ def parse_until(raw: str, now: datetime, zone: str | None = None) -> datetime:
     if _HHMM.fullmatch(raw.strip()):
         t = parse_hhmm(raw, "until")
         local = now.astimezone(tz)
-        when = datetime.combine(local.date(), t, tzinfo=tz)
-        if when <= local:
-            when = datetime.combine(local.date() + timedelta(days=1), t, tzinfo=tz)
-        return when.astimezone(UTC)
+        # The next such time on the clock, compared as instants: local times of one zone
+        # compare by the wall clock, which in the hour a DST change repeats puts "02:20"
+        # before "02:10" (its second 02:20 is fold 1).
+        tomorrow = local.date() + timedelta(days=1)
+        for day, fold in ((local.date(), 0), (local.date(), 1), (tomorrow, 0)):
+            when = datetime.combine(day, t.replace(fold=fold), tzinfo=tz)
+            if when.astimezone(UTC) > now:
+                break
+        return _in_range(when, raw, "until")
     try:
         return parse_expires(raw, now, zone, field="until")
     except InvalidInput as e:

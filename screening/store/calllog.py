@@ -319,8 +319,10 @@ def settle_days(session: Session, zone: str, days: Sequence[date], now: datetime
         )
     )
     missing = [d for d in over if d.isoformat() not in have]
-    for d in missing:
-        counts = _counted(session, d, zone)
+    # Counted first, written after: an INSERT would take SQLite's write lock and hold it
+    # through every count after it, keeping the call-log writer waiting.
+    counted = [_counted(session, d, zone) for d in missing]
+    for d, counts in zip(missing, counted, strict=True):
         session.add(
             CallLogDay(
                 zone=zone,

@@ -18,8 +18,11 @@ def local(value: datetime, zone: str, fmt: str = MINUTE) -> Markup:
     """`value` (UTC) in `zone`, "2026-12-01 17:30 CET", marked up with the UTC instant."""
     if value.tzinfo is None:  # the store hands out aware UTC; a naive one is UTC too
         value = value.replace(tzinfo=UTC)
-    here = value.astimezone(ZoneInfo(zone))
     instant = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        here = value.astimezone(ZoneInfo(zone))
+    except (OverflowError, ValueError):  # near the year 9999, east of UTC: show UTC
+        here = value.astimezone(UTC)
     return Markup('<time datetime="{}">{} {}</time>').format(
         instant, here.strftime(fmt), here.strftime("%Z")
     )

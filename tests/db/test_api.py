@@ -317,3 +317,17 @@ def test_an_echoed_value_is_cut_and_a_reason_is_printable_text(
     for sneaky in ("\u202eevil", "one\u2028two", "del\x7f"):
         status, error = admin.post("/lists/block", {"number": "+15550100009", "reason": sneaky})
         assert (status, error["field"]) == (400, "reason"), sneaky  # type: ignore[index]
+
+
+def test_a_time_the_api_is_sent_without_an_offset_is_utc(
+    apis: tuple[Api, Api, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The API writes UTC; it reads UTC too, whatever zone the machine is in.
+    monkeypatch.setenv("TZ", "America/New_York")
+    admin, _, _ = apis
+    status, entry = admin.post(
+        "/lists/block", {"number": "+15550100011", "expires": "2099-01-01 12:00"}
+    )
+    assert (status, entry["expires"]) == (201, "2099-01-01T12:00:00Z")  # type: ignore[index]
+    status, dnd = admin.put("/manual-dnd/201", {"on": True, "until": "2099-01-01 12:00"})
+    assert (status, dnd["until"]) == (200, "2099-01-01T12:00:00Z")  # type: ignore[index]

@@ -5,9 +5,11 @@ export, users and the audit trail, and every page a user must not reach."""
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -16,6 +18,7 @@ from starlette.testclient import TestClient
 
 from screening.config import Config
 from screening.service.accounts import Accounts
+from screening.store import migrate
 from screening.store.engine import make_engine
 from screening.web.app import create_app
 from tests.db.test_web import csrf, log_calls, login
@@ -482,3 +485,98 @@ def test_the_chart_labels_30_days_with_a_legend_and_a_table(
     assert len(rows) == 30  # a day without calls is a row of zeros, not a gap
     assert sum('<td class="n">0</td>' * 4 in r for r in rows) == 29
     assert '<rect class="spam"' in chart and '<rect class="refused"' in chart
+
+
+def test_a_far_expiry_from_a_user_is_refused_and_leaves_every_page_up(database_url: str) -> None:
+    # In Berlin an instant in 9999 is past what datetime holds: one such row from a user
+    # broke the admin's pages with a 500.
+    engine = make_engine(database_url)
+    now = datetime.now(UTC)
+    Accounts(engine).add("alice", "admin", None, "correct horse battery", now)
+    Accounts(engine).add("bob", "user", "201", "correct horse battery", now)
+    app = create_app(Config(web_timezone="Europe/Berlin"), engine, "s")
+    admin = TestClient(app, follow_redirects=False, raise_server_exceptions=False)
+    bob = TestClient(app, follow_redirects=False, raise_server_exceptions=False)
+    login(admin, "alice"), login(bob, "bob")
+    for expires in ("9999-12-31T23:30:00Z", "9999-12-31", "999999w"):
+        r = bob.post(
+            "/lists/block",
+            data={
+                "csrf": csrf(bob, "/ext/201"),
+                "extension": "201",
+                "number": "+15551234567",
+                "expires": expires,
+                "back": "/ext/201",
+            },
+        )
+        assert r.status_code == 303, expires
+        assert "before+the+year+9000" in r.headers["location"], expires
+    assert bob.get("/ext/201").status_code == 200
+    assert admin.get("/lists/block").status_code == 200
+    from screening.web.timefmt import local  # a row written before the bound still shows
+
+    assert "9999-12-31 23:30 UTC" in local(datetime(9999, 12, 31, 23, 30, tzinfo=UTC), "Asia/Tokyo")
+    engine.dispose()
+
+
+def test_the_dashboard_answers_while_another_process_holds_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    # Writing the day summaries is best effort: a locked database must not cost the page.
+    path = tmp_path / "locked.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    Accounts(engine).add("alice", "admin", None, "correct horse battery", datetime.now(UTC))
+    admin = TestClient(
+        create_app(Config(web_timezone="UTC"), engine, "s"),
+        follow_redirects=False,
+        raise_server_exceptions=False,
+    )
+    assert login(admin, "alice") == 303
+    hold = sqlite3.connect(path, isolation_level=None)
+    hold.execute("BEGIN IMMEDIATE")
+    try:
+        assert admin.get("/").status_code == 200
+    finally:
+        hold.execute("ROLLBACK")
+        hold.close()
+    engine.dispose()
+
+
+def test_the_day_summaries_are_counted_before_any_is_written(tmp_path: Path) -> None:
+    # On SQLite an INSERT takes the write lock: written between the counts, it held the
+    # call-log writer back for the whole refill (0.3 s a million rows).
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from screening.service import calls as call_log
+    from screening.store import calllog
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'days.db'}")
+    migrate.upgrade(engine)
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    rows = [
+        calllog.CallRecord(
+            datetime(2026, 11, day, 9, tzinfo=UTC),
+            f"c{day}",
+            "+1555",
+            "+1555",
+            "201",
+            "allowed",
+            None,
+            None,
+            None,
+            "why",
+            900,
+        )
+        for day in range(2, 30)
+    ]
+    with Session(engine) as s, s.begin():
+        calllog.write_call_log(s, rows)
+    said: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: said.append(a[2].split()[0]))
+    assert call_log.settle(engine, "UTC", now) == 29
+    inserts = [i for i, verb in enumerate(said) if verb.upper() == "INSERT"]
+    selects = [i for i, verb in enumerate(said) if verb.upper() == "SELECT"]
+    assert inserts and max(selects) < min(inserts), said
+    engine.dispose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import UTC, datetime, time
 
 import pytest
 from hypothesis import given
@@ -95,3 +95,39 @@ def test_a_free_text_cell_reads_back_as_it_was_and_never_starts_a_formula(text: 
     cell = csvfile.text_cell(text)
     assert csvfile.text_value(cell) == text
     assert not cell.startswith(("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d"))
+
+
+@pytest.mark.parametrize("name", ["localtime", "Factory", "posixrules"])
+def test_a_zone_that_differs_from_machine_to_machine_is_refused(name: str) -> None:
+    # `localtime` is this machine's /etc/localtime: PBXs sharing a database would key
+    # their schedules and day summaries by one name meaning different zones.
+    with pytest.raises(InvalidInput) as e:
+        parse.parse_tz(name)
+    assert e.value.field == "tz"
+    with pytest.raises(ConfigError, match="IANA"):
+        config.load({"SCREENING_WEB_TIMEZONE": name})
+    assert config.load({"SCREENING_WEB_TIMEZONE": "Europe/Berlin"}).web_timezone
+
+
+def test_until_in_the_hour_a_dst_change_repeats_is_the_next_one_to_come() -> None:
+    berlin = "Europe/Berlin"
+    # 02:10 CET, the second time round (01:10 UTC): "until 02:20" is ten minutes away.
+    second = datetime(2026, 10, 25, 1, 10, tzinfo=UTC)
+    assert parse.parse_until("02:20", second, berlin) == datetime(2026, 10, 25, 1, 20, tzinfo=UTC)
+    # 02:10 CEST, the first time round: the first 02:20.
+    first = datetime(2026, 10, 25, 0, 10, tzinfo=UTC)
+    assert parse.parse_until("02:20", first, berlin) == datetime(2026, 10, 25, 0, 20, tzinfo=UTC)
+
+
+def test_a_time_the_clocks_skip_or_past_the_year_9000_is_refused() -> None:
+    now = datetime(2027, 3, 27, 12, tzinfo=UTC)
+    for raw in ("2027-03-28 02:30", "9999-12-31T23:30:00Z", "999999w"):
+        with pytest.raises(InvalidInput) as e:
+            parse.parse_expires(raw, now, "Europe/Berlin")
+        assert e.value.field == "expires", raw
+    with pytest.raises(InvalidInput, match="not on the clock"):
+        parse.parse_until("02:30", now, "Europe/Berlin")
+    # A bare date is through that day, on a 23-hour day as on any other.
+    assert parse.parse_expires("2027-03-28", now, "Europe/Berlin") == datetime(
+        2027, 3, 28, 22, tzinfo=UTC
+    )

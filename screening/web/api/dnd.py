@@ -23,7 +23,7 @@ class WindowBody(Body):
 
 class ManualBody(Body):
     on: bool
-    until: str | None = None  # HH:MM, 2h, a date
+    until: str | None = None  # HH:MM, 2h, a date (UTC unless it says)
 
 
 def list_dnd(ask: Ask) -> Answer:
@@ -57,7 +57,7 @@ def manual_dnd(ask: Ask) -> Answer:
         was = ops.dnd_off(ask.engine, extension, by=ask.actor)
         return 200, ManualDndView(extension=extension, on=False, until=None, was_on=was)
     now = datetime.now(UTC)
-    until = parse.parse_until(body.until, now) if body.until else None
+    until = parse.parse_until(body.until, now, "UTC") if body.until else None
     rule = ops.dnd_on(ask.engine, extension, until, source="api", now=now, by=ask.actor)
     return 200, ManualDndView(extension=extension, on=True, until=utc(rule.until), was_on=None)
 

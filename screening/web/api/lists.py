@@ -16,7 +16,7 @@ class EntryBody(Body):
     extension: Text | None = None
     code: Text | None = None  # 607 or 608
     reason: str | None = None
-    expires: str | None = None  # 30d, 12h, YYYY-MM-DD or ISO 8601
+    expires: str | None = None  # 30d, 12h, YYYY-MM-DD or ISO 8601 (UTC unless it says)
 
 
 KIND = Param("kind", "path", Kind, required=True)
@@ -58,6 +58,7 @@ def add_entry(ask: Ask) -> Answer:
         reason=body.reason,
         source="api",
         expires=body.expires,
+        zone="UTC",  # the API speaks UTC both ways: a time without an offset is UTC
         by=ask.actor,
     )
     return (201 if created else 200), entry_view(entry)
