@@ -25,7 +25,9 @@ UTC_DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "maria
 def upgrade() -> None:
     # The summaries are counts of the call log, nothing else: the old UTC days go, and the
     # console writes each zone's days again from the log as it needs them (settle_days).
-    op.drop_table("call_log_days")
+    # IF EXISTS: MariaDB commits a DROP at once, so an upgrade that died after it must be
+    # able to run again.
+    op.execute("DROP TABLE IF EXISTS call_log_days")
     op.create_table(
         "call_log_days",
         sa.Column("zone", sa.String(64), primary_key=True),
@@ -39,7 +41,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("call_log_days")
+    op.execute("DROP TABLE IF EXISTS call_log_days")
     op.create_table(
         "call_log_days",
         sa.Column("day", sa.String(10), primary_key=True),

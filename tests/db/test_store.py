@@ -6,7 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import cast
 
 import pytest
-from sqlalchemy import Engine, Table, func, inspect, select
+from sqlalchemy import Engine, Table, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,23 @@ def test_upgrade_creates_the_schema_and_is_repeatable(empty_database_url: str) -
     migrate.require_current(engine)
     tables = set(inspect(engine).get_table_names())
     assert {"block_entries", "allow_entries", "dnd_schedules", "call_log"} <= tables
+    engine.dispose()
+
+
+def test_an_upgrade_to_the_zoned_day_summaries_that_died_halfway_runs_again(
+    empty_database_url: str,
+) -> None:
+    # MariaDB commits a DROP TABLE at once: an upgrade killed between 0011's drop and its
+    # create left no table, and the next `db upgrade` must still get through.
+    engine = make_engine(empty_database_url)
+    migrate.upgrade(engine, "0010")
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE call_log_days"))
+    migrate.upgrade(engine)
+    assert migrate.current(engine) == migrate.head()
+    assert "call_log_days" in inspect(engine).get_table_names()
+    migrate.downgrade(engine, "0010")
+    migrate.upgrade(engine)
     engine.dispose()
 
 
