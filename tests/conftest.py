@@ -31,12 +31,17 @@ BACKENDS = [
     for b in os.environ.get("SCREENING_TEST_BACKENDS", "sqlite,postgresql,mariadb").split(",")
     if b.strip()
 ]
-RUN_ID = uuid.uuid4().hex[:8]
+# Under pytest-xdist every worker is a process of its own with its own counter below: the
+# worker's id in each name keeps two workers from ever making the same database, and the run
+# id they share names one run's databases together.
+RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID", uuid.uuid4().hex)[:8]
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 _NAMES = itertools.count()  # shared by every server, so no two databases share a name
 
 
 class ThrowawayDatabases:
-    """Creates databases named screening_test_<run>_<n> on a server and drops them at the end."""
+    """Creates databases named screening_test_<run>_<worker>_<n> on a server and drops them at
+    the end."""
 
     def __init__(self, backend: str) -> None:
         self.backend = backend
@@ -56,7 +61,7 @@ class ThrowawayDatabases:
 
     def new(self, options: str = "") -> str:
         """A new database; `options` go after CREATE DATABASE name (e.g. a character set)."""
-        name = f"screening_test_{RUN_ID}_{next(_NAMES)}"
+        name = f"screening_test_{RUN_ID}_{WORKER}_{next(_NAMES)}"
         with self.admin.connect() as conn:
             conn.execute(text(f"CREATE DATABASE {name} {options}"))
         self.created.append(name)

@@ -307,13 +307,15 @@ def test_one_address_flooding_logins_keeps_out_neither_the_owner_nor_other_hosts
 
     with ThreadPoolExecutor(12) as pool:
         flood = [pool.submit(guess) for _ in range(12)]
-        time.sleep(1)
-        hers = []
-        for _ in range(10):
-            hers.append(log_in(owner, "alice"))
-            time.sleep(0.2)
-        elsewhere = log_in(console.client("127.0.0.2"), "bob")  # another host, no cookie
-        stop.set()
+        try:
+            time.sleep(1)
+            hers = []
+            for _ in range(10):
+                hers.append(log_in(owner, "alice"))
+                time.sleep(0.2)
+            elsewhere = log_in(console.client("127.0.0.2"), "bob")  # another host, no cookie
+        finally:
+            stop.set()  # else a login that failed above leaves the pool waiting for ever
         guessed = sum((f.result() for f in flood), Counter[int]())
     assert hers == [303] * 10, Counter(hers)
     assert elsewhere == 303
