@@ -10,6 +10,7 @@ import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -32,8 +33,14 @@ SOURCE_FAILURES = 20
 MIN_PASSWORD = 10
 
 _hasher = PasswordHasher()
-# Verifying against this keeps an unknown name as slow as a wrong password.
-_DUMMY = _hasher.hash("not a password anyone has")
+
+
+@cache
+def dummy_hash() -> str:
+    """Verifying against this keeps an unknown name as slow as a wrong password. Made on
+    first use, not on import: hashing costs about 0.1 s of CPU, and every CLI command and
+    app start imports this module (the web door makes it at start-up)."""
+    return _hasher.hash("not a password anyone has")
 
 
 @dataclass(frozen=True)
@@ -191,7 +198,7 @@ class Accounts:
             known = device is not None and account is not None and device[0] == account.id
             why = self._barred(s, account, source, device if known else None, now)
         if account is None or why is not None:
-            _verify(_DUMMY, password)
+            _verify(dummy_hash(), password)
             self._failed(source, None, now)
             return Refused(why or f"no user {name!r}")
         if not _verify(account.password_hash, password):

@@ -11,6 +11,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from screening.config import Config
 from screening.core.features import Reputation
+from screening.service.accounts import dummy_hash
 from screening.store.engine import Engine
 from screening.web import api, assets, pages
 from screening.web.console import Console
@@ -34,6 +35,7 @@ KNOWN_WAITING = 8
 def create_app(
     config: Config, engine: Engine, secret_key: str, https_only: bool = False
 ) -> Starlette:
+    dummy_hash()  # made now, so that the first login of an unknown name is not slower
     console = Console(config, engine)
     door = Door(
         console,

@@ -29,7 +29,7 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     real = service._verify
 
     def counted(hashed: str, password: str) -> bool:
-        made.append("dummy" if hashed == service._DUMMY else "real")
+        made.append("dummy" if hashed == service.dummy_hash() else "real")
         return real(hashed, password)
 
     monkeypatch.setattr(service, "_verify", counted)
