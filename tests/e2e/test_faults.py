@@ -208,11 +208,19 @@ def test_asterisk_restart_under_load(app: App) -> None:
         f"re-registered {registered - ari_back:.1f}s after ARI came back"
     )
     assert before and after
-    assert all(r.status_line == expected[c] for c, r in before)  # type: ignore[attr-defined]
-    assert all(r.status_line == expected[c] for c, r in after)  # type: ignore[attr-defined]
-    # In the gap a call either failed with Asterisk itself, went through unscreened, or was
-    # screened; none got a wrong rejection.
-    assert all(r.status_line in ("timeout", "200 OK", expected[c]) for c, r in gap)  # type: ignore[attr-defined]
+    for label, calls in (("before", before), ("after", after)):
+        off = [(c, r.status_line) for c, r in calls if r.status_line != expected[c]]  # type: ignore[attr-defined]
+        assert not off, f"calls {label} the restart got {off}"
+    # In the gap a call either failed with Asterisk itself (no answer, or a 5xx while it shuts
+    # down or boots: res_pjsip answers 503 until fully booted), went through unscreened, or
+    # was screened; none got a wrong rejection (a 607 or 608 for the wanted caller).
+    wrong = [
+        (c, r.status_line)  # type: ignore[attr-defined]
+        for c, r in gap
+        if r.status_line not in ("timeout", "200 OK", expected[c])  # type: ignore[attr-defined]
+        and not 500 <= r.status < 600  # type: ignore[attr-defined]
+    ]
+    assert not wrong, f"calls in the restart gap got {wrong}"
     statuses = [r.status_line for _, _, _, r in done]  # type: ignore[attr-defined]
     print(
         f"restart under load: {len(done)} calls, {statuses.count('200 OK')} answered, "
