@@ -22,6 +22,8 @@ import phonenumbers
 
 from screening.core.challenge import Settings as ChallengeSettings
 from screening.core.errors import ConfigError
+from screening.core.wire import LOCATIONS
+from screening.core.wire import Settings as WireSettings
 from screening.core.zones import is_zone_name
 
 DEFAULT_FILE = "/etc/screening/screening.toml"
@@ -129,6 +131,59 @@ def _numbers(text: str) -> tuple[str, ...]:
                 f"expected E.164 numbers like +15551230000, comma-separated; got {n!r}"
             )
     return tuple(n[1:] for n in numbers)
+
+
+def _location(text: str) -> str:
+    if text not in LOCATIONS:
+        raise ValueError(f"expected one of {', '.join(LOCATIONS)} (RFC 8606), got {text!r}")
+    return text
+
+
+#: What a value that goes into a SIP header may hold: printable ASCII without a space,
+#: a quote, angle brackets, a backslash or a semicolon (each would end or split the header
+#: field or 603+'s quoted text).
+_HEADER_SAFE = re.compile(r"[!#-:=?-\[\]-~]+")
+
+
+def _https_url(text: str) -> str:
+    if not text:
+        return ""
+    if len(text) > 256 or not _HEADER_SAFE.fullmatch(text):
+        raise ValueError(
+            "expected a URL of at most 256 characters without spaces, quotes, <, >, \\ or ;"
+        )
+    if not text.startswith("https://") or len(text) <= len("https://"):
+        raise ValueError(f"expected an https:// URL, got {text!r}")
+    return text
+
+
+def _one_number(text: str) -> str:
+    number = text.strip().replace(" ", "").replace("-", "")
+    if number and not _E164.fullmatch(number):
+        raise ValueError(f"expected an E.164 number like +15551230000, got {text!r}")
+    return number
+
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+
+
+def _email(text: str) -> str:
+    if text and (len(text) > 254 or not _EMAIL.fullmatch(text)):
+        raise ValueError(f"expected an email address like help@example.com, got {text!r}")
+    return text
+
+
+def _words(text: str) -> str:
+    if len(text) > 100 or not text.isprintable():
+        raise ValueError("expected one line of at most 100 printable characters")
+    return text.strip()
+
+
+def _redress_codes(text: str) -> frozenset[int]:
+    codes = [c.strip() for c in text.split(",") if c.strip()]
+    if any(c not in ("607", "608") for c in codes):
+        raise ValueError(f"expected 608, 607, both (607,608) or none (empty), got {text!r}")
+    return frozenset(int(c) for c in codes)
 
 
 def _database(text: str) -> str:
@@ -348,6 +403,107 @@ SETTINGS: tuple[Setting, ...] = (
         help="sound files played before `digits/N`",
         into=_as("challenge.prompt"),
     ),
+    Setting(
+        "sip.provider_mode",
+        bool,
+        False,
+        help="`true` for a provider blocking on analytics: reputation and policy rejections "
+        "answer 603+ (`603 Network Blocked`, ATIS-1000099, as the FCC requires since 25 March "
+        "2026), not 607/608; a person's own block stays 607. Needs a `redress.url`, "
+        "`redress.phone` or `redress.email` ([607 or 608?](../README.md#607-or-608))",
+        into=_as("wire.provider_mode"),
+    ),
+    Setting(
+        "sip.blocked_location",
+        str,
+        "RLN",
+        _location,
+        help="where 603+ says the call was blocked (RFC 8606): `RLN` the network serving the "
+        "called party, `RPN` a private network serving it, `TN` transit, `LN`, `LPN`",
+        into=_as("wire.location"),
+    ),
+    Setting(
+        "redress.name",
+        str,
+        "",
+        _words,
+        help="whom a wrongly blocked caller can contact: a name (the jCard's `fn`)",
+        into=_as("wire.name"),
+    ),
+    Setting(
+        "redress.organisation",
+        str,
+        "",
+        _words,
+        help="the organisation (the jCard's `org`)",
+        into=_as("wire.organisation"),
+    ),
+    Setting(
+        "redress.phone",
+        str,
+        "",
+        _one_number,
+        help="a phone number in E.164 (jCard `tel`, 603+ `tel=`)",
+        into=_as("wire.phone"),
+    ),
+    Setting(
+        "redress.email",
+        str,
+        "",
+        _email,
+        help="an email address (jCard `email`, 603+ `email=`)",
+        into=_as("wire.email"),
+    ),
+    Setting(
+        "redress.url",
+        str,
+        "",
+        _https_url,
+        help="an https page where a caller can ask to be unblocked (jCard `url`, 603+ `url=`)",
+        into=_as("wire.url"),
+    ),
+    Setting(
+        "redress.jcard_url",
+        str,
+        "",
+        _https_url,
+        help="the public https URL at which `screening web` serves the signed jCard "
+        "(`/redress/jcard`, behind your TLS proxy); set, the rejections in `redress.on` carry "
+        "`Call-Info: <URL>;purpose=jwscard` (RFC 8688)",
+        into=_as("wire.jcard_url"),
+        docs_default="(none: no Call-Info)",
+    ),
+    Setting(
+        "redress.on",
+        str,
+        "608",
+        _redress_codes,
+        help="which rejections carry the jCard: `608` (607 is the callee's own verdict), "
+        "`607,608`, or empty for none",
+        into=_as("wire.redress_on"),
+    ),
+    Setting(
+        "redress.key_file",
+        str,
+        "",
+        help="PEM file of the EC P-256 key that signs the jCard (ES256)",
+        docs_default="(none)",
+    ),
+    Setting(
+        "redress.cert_file",
+        str,
+        "",
+        help="PEM file of that key's certificate, served at `/redress/cert.pem` (the JWS's x5u)",
+        docs_default="(none)",
+    ),
+    Setting(
+        "redress.cert_url",
+        str,
+        "",
+        _https_url,
+        help="the public URL of that certificate, the JWS's `x5u`",
+        docs_default="`cert.pem` beside `redress.jcard_url`",
+    ),
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -380,6 +536,12 @@ def load_all(environ: Mapping[str, str] | None = None, path: str | None = None) 
         values[setting.key] = _checked(setting, raw, where)
         sources[setting.key] = where
     config = Config(**_config_fields(values))
+    if config.wire.provider_mode and not config.wire.has_contact:
+        raise ConfigError(
+            sources["sip.provider_mode"],
+            "603+ must name where to seek redress: set redress.url, redress.phone or "
+            "redress.email too",
+        )
     return Loaded(config, values, sources, file_name)
 
 
@@ -541,14 +703,19 @@ def shown(setting: Setting, value: Any) -> str:
 def _config_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     """Config's fields from checked values by key: each setting's, the challenge's together."""
     fields: dict[str, Any] = {}
-    challenge: dict[str, Any] = {}
+    parts: dict[str, dict[str, Any]] = {"challenge": {}, "wire": {}}
     for setting in SETTINGS:
         for name, value in setting.fields(values[setting.key]).items():
-            if name.startswith("challenge."):
-                challenge[name.removeprefix("challenge.")] = value
+            part, dot, inner = name.partition(".")
+            if dot:
+                parts[part][inner] = value
             else:
                 fields[name] = value
-    return {**fields, "challenge": ChallengeSettings(**challenge)}
+    return {
+        **fields,
+        "challenge": ChallengeSettings(**parts["challenge"]),
+        "wire": WireSettings(**parts["wire"]),
+    }
 
 
 _DEFAULT = _config_fields({s.key: s.check(s.default) for s in SETTINGS})
@@ -586,6 +753,10 @@ class Config:
     web_secure_cookies: bool = _DEFAULT["web_secure_cookies"]
     web_timezone: str = _DEFAULT["web_timezone"]  # "" = the machine's zone
     challenge: ChallengeSettings = field(default_factory=lambda: _DEFAULT["challenge"])
+    wire: WireSettings = field(default_factory=lambda: _DEFAULT["wire"])
+    redress_key_file: str = _DEFAULT["redress_key_file"]
+    redress_cert_file: str = _DEFAULT["redress_cert_file"]
+    redress_cert_url: str = _DEFAULT["redress_cert_url"]  # "" = beside the jCard URL
 
     @property
     def events_url(self) -> str:
