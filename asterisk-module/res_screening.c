@@ -2,19 +2,23 @@
  * screening: what the caller's network hears when screening rejects a call.
  *
  * Asterisk 22 cannot put a header into a final non-2xx response from the dialplan:
- * PJSIP_HEADER(add) reaches outgoing requests only, and res_pjsip_rfc3326 adds
- * "Reason: Q.850;cause=0" to every PJSIPHangup response (no cause is set yet). This
- * session supplement runs after every other one on the final response to an INVITE and,
- * when the channel's SCREENING_SIP_CODE names the response's status code, sets:
+ * PJSIP_HEADER(add) reaches outgoing requests only, and PJSIPHangup's response carries
+ * "Reason: Q.850;cause=0" (res_pjsip_rfc3326 adds the channel's hangup cause, and none is
+ * set yet). This module adds the application ScreeningHangup(CODE): PJSIPHangup's
+ * rejection, with
  *
- *   SCREENING_SIP_REASON     the Reason header (every Reason already there is removed)
- *   SCREENING_SIP_CALL_INFO  a Call-Info header (RFC 8688's jwscard on a 608)
- *   SCREENING_SIP_PHRASE     the status line's reason phrase (603 "Network Blocked")
+ *   - the channel's hangup cause set to 21 (call rejected) first, so that Asterisk's own
+ *     Reason says "Q.850;cause=21" (unless the endpoint has suppress_q850_reason_headers);
+ *   - SCREENING_SIP_REASON     one more Reason header (603+'s "SIP;cause=603;text=...");
+ *   - SCREENING_SIP_CALL_INFO  a Call-Info header (RFC 8688's jwscard on a 608);
+ *   - SCREENING_SIP_PHRASE     the status line's reason phrase (603+'s "Network Blocked").
  *
- * The dialplan ([screening-reject] in asterisk-conf/extensions.conf) sets them from what
- * screening decided, never from caller data; still, a value with anything but printable
- * ASCII, or longer than its bound, is refused (logged, the header left as Asterisk made
- * it), so no value can add a header or break the message.
+ * The dialplan ([screening-reject] in asterisk-conf/extensions.conf) sets the variables
+ * from what screening decided, never from caller data; still, a value with anything but
+ * printable ASCII, or longer than its bound, is refused (logged, that part left out), so no
+ * value can add a header or break the message. The variables are read on the channel's own
+ * thread under its lock, and the response is built and sent on the call's SIP serializer,
+ * as PJSIPHangup does.
  *
  * Copyright (C) 2026, the screening authors.
  *
@@ -34,31 +38,43 @@
 #include <pjsip.h>
 #include <pjsip_ua.h>
 
+#include "asterisk/causes.h"
 #include "asterisk/channel.h"
 #include "asterisk/module.h"
 #include "asterisk/pbx.h"
 #include "asterisk/res_pjsip.h"
 #include "asterisk/res_pjsip_session.h"
-#include "asterisk/threadpool.h"
 
-/* screening's doctor reads this from "module show": bump it when the variables change. */
+/* screening's doctor reads this from "module show": bump it when the interface changes. */
 #define SCREENING_MODULE_VERSION "1"
 
-#define MAX_REASON 256
+#define MAX_REASON 768
 #define MAX_CALL_INFO 1024
 #define MAX_PHRASE 64
-#define MAX_CODE 3
 
-/*! Copy a channel variable into buf; 0 if unset or empty. -1 if it breaks a rule: too long
- *  for buf (max bytes), or a byte outside printable ASCII (CR, LF, NUL-cut, DEL, UTF-8). */
+static const char app_name[] = "ScreeningHangup";
+
+struct wanted {
+	char reason[MAX_REASON + 1];
+	char call_info[MAX_CALL_INFO + 1];
+	char phrase[MAX_PHRASE + 1];
+};
+
+struct rejection {
+	struct ast_sip_session *session;
+	int code;
+	struct wanted want;
+};
+
+/*! Copy a channel variable into buf ("" if unset). Refused (buf left "", -1): longer than
+ *  max bytes, or a byte outside printable ASCII (CR, LF, DEL, UTF-8, anything). */
 static int read_value(struct ast_channel *chan, const char *name, char *buf, size_t max)
 {
-	const char *value;
+	const char *value = pbx_builtin_getvar_helper(chan, name);
 	size_t len;
 	size_t i;
 
 	buf[0] = '\0';
-	value = pbx_builtin_getvar_helper(chan, name);
 	if (ast_strlen_zero(value)) {
 		return 0;
 	}
@@ -71,35 +87,59 @@ static int read_value(struct ast_channel *chan, const char *name, char *buf, siz
 			return -1;
 		}
 	}
-	memcpy(buf, value, len);
-	buf[len] = '\0';
+	memcpy(buf, value, len + 1);
+	return 0;
+}
+
+/*! The reason phrase is text to the line's end: letters, digits, spaces, a few marks. */
+static int phrase_ok(const char *phrase)
+{
+	for (; *phrase; phrase++) {
+		if (!isalnum((unsigned char) *phrase) && !strchr(" -'.,()+", *phrase)) {
+			return 0;
+		}
+	}
 	return 1;
 }
 
-struct wanted {
-	char code[MAX_CODE + 1];
-	char reason[MAX_REASON + 1];
-	char call_info[MAX_CALL_INFO + 1];
-	char phrase[MAX_PHRASE + 1];
-	int bad; /* a value was refused: which ones are logged, never their contents */
-};
+/*! RFC 3326's reason-value, its start at least: a protocol token, then ";cause=" digits. */
+static int reason_ok(const char *reason)
+{
+	size_t token = strspn(reason, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-");
 
+	return token > 0 && !strncmp(reason + token, ";cause=", 7)
+		&& isdigit((unsigned char) reason[token + 7]);
+}
+
+/*! RFC 8688's Call-Info: an https URI in angle brackets, then its parameters. */
+static int call_info_ok(const char *call_info)
+{
+	return !strncmp(call_info, "<https://", 9) && strchr(call_info + 9, '>');
+}
+
+/*! On the channel's thread, with the channel locked: what the response should carry. */
 static void read_wanted(struct ast_channel *chan, struct wanted *want)
 {
-	ast_channel_lock(chan);
-	if (read_value(chan, "SCREENING_SIP_CODE", want->code, MAX_CODE) < 0) {
-		want->bad |= 1;
+	const char *name = ast_channel_name(chan);
+
+	if (read_value(chan, "SCREENING_SIP_REASON", want->reason, MAX_REASON)
+		|| (want->reason[0] && !reason_ok(want->reason))) {
+		ast_log(LOG_WARNING, "%s: SCREENING_SIP_REASON refused (PROTOCOL;cause=N... in "
+			"printable ASCII, at most %d bytes); no Reason of screening's\n", name, MAX_REASON);
+		want->reason[0] = '\0';
 	}
-	if (read_value(chan, "SCREENING_SIP_REASON", want->reason, MAX_REASON) < 0) {
-		want->bad |= 2;
+	if (read_value(chan, "SCREENING_SIP_CALL_INFO", want->call_info, MAX_CALL_INFO)
+		|| (want->call_info[0] && !call_info_ok(want->call_info))) {
+		ast_log(LOG_WARNING, "%s: SCREENING_SIP_CALL_INFO refused (<https://...>... in "
+			"printable ASCII, at most %d bytes); no Call-Info\n", name, MAX_CALL_INFO);
+		want->call_info[0] = '\0';
 	}
-	if (read_value(chan, "SCREENING_SIP_CALL_INFO", want->call_info, MAX_CALL_INFO) < 0) {
-		want->bad |= 4;
+	if (read_value(chan, "SCREENING_SIP_PHRASE", want->phrase, MAX_PHRASE)
+		|| !phrase_ok(want->phrase)) {
+		ast_log(LOG_WARNING, "%s: SCREENING_SIP_PHRASE refused (letters, digits, spaces and "
+			"-'.,()+ only, at most %d); the code's own phrase is sent\n", name, MAX_PHRASE);
+		want->phrase[0] = '\0';
 	}
-	if (read_value(chan, "SCREENING_SIP_PHRASE", want->phrase, MAX_PHRASE) < 0) {
-		want->bad |= 8;
-	}
-	ast_channel_unlock(chan);
 }
 
 static void remove_headers(pjsip_tx_data *tdata, const char *name)
@@ -112,98 +152,118 @@ static void remove_headers(pjsip_tx_data *tdata, const char *name)
 	}
 }
 
-/*! Replace every header `name` with one of `value`. pjproject reuses the last provisional
- *  response's message for the final one, so whatever an earlier pass added is gone too. */
-static void replace_header(pjsip_tx_data *tdata, const char *name, const char *value)
+/*! pjproject reuses the last provisional response's message for the final one: whatever
+ *  is there already goes first, so nothing is duplicated. */
+static void apply(pjsip_tx_data *tdata, const struct wanted *want)
 {
-	remove_headers(tdata, name);
-	ast_sip_add_header(tdata, name, value);
-}
-
-static int phrase_ok(const char *phrase)
-{
-	/* The reason phrase is text up to the line's end: letters, digits, spaces and a few
-	 * marks only, so it cannot be read as anything else. */
-	for (; *phrase; phrase++) {
-		if (!isalnum((unsigned char) *phrase) && !strchr(" -'.,()+", *phrase)) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
-static void apply(struct ast_sip_session *session, pjsip_tx_data *tdata, struct wanted *want)
-{
-	const char *channel = ast_channel_name(session->channel);
-
-	if (want->bad) {
-		ast_log(LOG_WARNING, "%s: refused screening's value of%s%s%s%s (too long, or a byte "
-			"outside printable ASCII); that part of the %d response is left as it was\n",
-			channel, want->bad & 1 ? " SCREENING_SIP_CODE" : "",
-			want->bad & 2 ? " SCREENING_SIP_REASON" : "",
-			want->bad & 4 ? " SCREENING_SIP_CALL_INFO" : "",
-			want->bad & 8 ? " SCREENING_SIP_PHRASE" : "", tdata->msg->line.status.code);
-	}
+	remove_headers(tdata, "Reason");
+	remove_headers(tdata, "Call-Info");
 	if (!ast_strlen_zero(want->reason)) {
-		replace_header(tdata, "Reason", want->reason);
+		ast_sip_add_header(tdata, "Reason", want->reason);
 	}
 	if (!ast_strlen_zero(want->call_info)) {
-		replace_header(tdata, "Call-Info", want->call_info);
+		ast_sip_add_header(tdata, "Call-Info", want->call_info);
 	}
 	if (!ast_strlen_zero(want->phrase)) {
-		if (phrase_ok(want->phrase)) {
-			pj_strdup2(tdata->pool, &tdata->msg->line.status.reason, want->phrase);
-		} else {
-			ast_log(LOG_WARNING, "%s: refused screening's SCREENING_SIP_PHRASE (letters, "
-				"digits, spaces and -'.,()+ only)\n", channel);
-		}
+		pj_strdup2(tdata->pool, &tdata->msg->line.status.reason, want->phrase);
 	}
-	/* The message may have been printed already (the provisional it reuses). */
 	pjsip_tx_data_invalidate_msg(tdata);
 }
 
-static void screening_outgoing_response(struct ast_sip_session *session, pjsip_tx_data *tdata)
+/*! On the call's serializer, as PJSIPHangup's own task; res_pjsip_rfc3326 then adds the
+ *  Q.850 Reason of the cause set before. */
+static int send_rejection(void *obj)
 {
-	struct wanted want = { .bad = 0 };
-	int code = tdata->msg->line.status.code;
-	char status[8];
+	struct rejection *rejection = obj;
+	pjsip_inv_session *inv = rejection->session->inv_session;
+	pjsip_tx_data *tdata = NULL;
 
-	/* As res_pjsip_rfc3326 does: the channel can go while we look, unless we run on the
-	 * call's own serializer. */
-	if (code < 400 || !session->channel
-		|| session->serializer != ast_threadpool_serializer_get_current()) {
-		return;
+	if (inv->state == PJSIP_INV_STATE_DISCONNECTED
+		|| pjsip_inv_answer(inv, rejection->code, NULL, NULL, &tdata) != PJ_SUCCESS) {
+		return -1;
 	}
-	read_wanted(session->channel, &want);
-	snprintf(status, sizeof(status), "%d", code);
-	if (ast_strlen_zero(want.code) || strcmp(want.code, status)) {
-		/* Not a response screening chose (or not this one): leave it alone. */
-		if (want.bad & 1) {
-			ast_log(LOG_WARNING, "%s: refused screening's SCREENING_SIP_CODE; the %d "
-				"response is left as it was\n", ast_channel_name(session->channel), code);
-		}
-		return;
-	}
-	apply(session, tdata, &want);
+	apply(tdata, &rejection->want);
+	ast_sip_session_send_response(rejection->session, tdata);
+	return 0;
 }
 
-static struct ast_sip_session_supplement screening_supplement = {
-	.method = "INVITE",
-	/* Last: after res_pjsip_rfc3326 has added its Reason, which ours replaces. */
-	.priority = AST_SIP_SUPPLEMENT_PRIORITY_LAST,
-	.outgoing_response = screening_outgoing_response,
-};
+static int parse_code(const char *data)
+{
+	int code;
+
+	if (ast_strlen_zero(data) || strlen(data) != 3 || strspn(data, "0123456789") != 3) {
+		return -1;
+	}
+	code = atoi(data);
+	return code >= 400 && code <= 699 ? code : -1;
+}
+
+/*! The session of an incoming PJSIP call not answered yet (a reference), else NULL. */
+static struct ast_sip_session *rejectable(struct ast_channel *chan)
+{
+	struct ast_sip_channel_pvt *pvt;
+	struct ast_sip_session *session;
+
+	if (strcmp(ast_channel_tech(chan)->type, "PJSIP")) {
+		ast_log(LOG_WARNING, "%s: %s needs a PJSIP channel\n", ast_channel_name(chan), app_name);
+		return NULL;
+	}
+	pvt = ast_channel_tech_pvt(chan);
+	session = pvt ? pvt->session : NULL;
+	if (!session || !session->inv_session || session->inv_session->role != PJSIP_ROLE_UAS
+		|| (session->inv_session->state != PJSIP_INV_STATE_INCOMING
+			&& session->inv_session->state != PJSIP_INV_STATE_EARLY)) {
+		ast_log(LOG_WARNING, "%s: %s: not an incoming call waiting for an answer\n",
+			ast_channel_name(chan), app_name);
+		return NULL;
+	}
+	return ao2_bump(session);
+}
+
+/*! 0 when the rejection went out; -1 otherwise, so that TryExec's TRYSTATUS tells the
+ *  dialplan to fall back to PJSIPHangup. */
+static int screening_hangup_exec(struct ast_channel *chan, const char *data)
+{
+	struct rejection rejection = { .code = parse_code(data) };
+	int res;
+
+	if (rejection.code < 0) {
+		ast_log(LOG_WARNING, "%s: %s(%s): expected a SIP code from 400 to 699\n",
+			ast_channel_name(chan), app_name, S_OR(data, ""));
+		return -1;
+	}
+	ast_channel_lock(chan);
+	rejection.session = rejectable(chan);
+	if (!rejection.session) {
+		ast_channel_unlock(chan);
+		return -1;
+	}
+	read_wanted(chan, &rejection.want);
+	ast_channel_hangupcause_set(chan, AST_CAUSE_CALL_REJECTED);
+	ast_channel_unlock(chan);
+
+	res = ast_sip_push_task_wait_serializer(rejection.session->serializer, send_rejection,
+		&rejection);
+	ao2_ref(rejection.session, -1);
+	return res ? -1 : 0;
+}
 
 static int load_module(void)
 {
-	ast_sip_session_register_supplement(&screening_supplement);
+	if (ast_register_application(app_name, screening_hangup_exec,
+		"Reject an incoming PJSIP call with the headers screening chose",
+		"ScreeningHangup(CODE): as PJSIPHangup(CODE), with Reason Q.850 cause 21 and the "
+		"values of SCREENING_SIP_REASON, SCREENING_SIP_CALL_INFO and SCREENING_SIP_PHRASE "
+		"(printable ASCII only, bounded). Sets TRYSTATUS through TryExec: FAILED when "
+		"nothing was sent.")) {
+		return AST_MODULE_LOAD_DECLINE;
+	}
 	return AST_MODULE_LOAD_SUCCESS;
 }
 
 static int unload_module(void)
 {
-	ast_sip_session_unregister_supplement(&screening_supplement);
-	return 0;
+	return ast_unregister_application(app_name);
 }
 
 AST_MODULE_INFO(ASTERISK_GPL_KEY, AST_MODFLAG_LOAD_ORDER,

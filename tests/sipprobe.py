@@ -37,10 +37,24 @@ class CallResult:
     early_rtp_packets: int = 0  # audio received between the 183 and the final response
     early_audio_s: float = 0.0  # first to last packet of it: how long the prompt played
     pressed: str = ""  # digits sent as RFC 4733 events in early media
+    response: str = ""  # the final response's status line and header lines, as received
 
     @property
     def status_line(self) -> str:
         return f"{self.status} {self.reason}" if self.status else "timeout"
+
+    def header_lines(self) -> list[str]:
+        """The final response's header lines, in order (no folding: Asterisk never folds)."""
+        return self.response.split("\r\n")[1:] if self.response else []
+
+    def headers(self, name: str) -> list[str]:
+        """Every value of the header `name` (case-insensitive) in the final response."""
+        out = []
+        for line in self.header_lines():
+            key, _, value = line.partition(":")
+            if key.strip().lower() == name.lower():
+                out.append(value.strip())
+        return out
 
 
 @dataclass(frozen=True)
@@ -282,12 +296,13 @@ async def _call(
                 continue
             elapsed = (time.perf_counter() - t0) * 1000
             reason = first.split(" ", 2)[2] if first.count(" ") >= 2 else ""
+            final_head = msg.split("\r\n\r\n", 1)[0]
             to_hdr = headers.get("to", f"<{ruri}>")
             break
     finally:
         if media is not None:
             media.stop()
-    result = CallResult(status, reason, elapsed, provisional=provisional)
+    result = CallResult(status, reason, elapsed, provisional=provisional, response=final_head)
     if media is not None:
         result.early_media_ms = media.at_ms
         result.early_rtp_packets = media.packets

@@ -11,11 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from screening.core.challenge import Answer, Settings
+from screening.core.decision import Decision
+from screening.core.wire import Settings as WireSettings
+from screening.core.wire import wire
 
 log = logging.getLogger(__name__)
 
-#: Where rejected calls go: the extension is the SIP code (607 or 608).
+#: Where rejected calls go: the extension is how (core.wire: "607", "608-redress", ...).
 REJECT_CONTEXT = "screening-reject"
+#: Set before a rejection whose header value is the app's (the redress jCard's Call-Info,
+#: 603+'s Reason), base64-encoded; [screening-reject] decodes it for the module.
+REDRESS_VARIABLE = "SCREENING_REDRESS"
 #: The only context feature requests are accepted from: the phones reach it through
 #: [screening-features]; outside callers never do.
 FEATURE_CONTEXT = "screening-feature"
@@ -230,3 +236,22 @@ class ChallengeDialplan:
                 CHALLENGE_RUN_CONTEXT,
             )
         return False
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """How a door sends a rejected call on: set REDRESS_VARIABLE to `redress` (when not
+    None), then continue to `extension` of REJECT_CONTEXT; `plain` if the variable could
+    not be set (the verdict's own code, without redress)."""
+
+    extension: str
+    redress: str | None
+    plain: str
+
+
+def rejection(decision: Decision, settings: WireSettings) -> Rejection:
+    sent = wire(decision, settings)
+    value = sent.call_info or (sent.reason if sent.code == 603 else None)
+    encoded = base64.b64encode(value.encode()).decode() if value else None
+    plain = decision.sip_code if decision.sip_code in (607, 608) else 608
+    return Rejection(sent.extension, encoded, str(plain))

@@ -24,6 +24,7 @@ from screening.asterisk.dialplan import (
     CHALLENGE_VARIABLE,
     FEATURE_CONTEXT,
     OLD_DIALPLAN,
+    REDRESS_VARIABLE,
     RESULT_VARIABLE,
     ChallengeDialplan,
     Malformed,
@@ -34,12 +35,14 @@ from screening.asterisk.dialplan import (
     fields,
     legacy_answer,
     read_call,
+    rejection,
 )
 from screening.config import Config
 from screening.core.challenge import Settings as ChallengeSettings
 from screening.core.decision import Decision
 from screening.core.errors import ScreeningError
 from screening.core.features import Result
+from screening.core.wire import Settings as WireSettings
 from screening.service.features import FeatureCodes
 from screening.service.runtime import connection_cap, running, stop_on_signals
 from screening.service.screener import Act, Call, Screener, failed_open
@@ -191,10 +194,12 @@ class FastAgiServer:
         max_connections: int = MAX_CONNECTIONS,
         env_timeout: float = ENV_TIMEOUT,
         challenge: ChallengeSettings | None = None,
+        wire: WireSettings | None = None,
     ) -> None:
         self._screener = screener
         self._features = features
         self._challenge = challenge or ChallengeSettings()
+        self._wire = wire or WireSettings()
         self._dialplan = ChallengeDialplan()
         self._old_dialplan = Throttled()
         self._max = max_connections
@@ -352,7 +357,9 @@ class FastAgiServer:
                     return decision
                 # Whatever the dialplan got, it routes the call on: not challenged.
                 return failed_open(f"challenge failed ({why})")
-            value = str(decision.sip_code) if decision.rejected else CONTINUE
+            value = (
+                await self._rejection(session, decision, call_id) if decision.rejected else CONTINUE
+            )
             why = await self._set_result(session, value, call_id)
             if why is not None and decision.rejected:
                 # The variable may be unset: the dialplan then routes the call on.
@@ -381,6 +388,18 @@ class FastAgiServer:
             return await session.evaluate(expression)
         except (TimeoutError, agi.AgiProtocolError, _Closed, OSError):
             return None
+
+    async def _rejection(self, session: AgiSession, decision: Decision, call_id: str) -> str:
+        """The reject extension to set as the result; with redress, its header value is set
+        first, and if that fails the call is rejected without it."""
+        plan = rejection(decision, self._wire)
+        if plan.redress is None:
+            return plan.extension
+        why = await self._set(session, REDRESS_VARIABLE, plan.redress, call_id)
+        if why is not None:
+            log.warning("call %s: rejected without redress: %s", call_id, why)
+            return plan.plain
+        return plan.extension
 
     async def _set_result(self, session: AgiSession, value: str, call_id: str) -> str | None:
         """Set the result variable, the last command; None when Asterisk took it (or the
@@ -452,6 +471,7 @@ async def serve(config: Config, engine: Engine) -> None:
             service.features,
             max_connections=connection_cap(MAX_CONNECTIONS, service.open_files),
             challenge=config.challenge,
+            wire=config.wire,
         )
         service.metrics.fastagi_connections.set_function(lambda: server.open_connections)
         await server.run(config.agi_host, config.agi_port, stop, service.ready)

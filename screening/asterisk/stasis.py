@@ -22,17 +22,21 @@ from screening.asterisk.dialplan import (
     FEATURE_CONTEXT,
     FEATURE_RESULT_CONTEXT,
     OLD_DIALPLAN,
+    REDRESS_VARIABLE,
     REJECT_CONTEXT,
     ChallengeDialplan,
+    Rejection,
     Throttled,
     challenge_answer,
     challenge_value,
     legacy_answer,
     read_call,
+    rejection,
 )
 from screening.config import Config
 from screening.core.challenge import Settings as ChallengeSettings
 from screening.core.decision import Decision
+from screening.core.wire import Settings as WireSettings
 from screening.service.features import FeatureCodes
 from screening.service.runtime import running, stop_on_signals
 from screening.service.screener import Call, Screener, failed_open
@@ -54,11 +58,13 @@ class ScreeningApp:
         screener: Screener,
         features: FeatureCodes,
         challenge: ChallengeSettings | None = None,
+        wire: WireSettings | None = None,
     ) -> None:
         self._ari = ari
         self._screener = screener
         self._features = features
         self._challenge = challenge or ChallengeSettings()
+        self._wire = wire or WireSettings()
         self._calls: set[asyncio.Task[None]] = set()
         # Keys are the channel id, plus ":challenge" for a challenge's report: the same
         # channel enters the app twice when it is challenged.
@@ -256,9 +262,7 @@ class ScreeningApp:
                 decision = failed_open(f"challenge failed ({e})")
         if decision.rejected:
             try:
-                await self._ari.continue_in_dialplan(
-                    channel_id, REJECT_CONTEXT, str(decision.sip_code)
-                )
+                await self._reject(channel_id, rejection(decision, self._wire))
                 return decision
             except Exception as e:
                 log.error("could not reject channel %s (%s); continuing it", channel_id, e)
@@ -269,6 +273,18 @@ class ScreeningApp:
             # Nothing else can be done from here; Asterisk's own timeouts end the call.
             log.error("could not continue channel %s: %s", channel_id, e)
         return decision
+
+    async def _reject(self, channel_id: str, plan: Rejection) -> None:
+        """To the reject extension; with redress, its header value first (a second round
+        trip). Without it, if that fails: the rejection matters more than its redress."""
+        extension = plan.extension
+        if plan.redress is not None:
+            try:
+                await self._ari.set_variable(channel_id, REDRESS_VARIABLE, plan.redress)
+            except Exception as e:
+                log.warning("channel %s: rejected without redress: %s", channel_id, e)
+                extension = plan.plain
+        await self._ari.continue_in_dialplan(channel_id, REJECT_CONTEXT, extension)
 
 
 async def serve(config: Config, engine: Engine) -> None:
@@ -283,7 +299,9 @@ async def serve(config: Config, engine: Engine) -> None:
             service.checks["asterisk"] = ari.reachable
             ari.on_reconnect = service.metrics.asterisk_reconnects.inc
             service.ready(f"ARI app {config.ari_app!r} at {config.ari_url}")
-            app = ScreeningApp(ari, service.screener, service.features, config.challenge)
+            app = ScreeningApp(
+                ari, service.screener, service.features, config.challenge, config.wire
+            )
             await app.run(stop)
     finally:
         await ari.aclose()

@@ -60,9 +60,15 @@ class Wire:
     reason: str
     call_info: str | None = None  # "<URL>;purpose=jwscard"
 
-    def describe(self) -> str:
-        info = " with the redress jCard" if self.call_info else ""
-        return f"{self.code} {self.phrase}{info}"
+    @property
+    def carries_redress(self) -> bool:
+        return self.call_info is not None or self.code == 603
+
+    def describe(self, verdict: int | None) -> str:
+        """For the call's log line: the code, and what else the network hears."""
+        if self.code == 603:
+            return f"603 Network Blocked (603+ for a {verdict} verdict)"
+        return f"{self.code} with redress" if self.call_info else str(self.code)
 
 
 PHRASES = {607: "Unwanted", 608: "Rejected", 603: "Network Blocked"}

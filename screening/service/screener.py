@@ -30,6 +30,7 @@ from screening.core.identity import (
     withheld,
 )
 from screening.core.numbers import classify, dialled_extension
+from screening.core.wire import wire
 from screening.service.metrics import Metrics
 from screening.store.calllog import CallRecord
 from screening.store.engine import LOOKUP_THREADS
@@ -332,6 +333,9 @@ class Screener:
         digit: str | None = None,
     ) -> None:
         code = f" {decision.sip_code}" if decision.sip_code else ""
+        sent = wire(decision, self._config.wire) if decision.rejected else None
+        if sent is not None:
+            code = f" {sent.describe(decision.sip_code)}"
         name = f", name {seen.name!r}" if seen.name else ""
         v = seen.verification
         # Who vouched for the number, unless the reason says it already (a policy on it).
@@ -358,6 +362,8 @@ class Screener:
                 "extension": call.extension,
                 "outcome": outcome,
                 "sip_code": decision.sip_code,
+                # What went on the wire, when not the verdict's code alone.
+                **({"sent": sent.code, "redress": sent.carries_redress} if sent else {}),
                 "rule": decision.rule_kind,
                 "door": call.door,
                 "ms": round(elapsed_us / 1000, 2),
