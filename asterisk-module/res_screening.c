@@ -9,7 +9,8 @@
  *
  *   - the channel's hangup cause set to 21 (call rejected) first, so that Asterisk's own
  *     Reason says "Q.850;cause=21" (unless the endpoint has suppress_q850_reason_headers);
- *   - SCREENING_SIP_REASON     one more Reason header (603+'s "SIP;cause=603;text=...");
+ *   - SCREENING_SIP_REASON     one more Reason header, of another protocol than Q.850
+ *                              (603+'s "SIP;cause=603;text=...");
  *   - SCREENING_SIP_CALL_INFO  a Call-Info header (RFC 8688's jwscard on a 608);
  *   - SCREENING_SIP_PHRASE     the status line's reason phrase (603+'s "Network Blocked").
  *
@@ -102,13 +103,14 @@ static int phrase_ok(const char *phrase)
 	return 1;
 }
 
-/*! RFC 3326's reason-value, its start at least: a protocol token, then ";cause=" digits. */
+/*! RFC 3326's reason-value, its start at least: a protocol token, then ";cause=" digits.
+ *  Not Q.850: that one is Asterisk's own, from the cause set here (one per protocol). */
 static int reason_ok(const char *reason)
 {
 	size_t token = strspn(reason, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-");
 
-	return token > 0 && !strncmp(reason + token, ";cause=", 7)
-		&& isdigit((unsigned char) reason[token + 7]);
+	return token > 0 && strncasecmp(reason, "Q.850;", 6)
+		&& !strncmp(reason + token, ";cause=", 7) && isdigit((unsigned char) reason[token + 7]);
 }
 
 /*! RFC 8688's Call-Info: an https URI in angle brackets, then its parameters. */
@@ -125,7 +127,8 @@ static void read_wanted(struct ast_channel *chan, struct wanted *want)
 	if (read_value(chan, "SCREENING_SIP_REASON", want->reason, MAX_REASON)
 		|| (want->reason[0] && !reason_ok(want->reason))) {
 		ast_log(LOG_WARNING, "%s: SCREENING_SIP_REASON refused (PROTOCOL;cause=N... in "
-			"printable ASCII, at most %d bytes); no Reason of screening's\n", name, MAX_REASON);
+			"printable ASCII, at most %d bytes, not Q.850: Asterisk sends that one); no Reason "
+			"of screening's\n", name, MAX_REASON);
 		want->reason[0] = '\0';
 	}
 	if (read_value(chan, "SCREENING_SIP_CALL_INFO", want->call_info, MAX_CALL_INFO)

@@ -309,13 +309,14 @@ def own_door(
     workdir: Path,
     door: str,
     open_files: int | None = None,
+    **settings: str,
 ) -> Iterator[App]:
     """A door of its own, in place of the shared one of that kind (two doors of one kind
     would both be asked), which a test may kill, freeze or start with fewer open files; the
     shared one comes back after."""
     shared: App = request.getfixturevalue("app" if door == "ari" else "agi_app")
     shared.stop()
-    own = App(sandbox, workdir, door=door)
+    own = App(sandbox, workdir, door=door, **settings)
     own.open_files = open_files
     own.start()
     try:
