@@ -270,7 +270,8 @@ static int unload_module(void)
 }
 
 AST_MODULE_INFO(ASTERISK_GPL_KEY, AST_MODFLAG_LOAD_ORDER,
-	"screening: headers on rejected calls, version " SCREENING_MODULE_VERSION,
+	/* The version first: `module show` cuts a description at 40 characters. */
+	"screening v" SCREENING_MODULE_VERSION ": what a rejected caller hears",
 	.support_level = AST_MODULE_SUPPORT_EXTENDED,
 	.load = load_module,
 	.unload = unload_module,

@@ -25,6 +25,8 @@ from screening.service import ops
 from screening.store import migrate
 from screening.store.engine import Engine
 
+#: Where every rejection is sent (asterisk-conf/extensions.conf): with the module, or not.
+SEND_CONTEXT = "screening-send"
 #: The contexts that screen calls (asterisk-conf/extensions.conf).
 SCREENING_CONTEXTS = ("screening-inbound", "screening-inbound-agi")
 # Entered by Gosub only: where the inbound contexts wait for a door, bounded.
@@ -83,6 +85,8 @@ def diagnose(
         return checks
     checks.append(Check("Asterisk CLI", True, " ".join(console.split()[:2])))
     checks.append(_pjsiphangup(cli))
+    checks.append(_module(cli, config))
+    checks.append(_inbound(cli, SEND_CONTEXT, "TryExec(ScreeningHangup(${EXTEN}))"))
     checks.append(_http_bound(cli))
     contexts = _trunk_contexts(cli)
     checks.append(_trunks(contexts, allow_unscreened))
@@ -208,6 +212,54 @@ def _pjsiphangup(cli: Asterisk) -> Check:
         "no such application: rejected calls would get another code",
         "upgrade Asterisk to 18.21 / 20.6 / 21.1 or newer, with chan_pjsip loaded",
     )
+
+
+#: The interface version of asterisk-module/res_screening.c this code drives (its
+#: SCREENING_MODULE_VERSION, in the module's description).
+MODULE_VERSION = "1"
+MODULE = "res_screening.so"
+WITHOUT_MODULE = (
+    "every 607/608 carries Asterisk's own `Reason: Q.850;cause=0` (no such cause: a gateway "
+    "that honours it maps the rejection to it)"
+)
+
+
+def _module(cli: Asterisk, config: Config) -> Check:
+    """Loaded, and of the version this screening drives; without it calls are still
+    rejected, but the network hears less (and 603+ or the jCard not at all)."""
+    name = "screening's Asterisk module"
+    out = cli.run(f"module show like {MODULE}") or ""
+    found = re.search(rf"^{re.escape(MODULE)}\s+(.*?)\s+\d+\s+Running", out, flags=re.M)
+    build = "build and load it: docs/asterisk-module.md"
+    if found is None:
+        needs = _needs_module(config)
+        detail = f"not loaded: {WITHOUT_MODULE}" + (f"; and {needs}" if needs else "")
+        return Check(
+            name,
+            not needs,
+            detail + "; suppress_q850_reason_headers=yes on the trunk's endpoint sends no Reason",
+            build,
+        )
+    version = re.match(r"screening v(\S+):", found.group(1))
+    if version is None or version.group(1) != MODULE_VERSION:
+        got = version.group(1) if version else "unknown"
+        return Check(
+            name,
+            False,
+            f"version {got} loaded, this screening drives version {MODULE_VERSION}",
+            f"rebuild it from this screening's asterisk-module/ (docs/asterisk-module.md), "
+            f"then `module unload {MODULE}` and `module load {MODULE}`",
+        )
+    return Check(name, True, f"{MODULE} version {MODULE_VERSION}: Reason Q.850;cause=21")
+
+
+def _needs_module(config: Config) -> str:
+    wire = config.wire
+    if wire.provider_mode:
+        return "provider mode's 603+ goes out as a plain 603 Decline"
+    if wire.jcard_url:
+        return "no rejection carries the redress jCard"
+    return ""
 
 
 def _http_bound(cli: Asterisk) -> Check:

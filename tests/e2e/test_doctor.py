@@ -16,8 +16,9 @@ from tests.e2e.conftest import REPO, App
 pytestmark = pytest.mark.e2e
 
 SANDBOX_CLI = f"{REPO / 'scripts' / 'sandbox'} cli"
-# The sandbox's benchmark baselines and second instance are meant not to be screened.
-NOT_SCREENED = "bench-astdb,bench-bare,trunk-b"
+# The sandbox's benchmark baselines, second instance and the module's test trunks are
+# meant not to be screened.
+NOT_SCREENED = "bench-astdb,bench-bare,trunk-b,trunk-module,trunk-module-quiet"
 
 
 def doctor(app: App, **env: str) -> Result:
@@ -54,6 +55,8 @@ def test_healthy_sandbox_passes_every_check(app: App, agi_app: App) -> None:
         "database schema",
         "ARI at http://127.0.0.1:8088 as 'screening'",
         "PJSIPHangup available",
+        "screening's Asterisk module",
+        "context screening-send loaded",
         "ARI bound to loopback",
         "trunks go through screening",
         "context screening-inbound loaded",
@@ -156,3 +159,23 @@ def test_app_not_running_fails(own_app: Callable[..., App], app: App, agi_app: A
     assert "ARI app 'screening' registered: no app of that name is connected" in failed
     assert "FastAGI server at 127.0.0.1:4573: not reachable" in failed
     assert "systemctl start screening-serve" in r.out
+
+
+def test_without_the_module_it_says_what_the_network_hears(app: App, agi_app: App) -> None:
+    module = "res_screening.so"
+    subprocess.run([*SANDBOX_CLI.split(), f"module unload {module}"], check=True, timeout=30)
+    try:
+        plain = doctor(app)
+        provider = doctor(
+            app, SCREENING_SIP_PROVIDER_MODE="yes", SCREENING_REDRESS_PHONE="+15550001111"
+        )
+    finally:
+        subprocess.run([*SANDBOX_CLI.split(), f"module load {module}"], check=True, timeout=30)
+    # Screening still works without it: a passing check that says what changes.
+    ok = [line for line in lines(plain, " ok ") if "Asterisk module" in line]
+    assert ok and "Reason: Q.850;cause=0" in ok[0] and "suppress_q850_reason_headers" in ok[0]
+    assert plain.code == 0, plain.out
+    # 603+ needs it: provider mode fails the check, with the fix.
+    failed = [line for line in lines(provider, "FAIL") if "Asterisk module" in line]
+    assert failed and "603+ goes out as a plain 603 Decline" in failed[0], provider.out
+    assert "docs/asterisk-module.md" in provider.out and provider.code != 0
