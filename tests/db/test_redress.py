@@ -1,0 +1,149 @@
+"""The redress jCard as a caller's network gets it: a real `screening web` (a process of its
+own, settings from SCREENING_REDRESS_*) serves /redress/jcard and /redress/cert.pem over
+HTTP without a session; the JWS verifies with the certificate it serves; hostile requests
+are bounded."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+
+from tests.cli_helpers import run, screening, start_web
+from tests.e2e.conftest import free_port
+from tests.redresskeys import Pair, verified, write_pair
+
+JCARD_URL = "https://pbx.example.com/redress/jcard"
+CERT_URL = "https://certs.example.net/pbx/redress.pem"
+
+
+@dataclass
+class Web:
+    url: str
+    port: int
+    proc: subprocess.Popen[bytes]
+
+
+def redress_env(pair: Pair) -> dict[str, str]:
+    return {
+        "SCREENING_REDRESS_NAME": "Example PBX support",
+        "SCREENING_REDRESS_PHONE": "+15551230000",
+        "SCREENING_REDRESS_EMAIL": "unblock@example.com",
+        "SCREENING_REDRESS_URL": "https://example.com/unblock",
+        "SCREENING_REDRESS_JCARD_URL": JCARD_URL,
+        "SCREENING_REDRESS_CERT_URL": CERT_URL,
+        "SCREENING_REDRESS_KEY_FILE": str(pair.key_file),
+        "SCREENING_REDRESS_CERT_FILE": str(pair.cert_file),
+    }
+
+
+@contextlib.contextmanager
+def running_web(folder: Path, extra: dict[str, str]) -> Iterator[Web]:
+    """`screening web` on a new SQLite database with `extra` settings, stopped after."""
+    env = {
+        "SCREENING_DATABASE_URL": f"sqlite:///{folder / 'screening.db'}",
+        "SCREENING_WEB_SECRET_KEY": "k" * 48,
+        "SCREENING_METRICS_LISTEN": "off",
+    }
+    assert run("db", "upgrade", env=env).code == 0
+    port = free_port()
+    proc = start_web({**env, **extra}, port, folder / "web.log")
+    try:
+        yield Web(f"http://127.0.0.1:{port}", port, proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Pair:
+    return write_pair(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory, pair: Pair) -> Iterator[Web]:
+    """`screening web` with redress set up, shared by this module's tests."""
+    with running_web(tmp_path_factory.mktemp("web"), redress_env(pair)) as started:
+        yield started
+
+
+def get(url: str, **kwargs: object) -> httpx.Response:
+    return httpx.get(url, trust_env=False, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_jcard_and_its_certificate_are_served_without_a_session(web: Web) -> None:
+    card = get(f"{web.url}/redress/jcard")
+    assert card.status_code == 200
+    assert card.headers["content-type"] == "application/jose"
+    assert card.headers["cache-control"] == "no-store"
+    assert "set-cookie" not in card.headers  # no session made for a stranger
+    cert = get(f"{web.url}/redress/cert.pem")
+    assert cert.status_code == 200
+    assert cert.headers["content-type"] == "application/pem-certificate-chain"
+    # What a caller's network does: the x5u's certificate checks the signature.
+    served = x509.load_pem_x509_certificate(cert.content)
+    header, payload = verified(card.text, served)
+    assert json.loads(header) == {"alg": "ES256", "typ": "vcard+json", "x5u": CERT_URL}
+    assert abs(payload["iat"] - time.time()) <= 31  # re-signed every 30 s
+    assert ["tel", {"type": "work"}, "uri", "tel:+15551230000"] in payload["jcard"][1]
+    head = httpx.head(f"{web.url}/redress/jcard", trust_env=False, timeout=10)
+    assert head.status_code == 200 and head.content == b""
+
+
+def test_a_post_a_body_or_a_huge_query_is_refused_and_the_console_stays_up(web: Web) -> None:
+    assert httpx.post(f"{web.url}/redress/jcard", trust_env=False).status_code == 405
+    big = httpx.post(f"{web.url}/redress/jcard", content=b"x" * 1_000_000, trust_env=False)
+    assert big.status_code == 413  # refused on its Content-Length, the body never read
+    sneaky = httpx.request(
+        "GET", f"{web.url}/redress/cert.pem", content=b"x" * 100, trust_env=False
+    )
+    assert sneaky.status_code == 413
+    assert get(f"{web.url}/redress/jcard?{'a=1&' * 2000}").status_code == 200  # not parsed
+    answer = raw(web.port, f"GET /redress/jcard?{'a' * 1_000_000} HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.startswith("HTTP/1.1 4") or answer == ""  # refused or cut off, no 5xx
+    assert get(f"{web.url}/redress/jcard").status_code == 200
+    assert web.proc.poll() is None
+
+
+def raw(port: int, request: str) -> str:
+    """Send `request` as bytes for as long as the server takes them; its first line back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        try:
+            s.sendall(request.encode())
+            return s.recv(4096).decode(errors="replace").split("\r\n", 1)[0]
+        except (BrokenPipeError, ConnectionResetError):
+            return ""
+
+
+def test_both_answer_404_when_redress_is_not_set_up(tmp_path: Path) -> None:
+    with running_web(tmp_path, {}) as bare:
+        for path in ("/redress/jcard", "/redress/cert.pem"):
+            r = get(f"{bare.url}{path}")
+            assert r.status_code == 404, path
+            assert r.headers["content-type"].startswith("text/plain")
+            assert r.text == "not found: no redress jCard is set up here\n"
+
+
+def test_the_console_does_not_start_with_a_key_it_cannot_read(pair: Pair, tmp_path: Path) -> None:
+    env = {
+        **redress_env(pair),
+        "SCREENING_DATABASE_URL": f"sqlite:///{tmp_path / 'screening.db'}",
+        "SCREENING_REDRESS_KEY_FILE": str(tmp_path / "missing.key"),
+    }
+    assert run("db", "upgrade", env=env).code == 0
+    r = screening("web", "--listen", f"127.0.0.1:{free_port()}", env=env, timeout=30)
+    assert (r.code, r.err.strip().splitlines()[-1]) == (
+        2,
+        f"screening: error: redress.key_file: {tmp_path / 'missing.key'}: cannot read it: "
+        "No such file or directory",
+    )
