@@ -1,7 +1,7 @@
 """The redress jCard as a caller's network gets it: a real `screening web` (a process of its
 own, settings from SCREENING_REDRESS_*) serves /redress/jcard and /redress/cert.pem over
 HTTP without a session; the JWS verifies with the certificate it serves; hostile requests
-are bounded."""
+are bounded. And `screening redress show` as an admin runs it."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ import httpx
 import pytest
 from cryptography import x509
 
+from screening import config
+from screening.core.wire import blocked_reason
 from tests.cli_helpers import run, screening, start_web
 from tests.e2e.conftest import free_port
 from tests.redresskeys import Pair, verified, write_pair
@@ -147,3 +149,36 @@ def test_the_console_does_not_start_with_a_key_it_cannot_read(pair: Pair, tmp_pa
         f"screening: error: redress.key_file: {tmp_path / 'missing.key'}: cannot read it: "
         "No such file or directory",
     )
+
+
+def test_redress_show_prints_the_call_info_and_603_reason(pair: Pair) -> None:
+    env = redress_env(pair)
+    r = screening("redress", "show", env=env)
+    assert r.code == 0, r.err
+    assert f"608: Call-Info: <{JCARD_URL}>;purpose=jwscard" in r.out.splitlines()
+    assert "607: no Call-Info" in r.out.splitlines()
+    reason = blocked_reason(config.load(env).wire)
+    assert f"603+ Reason (not sent: sip.provider_mode is off): {reason}" in r.out
+    assert r.out.rstrip().endswith("problems: none")
+    shown = screening("redress", "show", "--json", env=env)
+    data = json.loads(shown.out)
+    assert data["call_info"] == f"<{JCARD_URL}>;purpose=jwscard" and data["reason_603"] == reason
+    assert data["settings"]["redress.on"] == "608" and data["problems"] == []
+    verified(data["jws"], pair.cert)
+
+
+def test_redress_show_exits_1_naming_a_missing_key_file(pair: Pair, tmp_path: Path) -> None:
+    missing = tmp_path / "gone.key"
+    r = screening(
+        "redress", "show", env={**redress_env(pair), "SCREENING_REDRESS_KEY_FILE": str(missing)}
+    )
+    problem = f"redress.key_file: {missing}: cannot read it: No such file or directory"
+    assert r.code == 1
+    assert f"problem: {problem}" in r.out.splitlines()
+    assert r.err == f"screening: error: the redress jCard is not usable: {problem}\n"
+
+
+def test_redress_show_has_help() -> None:
+    r = screening("redress", "show", "--help")
+    assert r.code == 0 and "Usage: screening redress show" in r.out
+    assert "Call-Info" in r.out and "--json" in r.out
