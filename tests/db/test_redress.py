@@ -1,12 +1,16 @@
 """The redress jCard as a caller's network gets it: a real `screening web` (a process of its
 own, settings from SCREENING_REDRESS_*) serves /redress/jcard and /redress/cert.pem over
 HTTP without a session; the JWS verifies with the certificate it serves; hostile requests
-are bounded. And `screening redress show` as an admin runs it."""
+are bounded. And `screening redress show` as an admin runs it, and the admin guide's
+example (openssl, the settings, the nginx location) as written."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +26,8 @@ from cryptography import x509
 from screening import config
 from screening.core.wire import blocked_reason
 from tests.cli_helpers import run, screening, start_web
+from tests.db.test_proxy import certificate as proxy_certificate
+from tests.db.test_proxy import wait_for
 from tests.e2e.conftest import free_port
 from tests.redresskeys import Pair, verified, write_pair
 
@@ -182,3 +188,89 @@ def test_redress_show_has_help() -> None:
     r = screening("redress", "show", "--help")
     assert r.code == 0 and "Usage: screening redress show" in r.out
     assert "Call-Info" in r.out and "--json" in r.out
+
+
+# -- the admin guide's example, as written ----------------------------------------------------
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "admin-guide.md"
+
+
+def guide_block(name: str) -> str:
+    """The fenced block right below `<!-- redress-example: NAME -->` in the admin guide."""
+    found = re.search(
+        rf"^<!-- redress-example: {name} -->\n```\w+\n(.*?)^```", GUIDE.read_text(), re.S | re.M
+    )
+    assert found, f"docs/admin-guide.md has no redress-example block {name!r}"
+    return found.group(1)
+
+
+def guide_setup(folder: Path) -> Path:
+    """The guide's openssl lines run in `folder` (chgrp needs the screening group: not here),
+    and its settings with /etc/screening/ as `folder`: the settings file."""
+    commands = [c for c in guide_block("keys").splitlines() if c.startswith("openssl ")]
+    assert len(commands) == 2, commands
+    for command in commands:
+        subprocess.run(shlex.split(command), cwd=folder, check=True, capture_output=True)
+    settings = folder / "screening.toml"
+    settings.write_text(guide_block("settings").replace("/etc/screening/", f"{folder}/"))
+    return settings
+
+
+def test_the_guides_keys_and_settings_give_a_jcard_that_verifies(tmp_path: Path) -> None:
+    settings = guide_setup(tmp_path)
+    r = screening("--config", str(settings), "redress", "show", "--json")
+    assert r.code == 0, r.err
+    shown = json.loads(r.out)
+    assert shown["problems"] == [] and shown["configured"]
+    cert = x509.load_pem_x509_certificate((tmp_path / "redress.pem").read_bytes())
+    header, payload = verified(shown["jws"], cert)
+    assert json.loads(header)["x5u"] == "https://pbx.example.com/redress/cert.pem"
+    assert payload["jcard"][1][1] == ["fn", {}, "text", "Example PBX support"]
+
+
+def nginx_site(folder: Path, location: str, web_port: int) -> tuple[Path, int]:
+    """nginx.conf for a TLS server on a free port holding `location`; (file, its port)."""
+    tls_cert, tls_key = proxy_certificate(folder)
+    port = free_port()
+    block = location.replace("http://127.0.0.1:8089", f"http://127.0.0.1:{web_port}")
+    assert str(web_port) in block
+    (folder / "logs").mkdir()
+    temps = "".join(
+        f"  {kind}_temp_path {folder}/{kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    conf = folder / "nginx.conf"
+    conf.write_text(
+        f"pid {folder}/nginx.pid;\nerror_log {folder}/logs/error.log;\nevents {{}}\nhttp {{\n"
+        f"  access_log {folder}/logs/access.log;\n{temps}"
+        f"  server {{\n    listen 127.0.0.1:{port} ssl;\n"
+        f"    ssl_certificate {tls_cert};\n    ssl_certificate_key {tls_key};\n"
+        # The rest of the public site stands for whatever else the admin serves there.
+        f"    location / {{ return 404; }}\n{block}  }}\n}}\n"
+    )
+    return conf, port
+
+
+def test_the_guides_nginx_location_passes_the_jcard_and_nothing_else(tmp_path: Path) -> None:
+    settings = guide_setup(tmp_path)
+    with running_web(tmp_path, {"SCREENING_CONFIG": str(settings)}) as console:
+        conf, port = nginx_site(tmp_path, guide_block("nginx"), console.port)
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        proxy = subprocess.Popen(
+            [nginx, "-c", str(conf), "-p", str(tmp_path), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            public = f"https://127.0.0.1:{port}"
+            wait_for(f"{public}/redress/jcard", verify=False)
+            fetch = httpx.Client(verify=False, trust_env=False, timeout=10)
+            cert = x509.load_pem_x509_certificate(fetch.get(f"{public}/redress/cert.pem").content)
+            card = fetch.get(f"{public}/redress/jcard")
+            assert card.headers["content-type"] == "application/jose"
+            verified(card.text, cert)
+            assert fetch.post(f"{public}/redress/jcard").status_code == 403  # limit_except
+            assert fetch.get(f"{public}/login").status_code == 404  # the console stays private
+        finally:
+            proxy.send_signal(signal.SIGQUIT)
+            proxy.wait(timeout=10)
