@@ -5,7 +5,7 @@ with the admin's key, whose certificate is the JWS's x5u. `screening web` serves
 
 The key and certificate are read and checked once (Redress, at start-up); the signature is
 kept and made again every RESIGN_S seconds, because a UAC refuses a jCard whose iat is old
-(RFC 8688 §3.3: "on the order of a minute")."""
+(RFC 8688: "on the order of a minute")."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def cert_url(config: Config) -> str:
 
 
 def header(config: Config) -> dict[str, str]:
-    """The JWS protected header, in this order (RFC 8688 §3.2)."""
+    """The JWS protected header RFC 8688 asks for, in this order."""
     return {"alg": "ES256", "typ": MEDIA_TYPE, "x5u": cert_url(config)}
 
 
