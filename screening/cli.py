@@ -13,7 +13,17 @@ from dataclasses import replace
 import click
 
 from screening import __version__, config
-from screening.admin import calls, database, dnd, lists, policies, settings, transfer, users
+from screening.admin import (
+    calls,
+    database,
+    dnd,
+    lists,
+    policies,
+    redress,
+    settings,
+    transfer,
+    users,
+)
 from screening.admin.common import Context, pass_ctx
 from screening.admin.errors import worded
 from screening.config import Config, parse_listen
@@ -101,6 +111,7 @@ for command in (
     users.user,
     transfer.import_,
     transfer.export,
+    redress.redress_group,
 ):
     cli.add_command(command)
 

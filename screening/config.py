@@ -690,6 +690,8 @@ def shown(setting: Setting, value: Any) -> str:
         return f"{value[0]}:{value[1]}"
     if isinstance(value, tuple):
         return ",".join(f"+{n}" for n in value) or "(none)"
+    if isinstance(value, frozenset):  # redress.on's codes
+        return ",".join(str(v) for v in sorted(value)) or "(none)"
     if value is None:
         return "off"
     if isinstance(value, bool):

@@ -1,5 +1,6 @@
 """The web console's application: the pages (web.pages) and the JSON API (web.api) behind
-one body limit and one signed session cookie; what the handlers work with is on app.state."""
+one body limit and one signed session cookie, and the public redress jCard (web.redress);
+what the handlers work with is on app.state."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from screening.config import Config
 from screening.core.features import Reputation
+from screening.service import redress as redress_service
 from screening.service.accounts import dummy_hash
 from screening.store.engine import Engine
-from screening.web import api, assets, pages
+from screening.web import api, assets, pages, redress
 from screening.web.console import Console
 from screening.web.devices import KnownDevices
 from screening.web.limits import BodyLimit, Gate
@@ -35,6 +37,8 @@ KNOWN_WAITING = 8
 def create_app(
     config: Config, engine: Engine, secret_key: str, https_only: bool = False
 ) -> Starlette:
+    # The redress key and certificate, read and checked first: a problem stops the start.
+    jcard = redress_service.load(config)
     dummy_hash()  # made now, so that the first login of an unknown name is not slower
     console = Console(config, engine)
     door = Door(
@@ -46,7 +50,12 @@ def create_app(
         https_only,
     )
     app = Starlette(
-        routes=[*pages.routes(), *api.routes(config, engine), assets.mount()],
+        routes=[
+            *pages.routes(),
+            *api.routes(config, engine),
+            *redress.routes(),
+            assets.mount(),
+        ],
         middleware=[
             Middleware(BodyLimit),  # first: before the session, the routes, any body read
             Middleware(
@@ -59,6 +68,7 @@ def create_app(
             ),
         ],
     )
+    app.state.redress = jcard
     app.state.door = door
     app.state.console = console
     app.state.import_jobs = {}

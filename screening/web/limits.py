@@ -1,6 +1,7 @@
 """Request bodies bounded before anything reads them: by the length a request declares, and
 by what actually arrives. The limit is the route's: a login is a few hundred bytes, an API
-call at most 16 KB, a console form 64 KB, only the admin's CSV upload up to 64 MB. Checked
+call at most 16 KB, a console form 64 KB, only the admin's CSV upload up to 64 MB, and the
+public redress jCard (web.redress) takes none. Checked
 outside the session and the routes, so no body is read, spooled or parsed on the way to a
 refusal (login, CSRF or role). Time is bounded too: a request's line and headers must
 arrive within HEAD_S (HeadDeadline) and its body within its route's time (BodyLimit), so
@@ -27,6 +28,8 @@ FORM_BODY = 64 * 1024
 #: The console's import form (web.pages.transfer.MAX_UPLOAD, and the multipart around it).
 UPLOAD_BODY = 64 * 1024 * 1024 + 64 * 1024
 UPLOAD_PATH = "/transfer"
+#: Public: GET and HEAD only, so a body is never wanted there.
+REDRESS_PREFIX = "/redress/"
 #: Seconds for a request's line and headers, from connecting or from the last answer.
 HEAD_S = 10.0
 #: Seconds for a body to arrive: the CSV upload may be large on a slow line.
@@ -44,6 +47,8 @@ def body_limit(path: str) -> int:
         return API_BODY
     if path == UPLOAD_PATH:
         return UPLOAD_BODY
+    if path.startswith(REDRESS_PREFIX):
+        return 0
     return FORM_BODY
 
 

@@ -18,6 +18,7 @@ from screening.service import calls as call_log
 from screening.service.runtime import connection_cap, raise_open_files, stop_on_signals
 from screening.service.systemd import Notifier
 from screening.store.engine import Engine
+from screening.web import redress
 from screening.web.app import create_app
 from screening.web.limits import HeadDeadline
 
@@ -73,6 +74,7 @@ async def serve(config: Config, engine: Engine) -> None:
         await running  # it failed to start: let the error out
         raise SystemExit(1)  # uvicorn returned without listening (port taken: it logged why)
     log.info("web console on http://%s:%d", config.web_host, config.web_port)
+    redress.announce(app.state.redress)
     systemd.ready(f"web console on {config.web_host}:{config.web_port}")
     pings = asyncio.create_task(systemd.watchdog())
     stopper = asyncio.create_task(_stop_when(stop, server))
