@@ -228,10 +228,13 @@ def test_the_guides_keys_and_settings_give_a_jcard_that_verifies(tmp_path: Path)
     assert payload["jcard"][1][1] == ["fn", {}, "text", "Example PBX support"]
 
 
-def nginx_site(folder: Path, location: str, web_port: int) -> tuple[Path, int]:
-    """nginx.conf for a TLS server on a free port holding `location`; (file, its port)."""
+def nginx_site(
+    folder: Path, location: str, web_port: int, port: int | None = None
+) -> tuple[Path, int]:
+    """nginx.conf for a TLS server on `port` (else a free one) holding `location`; (file,
+    its port)."""
     tls_cert, tls_key = proxy_certificate(folder)
-    port = free_port()
+    port = port or free_port()
     block = location.replace("http://127.0.0.1:8089", f"http://127.0.0.1:{web_port}")
     assert str(web_port) in block
     (folder / "logs").mkdir()
