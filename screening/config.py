@@ -22,7 +22,7 @@ import phonenumbers
 
 from screening.core.challenge import Settings as ChallengeSettings
 from screening.core.errors import ConfigError
-from screening.core.wire import LOCATIONS
+from screening.core.wire import LOCATIONS, REDRESS_KINDS
 from screening.core.wire import Settings as WireSettings
 from screening.core.zones import is_zone_name
 
@@ -179,11 +179,15 @@ def _words(text: str) -> str:
     return text.strip()
 
 
-def _redress_codes(text: str) -> frozenset[int]:
-    codes = [c.strip() for c in text.split(",") if c.strip()]
-    if any(c not in ("607", "608") for c in codes):
-        raise ValueError(f"expected 608, 607, both (607,608) or none (empty), got {text!r}")
-    return frozenset(int(c) for c in codes)
+def _redress_on(text: str) -> frozenset[str]:
+    items = [c.strip() for c in text.split(",") if c.strip()]
+    known = ("607", "608", *REDRESS_KINDS)
+    if any(item not in known for item in items):
+        raise ValueError(
+            f"expected codes (607, 608) and rule kinds ({', '.join(REDRESS_KINDS)}), "
+            f"comma-separated, or empty for none; got {text!r}"
+        )
+    return frozenset(items)
 
 
 def _database(text: str) -> str:
@@ -477,9 +481,11 @@ SETTINGS: tuple[Setting, ...] = (
         "redress.on",
         str,
         "608",
-        _redress_codes,
-        help="which rejections carry the jCard: `608` (607 is the callee's own verdict), "
-        "`607,608`, or empty for none",
+        _redress_on,
+        help="which rejections carry the jCard: by code (`608`: 607 is the callee's own "
+        "verdict; `607,608`) or by the kind of rule that rejected the call (`policy,dnd`; "
+        "also `block`, `name-block`, `reputation`, `manual-dnd`, `not-an-extension`), "
+        "comma-separated; empty for none",
         into=_as("wire.redress_on"),
     ),
     Setting(
@@ -690,8 +696,8 @@ def shown(setting: Setting, value: Any) -> str:
         return f"{value[0]}:{value[1]}"
     if isinstance(value, tuple):
         return ",".join(f"+{n}" for n in value) or "(none)"
-    if isinstance(value, frozenset):  # redress.on's codes
-        return ",".join(str(v) for v in sorted(value)) or "(none)"
+    if isinstance(value, frozenset):  # redress.on's codes and rule kinds, codes first
+        return ",".join(sorted(value, key=lambda v: (not v.isdigit(), v))) or "(none)"
     if value is None:
         return "off"
     if isinstance(value, bool):

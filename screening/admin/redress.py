@@ -50,9 +50,12 @@ def redress_show(ctx: Context, as_json: bool) -> None:
 
 def _print(found: Report) -> None:
     click.echo()
-    for code in (607, 608):
+    for code in ("607", "608"):
         carried = found.call_info if found.call_info and code in found.carried_on else None
         click.echo(f"{code}: {'Call-Info: ' + carried if carried else 'no Call-Info'}")
+    kinds = [item for item in found.carried_on if not item.isdigit()]
+    if found.call_info and kinds:
+        click.echo(f"and any rejection by {', '.join(kinds)}: Call-Info: {found.call_info}")
     sent = "sent" if found.provider_mode else "not sent: sip.provider_mode is off"
     click.echo(f"603+ Reason ({sent}): {found.reason_603}")
     if found.certificate:

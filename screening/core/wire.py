@@ -25,6 +25,17 @@ LOCATIONS = ("LN", "TN", "RLN", "LPN", "RPN")
 #: mode these answer 603+. A person's own block stays 607; contacts-only is the callee's
 #: own allow list; DND is the callee being busy.
 ANALYTICS = frozenset({"reputation", "policy"})
+#: The rule kinds a rejection can have (core.decision, and the screener's not-an-extension),
+#: which `redress.on` may name.
+REDRESS_KINDS = (
+    "block",
+    "name-block",
+    "reputation",
+    "policy",
+    "dnd",
+    "manual-dnd",
+    "not-an-extension",
+)
 
 
 @dataclass(frozen=True)
@@ -41,8 +52,9 @@ class Settings:
     url: str = ""  # https
     #: The public https URL of the signed jCard (what `screening web` serves).
     jcard_url: str = ""
-    #: Which of 607/608 carry the jCard's Call-Info.
-    redress_on: frozenset[int] = field(default_factory=lambda: frozenset({608}))
+    #: Which rejections carry the jCard's Call-Info: codes ("607", "608") and rule kinds
+    #: ("policy", "dnd", ...: REDRESS_KINDS); a rejection listed either way carries it.
+    redress_on: frozenset[str] = field(default_factory=lambda: frozenset({"608"}))
 
     @property
     def has_contact(self) -> bool:
@@ -96,7 +108,8 @@ def wire(decision: Decision, settings: Settings) -> Wire:
     if settings.provider_mode and settings.has_contact and is_analytics(decision):
         return Wire("603-blocked", 603, PHRASES[603], blocked_reason(settings))
     code = decision.sip_code if decision.sip_code in (607, 608) else 608
-    if settings.jcard_url and code in settings.redress_on:
+    listed = str(code) in settings.redress_on or decision.rule_kind in settings.redress_on
+    if settings.jcard_url and listed:
         info = f"<{settings.jcard_url}>;purpose=jwscard"
         return Wire(f"{code}-redress", code, PHRASES[code], REJECTED_REASON, info)
     return Wire(str(code), code, PHRASES[code], REJECTED_REASON)

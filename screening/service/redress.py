@@ -166,7 +166,7 @@ class Report:
 
     configured: bool
     call_info: str | None  # the Call-Info header's value
-    carried_on: list[int]  # the codes that carry it (redress.on)
+    carried_on: list[str]  # the codes and rule kinds that carry it (redress.on)
     provider_mode: bool
     reason_603: str  # 603+'s Reason header
     jcard: list[Any]
@@ -193,7 +193,7 @@ def report(config: Config, now: float) -> Report:
     return Report(
         configured=configured(config),
         call_info=f"<{wire.jcard_url}>;purpose=jwscard" if wire.jcard_url else None,
-        carried_on=sorted(wire.redress_on),
+        carried_on=sorted(wire.redress_on, key=lambda v: (not v.isdigit(), v)),
         provider_mode=wire.provider_mode,
         reason_603=blocked_reason(wire),
         jcard=jcard(wire),

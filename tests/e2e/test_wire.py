@@ -120,6 +120,9 @@ def test_without_the_module_the_code_still_goes_out_with_asterisks_own_reason(
     finally:
         assert "loaded" in sandbox_cli(f"module load {MODULE}").lower()
     assert_rejected(app.call("+15550900020", "233"), "607 Unwanted", [CAUSE_21])
+    # A 608 where no redress contact is set: the cause, no Call-Info.
+    assert app.cli("block", "add", "+15550900021", "--code", "608").code == 0
+    assert_rejected(app.call("+15550900021", "233"), "608 Rejected", [CAUSE_21])
 
 
 #: (variable's X- header, value): what the module must refuse, each a way to break or

@@ -148,7 +148,7 @@ def test_every_setting_in_place_is_no_problem(pair: Pair) -> None:
     assert redress.problems(settings_for(pair)) == []
     found = redress.report(settings_for(pair), time.time())
     assert found.usable and found.jws and found.certificate
-    assert found.call_info == f"<{JCARD_URL}>;purpose=jwscard" and found.carried_on == [608]
+    assert found.call_info == f"<{JCARD_URL}>;purpose=jwscard" and found.carried_on == ["608"]
 
 
 def _write(path: Path, data: bytes) -> str:

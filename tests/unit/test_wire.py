@@ -35,10 +35,21 @@ def test_the_jcard_rides_on_608_only_unless_the_admin_chose_607_too() -> None:
     settings = Settings(jcard_url=JCARD)
     assert wire(verdict(608, "policy"), settings).call_info == f"<{JCARD}>;purpose=jwscard"
     assert wire(verdict(607, "block"), settings).extension == "607"
-    both = Settings(jcard_url=JCARD, redress_on=frozenset({607, 608}))
+    both = Settings(jcard_url=JCARD, redress_on=frozenset({"607", "608"}))
     assert wire(verdict(607, "block"), both).extension == "607-redress"
     none = Settings(jcard_url=JCARD, redress_on=frozenset())
     assert wire(verdict(608, "dnd"), none).extension == "608"
+
+
+def test_the_admin_can_choose_the_rules_whose_rejections_carry_the_jcard() -> None:
+    kinds = config.load(
+        {"SCREENING_REDRESS_JCARD_URL": JCARD, "SCREENING_REDRESS_ON": "policy, reputation"}
+    ).wire
+    assert wire(verdict(607, "policy", PolicyKind.ANONYMOUS), kinds).extension == "607-redress"
+    assert wire(verdict(607, "reputation"), kinds).extension == "607-redress"
+    # Not listed by kind, and 608 not listed as a code: no jCard.
+    assert wire(verdict(608, "dnd"), kinds).extension == "608"
+    assert wire(verdict(607, "block"), kinds).extension == "607"
 
 
 @pytest.mark.parametrize(
@@ -118,7 +129,8 @@ def test_an_agi_value_that_is_neither_plain_nor_base64_is_refused() -> None:
         ("SCREENING_REDRESS_PHONE", "5551234", "E.164"),
         ("SCREENING_REDRESS_EMAIL", "no-at-sign", "email address"),
         ("SCREENING_REDRESS_NAME", "two\nlines", "one line"),
-        ("SCREENING_REDRESS_ON", "603", "608, 607"),
+        ("SCREENING_REDRESS_ON", "603", "codes (607, 608) and rule kinds"),
+        ("SCREENING_REDRESS_ON", "608,allow", "codes (607, 608) and rule kinds"),
         ("SCREENING_SIP_BLOCKED_LOCATION", "XX", "RFC 8606"),
         ("SCREENING_SIP_PROVIDER_MODE", "yes", "where to seek redress"),
     ],
