@@ -49,7 +49,8 @@
 /* screening's doctor reads this from "module show": bump it when the interface changes. */
 #define SCREENING_MODULE_VERSION "1"
 
-#define MAX_REASON 768
+/* screening/asterisk/agi.py bounds what a door may set to the same 1024 bytes. */
+#define MAX_REASON 1024
 #define MAX_CALL_INFO 1024
 #define MAX_PHRASE 64
 
@@ -103,20 +104,46 @@ static int phrase_ok(const char *phrase)
 	return 1;
 }
 
-/*! RFC 3326's reason-value, its start at least: a protocol token, then ";cause=" digits.
- *  Not Q.850: that one is Asterisk's own, from the cause set here (one per protocol). */
+/*! One RFC 3326 reason-value: a protocol token, ";cause=" digits, then parameters in which
+ *  quotes are balanced and no comma stands outside them (a comma would start a second
+ *  value). Not Q.850: that one is Asterisk's own, from the cause set here. */
 static int reason_ok(const char *reason)
 {
 	size_t token = strspn(reason, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-");
+	const char *c;
+	int quoted = 0;
 
-	return token > 0 && strncasecmp(reason, "Q.850;", 6)
-		&& !strncmp(reason + token, ";cause=", 7) && isdigit((unsigned char) reason[token + 7]);
+	if (token == 0 || !strncasecmp(reason, "Q.850;", 6) || strncmp(reason + token, ";cause=", 7)
+		|| !isdigit((unsigned char) reason[token + 7])) {
+		return 0;
+	}
+	for (c = reason + token; *c; c++) {
+		if (*c == '"') {
+			quoted = !quoted;
+		} else if (*c == '\\' || (*c == ',' && !quoted)) {
+			return 0;
+		}
+	}
+	return !quoted;
 }
 
-/*! RFC 8688's Call-Info: an https URI in angle brackets, then its parameters. */
+/*! One RFC 8688 Call-Info value: an https URI in angle brackets, then only ;parameters
+ *  (letters, digits, = . _ -): no second value, no quotes. */
 static int call_info_ok(const char *call_info)
 {
-	return !strncmp(call_info, "<https://", 9) && strchr(call_info + 9, '>');
+	const char *end;
+	const char *bad;
+
+	if (strncmp(call_info, "<https://", 9) || !(end = strchr(call_info + 9, '>'))) {
+		return 0;
+	}
+	bad = strpbrk(call_info + 9, "<\" ");
+	if (bad && bad < end) {
+		return 0;
+	}
+	end++;
+	return *end == ';' && strspn(end, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789;=._-")
+		== strlen(end);
 }
 
 /*! On the channel's thread, with the channel locked: what the response should carry. */

@@ -148,9 +148,11 @@ def request(
 #: What a value set through an echoed command may hold: what res_agi reads as one word and
 #: Asterisk reads as plain text inside ${SET(...)}.
 _PLAIN = re.compile(r"[A-Za-z0-9_,.&/+*#=-]{0,256}")
-#: Or base64, longer: a header value of ours for [screening-reject] (603+'s Reason is at
-#: most about 600 bytes with every redress contact at its longest).
-_BASE64 = re.compile(r"[A-Za-z0-9+/]{4,1100}={0,2}")
+#: Or base64, longer: a header value of ours for [screening-reject], at most the 1,024
+#: bytes screening's module takes (its MAX_REASON; 603+'s Reason is 589 at its longest).
+MAX_HEADER_VALUE = 1024
+# 1,024 bytes are 1,366 base64 characters and "==": one byte more no longer fits.
+_BASE64 = re.compile(rf"[A-Za-z0-9+/]{{4,{(MAX_HEADER_VALUE + 2) // 3 * 4 - 2}}}={{0,2}}")
 _ECHO = re.compile(r"200 result=1 \((.*)\)")
 
 

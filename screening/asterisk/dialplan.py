@@ -17,11 +17,14 @@ from screening.core.wire import wire
 
 log = logging.getLogger(__name__)
 
-#: Where rejected calls go: the extension is how (core.wire: "607", "608-redress", ...).
+#: Where rejected calls go: the extension is the verdict's code (607 or 608), as in every
+#: dialplan screening has shipped, so an older one still rejects when the app asks more.
 REJECT_CONTEXT = "screening-reject"
-#: Set before a rejection whose header value is the app's (the redress jCard's Call-Info,
-#: 603+'s Reason), base64-encoded; [screening-reject] decodes it for the module.
+#: Set before a rejection that says more (core.wire), base64-encoded so that it travels as
+#: plain text; [screening-reject] decodes it for the module: the redress jCard's Call-Info,
+#: or 603+'s Reason (then the call gets 603 Network Blocked instead of its code).
 REDRESS_VARIABLE = "SCREENING_REDRESS"
+BLOCKED_VARIABLE = "SCREENING_BLOCKED"
 #: The only context feature requests are accepted from: the phones reach it through
 #: [screening-features]; outside callers never do.
 FEATURE_CONTEXT = "screening-feature"
@@ -240,18 +243,24 @@ class ChallengeDialplan:
 
 @dataclass(frozen=True)
 class Rejection:
-    """How a door sends a rejected call on: set REDRESS_VARIABLE to `redress` (when not
-    None), then continue to `extension` of REJECT_CONTEXT; `plain` if the variable could
-    not be set (the verdict's own code, without redress)."""
+    """How a door sends a rejected call on: set `variable` to `value` first when there is
+    one, then continue to `extension` of REJECT_CONTEXT. If the variable cannot be set the
+    call is still rejected there, with its code alone."""
 
     extension: str
-    redress: str | None
-    plain: str
+    variable: str | None = None
+    value: str | None = None
 
 
 def rejection(decision: Decision, settings: WireSettings) -> Rejection:
     sent = wire(decision, settings)
-    value = sent.call_info or (sent.reason if sent.code == 603 else None)
-    encoded = base64.b64encode(value.encode()).decode() if value else None
-    plain = decision.sip_code if decision.sip_code in (607, 608) else 608
-    return Rejection(sent.extension, encoded, str(plain))
+    code = str(decision.sip_code if decision.sip_code in (607, 608) else 608)
+    if sent.code == 603:
+        return Rejection(code, BLOCKED_VARIABLE, _encoded(sent.reason))
+    if sent.call_info is not None:
+        return Rejection(code, REDRESS_VARIABLE, _encoded(sent.call_info))
+    return Rejection(code)
+
+
+def _encoded(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()

@@ -24,7 +24,6 @@ from screening.asterisk.dialplan import (
     CHALLENGE_VARIABLE,
     FEATURE_CONTEXT,
     OLD_DIALPLAN,
-    REDRESS_VARIABLE,
     RESULT_VARIABLE,
     ChallengeDialplan,
     Malformed,
@@ -393,12 +392,10 @@ class FastAgiServer:
         """The reject extension to set as the result; with redress, its header value is set
         first, and if that fails the call is rejected without it."""
         plan = rejection(decision, self._wire)
-        if plan.redress is None:
-            return plan.extension
-        why = await self._set(session, REDRESS_VARIABLE, plan.redress, call_id)
-        if why is not None:
-            log.warning("call %s: rejected without redress: %s", call_id, why)
-            return plan.plain
+        if plan.variable is not None and plan.value is not None:
+            why = await self._set(session, plan.variable, plan.value, call_id)
+            if why is not None:
+                log.warning("call %s: rejected with its code alone: %s", call_id, why)
         return plan.extension
 
     async def _set_result(self, session: AgiSession, value: str, call_id: str) -> str | None:

@@ -22,7 +22,6 @@ from screening.asterisk.dialplan import (
     FEATURE_CONTEXT,
     FEATURE_RESULT_CONTEXT,
     OLD_DIALPLAN,
-    REDRESS_VARIABLE,
     REJECT_CONTEXT,
     ChallengeDialplan,
     Rejection,
@@ -275,16 +274,14 @@ class ScreeningApp:
         return decision
 
     async def _reject(self, channel_id: str, plan: Rejection) -> None:
-        """To the reject extension; with redress, its header value first (a second round
+        """To the reject extension; with more to say, its variable first (a second round
         trip). Without it, if that fails: the rejection matters more than its redress."""
-        extension = plan.extension
-        if plan.redress is not None:
+        if plan.variable is not None and plan.value is not None:
             try:
-                await self._ari.set_variable(channel_id, REDRESS_VARIABLE, plan.redress)
+                await self._ari.set_variable(channel_id, plan.variable, plan.value)
             except Exception as e:
-                log.warning("channel %s: rejected without redress: %s", channel_id, e)
-                extension = plan.plain
-        await self._ari.continue_in_dialplan(channel_id, REJECT_CONTEXT, extension)
+                log.warning("channel %s: rejected with its code alone: %s", channel_id, e)
+        await self._ari.continue_in_dialplan(channel_id, REJECT_CONTEXT, plan.extension)
 
 
 async def serve(config: Config, engine: Engine) -> None:

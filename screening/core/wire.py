@@ -63,10 +63,8 @@ class Settings:
 
 @dataclass(frozen=True)
 class Wire:
-    """One rejection as sent: the extension of [screening-reject] that sends it (the
-    dialplan sets the module's variables there), and the code and headers it makes."""
+    """One rejection as sent: the code and the headers screening adds."""
 
-    extension: str  # "607", "608", "607-redress", "608-redress" or "603-blocked"
     code: int
     phrase: str
     reason: str
@@ -106,10 +104,10 @@ def wire(decision: Decision, settings: Settings) -> Wire:
     """How a rejection goes out. The decision's own code (607/608) unless provider mode
     makes an analytics verdict 603+; the jCard on the codes the admin chose."""
     if settings.provider_mode and settings.has_contact and is_analytics(decision):
-        return Wire("603-blocked", 603, PHRASES[603], blocked_reason(settings))
+        return Wire(603, PHRASES[603], blocked_reason(settings))
     code = decision.sip_code if decision.sip_code in (607, 608) else 608
     listed = str(code) in settings.redress_on or decision.rule_kind in settings.redress_on
     if settings.jcard_url and listed:
         info = f"<{settings.jcard_url}>;purpose=jwscard"
-        return Wire(f"{code}-redress", code, PHRASES[code], REJECTED_REASON, info)
-    return Wire(str(code), code, PHRASES[code], REJECTED_REASON)
+        return Wire(code, PHRASES[code], REJECTED_REASON, info)
+    return Wire(code, PHRASES[code], REJECTED_REASON)

@@ -53,6 +53,12 @@ def header_names(result: CallResult) -> list[str]:
     return [line.split(":", 1)[0] for line in result.header_lines()]
 
 
+def shown(label: str, result: CallResult) -> CallResult:
+    """The response as received, in the test's output (pytest -s): what the network hears."""
+    print(f"--- {label}\n{result.response}")
+    return result
+
+
 def assert_rejected(result: CallResult, status: str, reasons: list[str], **more: list[str]) -> None:
     """The status line, and exactly these Reason (and Call-Info) headers, and nothing else
     beyond what every response has."""
@@ -78,10 +84,10 @@ def test_every_rejection_says_cause_21_and_a_608_carries_the_redress_jcard(
     assert door.cli("block", "add", "+15550900001").code == 0
     assert door.cli("block", "add", "+15550900002", "--code", "608").code == 0
 
-    assert_rejected(door.call("+15550900001", "230"), "607 Unwanted", [CAUSE_21])
-    assert_rejected(
-        door.call("+15550900002", "230"), "608 Rejected", [CAUSE_21], call_info=[CALL_INFO]
-    )
+    first = shown(f"607, {door.door}", door.call("+15550900001", "230"))
+    assert_rejected(first, "607 Unwanted", [CAUSE_21])
+    second = shown(f"608 with redress, {door.door}", door.call("+15550900002", "230"))
+    assert_rejected(second, "608 Rejected", [CAUSE_21], call_info=[CALL_INFO])
     assert door.call("+15550900003", "230").status_line == "200 OK"
     door.wait_log("to 230: rejected 608 with redress, block")
     # The dialplan's Reason and the app's own description of it agree.
@@ -102,7 +108,7 @@ def test_provider_mode_answers_an_analytics_verdict_603_plus(provider_door: App)
     assert door.cli("policy", "set", "unverified", "--for", "231").code == 0
     assert door.cli("block", "add", "+15550900011").code == 0
 
-    blocked = door.call("+15550900010", "231")
+    blocked = shown(f"603+, {door.door}", door.call("+15550900010", "231"))
     assert_rejected(blocked, "603 Network Blocked", [BLOCKED_603, CAUSE_21])
     # A person's own block is the callee's verdict, not analytics: it stays 607.
     assert_rejected(door.call("+15550900011", "232"), "607 Unwanted", [CAUSE_21])
@@ -116,13 +122,15 @@ def test_without_the_module_the_code_still_goes_out_with_asterisks_own_reason(
     assert "unloaded" in sandbox_cli(f"module unload {MODULE}").lower()
     try:
         # Asterisk alone: PJSIPHangup's 607 with the cause no Q.850 table has.
-        assert_rejected(app.call("+15550900020", "233"), "607 Unwanted", ["Q.850;cause=0"])
+        plain = shown("607 without the module", app.call("+15550900020", "233"))
+        assert_rejected(plain, "607 Unwanted", ["Q.850;cause=0"])
     finally:
         assert "loaded" in sandbox_cli(f"module load {MODULE}").lower()
     assert_rejected(app.call("+15550900020", "233"), "607 Unwanted", [CAUSE_21])
     # A 608 where no redress contact is set: the cause, no Call-Info.
     assert app.cli("block", "add", "+15550900021", "--code", "608").code == 0
-    assert_rejected(app.call("+15550900021", "233"), "608 Rejected", [CAUSE_21])
+    no_redress = shown("608 without redress", app.call("+15550900021", "233"))
+    assert_rejected(no_redress, "608 Rejected", [CAUSE_21])
 
 
 #: (variable's X- header, value): what the module must refuse, each a way to break or
@@ -135,6 +143,11 @@ HOSTILE = [
     ("X-Reason", 'Q.850;cause=21;text="é"'),
     ("X-Reason", "X-Injected: yes"),
     ("X-Reason", 'SIP;cause=603;text="' + "a" * 10_000 + '"'),
+    # A second value in one header: a comma outside quotes, an unclosed quote.
+    ("X-Reason", 'SIP;cause=603;text="x", Q.850;cause=16'),
+    ("X-Reason", 'SIP;cause=603;text="unterminated'),
+    ("X-Call-Info", "<https://a.example/j>;purpose=jwscard, <https://evil.example/x>;purpose=icon"),
+    ("X-Call-Info", '<https://a.example/j>;purpose="jwscard"'),
     ("X-Call-Info", "<https://x.example/j>;purpose=jwscard\r\nX-Injected: yes"),
     ("X-Call-Info", "<https://x.example/" + "a" * 10_000 + ">;purpose=jwscard"),
     ("X-Call-Info", "<http://x.example/j>;purpose=jwscard"),
