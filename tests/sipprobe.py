@@ -495,7 +495,11 @@ def main(argv: list[str] | None = None) -> int:
         if result.elapsed_ms < 1000
         else f"{result.elapsed_ms / 1000:.1f} s"
     )
-    print(f"{args.caller} -> {args.to}: {result.status_line} ({took}){heard}")
+    # What else the caller's network hears on a rejection (README, "607 or 608?").
+    said = "".join(
+        f"; {name}: {v}" for name in ("Reason", "Call-Info") for v in result.headers(name)
+    )
+    print(f"{args.caller} -> {args.to}: {result.status_line} ({took}){heard}{said}")
     return 0 if result.status else 1
 
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 from screening.core.decision import Decision, PolicyKind
 
-#: Q.850 cause 21, "call rejected" (RFC 6432 carries Q.850 causes in SIP responses).
-REJECTED_REASON = 'Q.850;cause=21;text="Call rejected"'
+#: Q.850 cause 21, "call rejected" (RFC 6432 carries Q.850 causes in SIP responses), as
+#: Asterisk writes it once screening's module has set the cause.
+REJECTED_REASON = "Q.850;cause=21"
 #: RFC 8606's locations: where in the path the call was blocked.
 LOCATIONS = ("LN", "TN", "RLN", "LPN", "RPN")
 #: The rule kinds that are analytics, not a person's or an admin's own list: in provider
