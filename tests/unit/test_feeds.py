@@ -3,9 +3,22 @@ chunks of any size, with what they skip counted."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
+from screening.core.decision import (
+    Action,
+    Entry,
+    FeedHit,
+    IncomingCall,
+    Policy,
+    PolicyKind,
+    Rules,
+    decide,
+)
 from screening.core.feeds import FTC_HEADER, MAX_LINE, FeedFormatError, Reader, read_all
+from screening.core.wire import ANALYTICS, REDRESS_KINDS
 
 HEADER = ",".join(FTC_HEADER)
 
@@ -73,3 +86,65 @@ def test_csv_takes_only_the_block_rows_numbers() -> None:
 def test_an_unknown_format_names_the_field() -> None:
     with pytest.raises(Exception, match="format: expected one of ftc-dnc, numbers, csv"):
         Reader("xml", "US")
+
+
+# -- the decision core: a feed's hit after allow and block entries, before policies ---------
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+CALLER = "+15125550101"
+
+
+def incoming(ext: str = "201") -> IncomingCall:
+    return IncomingCall(CALLER, CALLER, ext)
+
+
+def hit(
+    reports: int = 4,
+    *,
+    min_reports: int = 1,
+    last_seen: datetime = NOW - timedelta(days=1),
+    ext: str | None = None,
+    action: Action = Action.REJECT,
+    code: int = 607,
+) -> FeedHit:
+    first = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+    keep = timedelta(days=90)
+    return FeedHit(7, "ftc-dnc", reports, first, last_seen, min_reports, keep, code, action, ext)
+
+
+def test_a_feed_rejects_and_the_reason_names_it_its_reports_and_first_seen_date() -> None:
+    d = decide(incoming(), Rules(feeds=[hit(code=608)]), NOW)
+    assert (d.action, d.sip_code, d.rule_kind, d.rule_id) == (Action.REJECT, 608, "feed", 7)
+    assert d.reason == "feed ftc-dnc: 4 reports since 2026-11-02"
+
+
+def test_an_allow_entry_always_beats_a_feed_and_an_admins_block_does_too() -> None:
+    allowed = Entry(1, "allow", CALLER, False)
+    assert decide(incoming(), Rules(allow=[allowed], feeds=[hit()]), NOW).rule_kind == "allow"
+    blocked = Entry(2, "block", CALLER, False, sip_code=608, reason="admin")
+    d = decide(incoming(), Rules(block=[blocked], feeds=[hit()]), NOW)
+    assert (d.rule_kind, d.rule_id, d.sip_code) == ("block", 2, 608)
+
+
+def test_a_feed_comes_before_the_policies() -> None:
+    policy = Policy(3, PolicyKind.UNVERIFIED, Action.REJECT, 608)
+    assert decide(incoming(), Rules(policies=[policy], feeds=[hit()]), NOW).rule_kind == "feed"
+
+
+def test_too_few_reports_or_unseen_for_keep_or_another_extension_is_no_hit() -> None:
+    for unused in (
+        hit(2, min_reports=3),
+        hit(last_seen=NOW - timedelta(days=90)),
+        hit(ext="202"),
+    ):
+        assert decide(incoming(), Rules(feeds=[unused]), NOW).rule_kind is None
+    assert decide(incoming("202"), Rules(feeds=[hit(ext="202")]), NOW).rule_kind == "feed"
+
+
+def test_a_challenging_feed_challenges() -> None:
+    d = decide(incoming(), Rules(feeds=[hit(action=Action.CHALLENGE)]), NOW)
+    assert (d.action, d.rule_kind) == (Action.CHALLENGE, "feed")
+
+
+def test_feeds_are_analytics_on_the_wire_and_may_carry_redress() -> None:
+    assert "feed" in ANALYTICS and "feed" in REDRESS_KINDS
