@@ -21,6 +21,7 @@ from screening.core.errors import InvalidInput, NotFound, ScreeningError
 from screening.core.feeds import FORMATS, FeedFormatError, Reader
 from screening.service import parse
 from screening.service.actor import Actor, audit
+from screening.service.views import iso
 from screening.stir.feedfetch import MAX_FEED_BYTES, Body, FeedRefused, get_feed, url_problem
 from screening.store.models import Feed, FeedNumber
 
@@ -85,8 +86,8 @@ class FeedView:
             "relaxed": self.relaxed,
             "etag": self.etag,
             "last_modified": self.last_modified,
-            "last_checked_at": _iso(self.last_checked_at),
-            "last_updated_at": _iso(self.last_updated_at),
+            "last_checked_at": iso(self.last_checked_at),
+            "last_updated_at": iso(self.last_updated_at),
             "last_error": self.last_error,
             "numbers_in_force": self.numbers_in_force,
             "numbers": self.numbers,
@@ -134,10 +135,6 @@ def _span(seconds: int) -> str:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def new_feed(
