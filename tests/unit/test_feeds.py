@@ -19,6 +19,7 @@ from screening.core.decision import (
 )
 from screening.core.feeds import FTC_HEADER, MAX_LINE, FeedFormatError, Reader, read_all
 from screening.core.wire import ANALYTICS, REDRESS_KINDS
+from screening.stir.feedfetch import url_problem
 
 HEADER = ",".join(FTC_HEADER)
 
@@ -148,3 +149,15 @@ def test_a_challenging_feed_challenges() -> None:
 
 def test_feeds_are_analytics_on_the_wire_and_may_carry_redress() -> None:
     assert "feed" in ANALYTICS and "feed" in REDRESS_KINDS
+
+
+def test_a_feeds_url_is_https_unless_relaxed_and_never_carries_credentials() -> None:
+    assert url_problem("https://www.ftc.gov/DNC_Complaint_Numbers_{date}.csv", False) is None
+    assert url_problem("http://127.0.0.1:8080/list.txt", False) == (
+        "expected an https:// URL (http only with --relax)"
+    )
+    assert url_problem("http://127.0.0.1:8080/list.txt", True) is None
+    assert url_problem("ftp://example.net/x", True) == "expected an https:// URL"
+    assert url_problem("https://user:pw@example.net/x", True) == "credentials in the URL"
+    assert url_problem("https://exämple.net/x", True) is not None
+    assert url_problem("https://example.net:99999/x", True) is not None
