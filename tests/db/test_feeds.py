@@ -118,7 +118,7 @@ def numbers(engine: Engine, name: str) -> dict[str, int]:
         .where(Feed.name == name)
     )
     with Session(engine) as s:
-        return {number: reports for number, reports in s.execute(query).tuples()}
+        return {number: reports for number, reports in s.execute(query)}
 
 
 def decided(engine: Engine, caller: str, ext: str = "201", now: datetime = NOW) -> str:
