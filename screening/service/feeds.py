@@ -1,7 +1,7 @@
 """Subscribed spam feeds: adding, listing and removing them, and updating one from its URL.
-An update streams the body through core.feeds.Reader into one transaction: it is taken
-whole or not at all, and a failed one only leaves its error behind. Never on the call path:
-`screening feed update --due` runs from a systemd timer."""
+An update parses the body as it arrives (core.feeds.Reader), then writes its numbers in
+one transaction: it is taken whole or not at all, and a failed one only leaves its error.
+Never on the call path: `screening feed update --due` runs from a systemd timer."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from screening.stir.feedfetch import MAX_FEED_BYTES, Body, FeedRefused, get_feed
 from screening.store.models import Feed, FeedNumber
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-#: Numbers merged into the database at once while a body streams in.
-BATCH = 2000
+#: Numbers looked up and written at once (an IN list every backend takes).
+BATCH = 500
 #: What a dated URL (the FTC's DNC_Complaint_Numbers_YYYY-MM-DD.csv) writes for the day.
 DATE_FIELD = "{date}"
 
@@ -281,17 +281,46 @@ def update_feed(
     progress: Progress | None = None,
     max_bytes: int = MAX_FEED_BYTES,
 ) -> UpdateResult:
-    """Fetch the feed and take its numbers, all in one transaction; then age out the
-    numbers not seen for `keep`. A failure (refused, cut off, not the feed's format)
-    changes nothing but last_checked_at and last_error, and is returned as status failed."""
+    """Fetch the feed, parsing the body as it arrives, then take its numbers and age out
+    those not seen for `keep` in one transaction. The transaction starts once the body is
+    in: a slow server never holds the database (SQLite has one writer). A failure (refused,
+    cut off, not the feed's format) changes nothing but last_checked_at and last_error, and
+    is returned as status failed."""
     with Session(engine) as s:
-        feed_id = _find(s, name).id
+        feed = _find(s, name)
+        feed_id, url, fmt = feed.id, feed.url, feed.format
+        etag, modified, relaxed = feed.etag, feed.last_modified, feed.relaxed
+    result = UpdateResult(name, "updated")
+    dated = DATE_FIELD in url
     try:
-        with Session(engine) as s, s.begin():
-            row = s.get(Feed, feed_id)
-            if row is None:
-                raise NotFound(f"no feed named {name[:64]!r}")
-            return _update(s, row, now, region, fetch, progress, max_bytes)
+        with fetch(
+            feed_url(url, now),
+            # A dated URL names a new file each day: yesterday's validators do not apply.
+            etag=None if dated else etag,
+            last_modified=None if dated else modified,
+            relaxed=relaxed,
+            max_bytes=max_bytes,
+        ) as body:
+            if body.status == 304 or (body.status == 404 and dated):
+                # 304: nothing new. 404 on a dated URL: no file that day (weekends, holidays).
+                result.status = "not-modified" if body.status == 304 else "no-file"
+                with Session(engine) as s, s.begin():
+                    row = _by_id(s, feed_id, name)
+                    row.last_checked_at, row.last_error = now, None
+                    result.in_force = row.numbers_in_force
+                return result
+            if body.status == 404:
+                raise FeedRefused("HTTP 404 Not Found")
+            if progress is not None:
+                progress(body.length, 0)
+            reader = Reader(fmt, region)
+            counts: Counter[str] = Counter()
+            for chunk in body.chunks:
+                counts.update(reader.feed(chunk))
+                if progress is not None:
+                    progress(None, len(chunk))
+            counts.update(reader.close())
+            etag, modified = body.etag, body.last_modified
     except (FeedRefused, FeedFormatError) as e:
         why = str(e) if isinstance(e, FeedRefused) else e.detail
         with Session(engine) as s, s.begin():
@@ -301,6 +330,24 @@ def update_feed(
                 .values(last_checked_at=now, last_error=why[:500])
             )
         return UpdateResult(name, "failed", error=why)
+    result.rows, result.skipped = reader.rows, dict(reader.skipped)
+    result.reports = counts.total()
+    with Session(engine) as s, s.begin():
+        row = _by_id(s, feed_id, name)
+        _merge(s, feed_id, counts, now)
+        _age(s, row, now, result)
+        row.etag = etag[:255] if etag else None
+        row.last_modified = modified[:64] if modified else None
+        row.last_checked_at = row.last_updated_at = now
+        row.last_error = None
+    return result
+
+
+def _by_id(s: Session, feed_id: int, name: str) -> Feed:
+    row = s.get(Feed, feed_id)
+    if row is None:  # removed while its body came in
+        raise NotFound(f"no feed named {name[:64]!r} any more")
+    return row
 
 
 def update_due(
@@ -319,61 +366,11 @@ def update_due(
     ]
 
 
-def _update(
-    s: Session,
-    row: Feed,
-    now: datetime,
-    region: str,
-    fetch: Fetch,
-    progress: Progress | None,
-    max_bytes: int,
-) -> UpdateResult:
-    result = UpdateResult(row.name, "updated")
-    dated = DATE_FIELD in row.url
-    with fetch(
-        feed_url(row.url, now),
-        # A dated URL names a new file each day: yesterday's validators do not apply.
-        etag=None if dated else row.etag,
-        last_modified=None if dated else row.last_modified,
-        relaxed=row.relaxed,
-        max_bytes=max_bytes,
-    ) as body:
-        row.last_checked_at = now
-        row.last_error = None
-        if body.status in (304, 404) and (body.status == 304 or dated):
-            # 304: nothing new. 404 on a dated URL: no file that day (weekends, holidays).
-            result.status = "not-modified" if body.status == 304 else "no-file"
-            result.in_force = row.numbers_in_force
-            return result
-        if body.status == 404:
-            raise FeedRefused("HTTP 404 Not Found")
-        if progress is not None:
-            progress(body.length, 0)
-        reader = Reader(row.format, region)
-        pending: Counter[str] = Counter()
-        for chunk in body.chunks:
-            pending.update(reader.feed(chunk))
-            if len(pending) >= BATCH:
-                _merge(s, row.id, pending, now)
-                pending.clear()
-            if progress is not None:
-                progress(None, len(chunk))
-        pending.update(reader.close())
-        _merge(s, row.id, pending, now)
-        result.rows, result.skipped = reader.rows, dict(reader.skipped)
-        result.reports = reader.rows - reader.skipped.total()
-        row.etag = body.etag[:255] if body.etag else None
-        row.last_modified = body.last_modified[:64] if body.last_modified else None
-    _age(s, row, now, result)
-    row.last_updated_at = now
-    return result
-
-
 def _merge(s: Session, feed_id: int, counts: Counter[str], now: datetime) -> None:
-    """Add this batch's reports: seen again, or new since now."""
+    """Add this update's reports: numbers seen again, and numbers new since now."""
     numbers = list(counts)
-    for i in range(0, len(numbers), 500):
-        part = numbers[i : i + 500]
+    for i in range(0, len(numbers), BATCH):
+        part = numbers[i : i + BATCH]
         known = dict(
             s.execute(
                 select(FeedNumber.number, FeedNumber.reports).where(

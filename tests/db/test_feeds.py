@@ -189,7 +189,7 @@ def test_a_server_that_dies_half_way_leaves_the_previous_feed_in_force(
     server.pages["/ftc.csv"] = Page(first)
     add(engine, server, "ftc", "ftc-dnc", "/ftc.csv")
     feeds.update_feed(engine, "ftc", NOW, "US")
-    many = [f"51255{i:05d}" for i in range(6000)]  # half is over one batch: rows were written
+    many = [f"51255{i:05d}" for i in range(6000)]  # half of it came, then the server died
     server.pages["/ftc.csv"] = Page(ftc_file(*many), mode="dies")
     result = feeds.update_feed(engine, "ftc", NOW + timedelta(days=1), "US")
     assert result.status == "failed", result
