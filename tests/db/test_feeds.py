@@ -5,6 +5,7 @@ server that dies half-way, aging over a month, min-reports, `update --due` and t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import threading
 import time
@@ -336,3 +337,16 @@ def test_a_challenging_feed_for_one_extension(engine: Engine, server: Server) ->
         rules = lookup.rules_for(s, "+15125550101", "202", NOW)
     d = decide(IncomingCall("+15125550101", "+15125550101", "202"), rules, NOW)
     assert (d.action, d.rule_kind) == (Action.CHALLENGE, "feed")
+
+
+def test_the_call_paths_feed_query_searches_the_number_index(engine: Engine) -> None:
+    # One indexed look-up per call, whatever the feeds hold: never a scan of feed_numbers.
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the plan is read from SQLite's EXPLAIN QUERY PLAN")
+    with engine.connect() as conn:
+        sql = lookup._feed_sql(conn.dialect)
+        explain = dataclasses.replace(sql, text="EXPLAIN QUERY PLAN " + sql.text)
+        plan = lookup._run(conn, explain, {"number": "+15125550101", "s1": "201"})
+    steps = " / ".join(str(row[-1]) for row in plan)
+    assert "feed_numbers USING INDEX ix_feed_numbers_number" in steps, steps
+    assert "SCAN feed_numbers" not in steps, steps
