@@ -284,6 +284,9 @@ def test_the_feed_commands_as_an_admin_runs_them(cli: Cli, server: Server) -> No
     assert updated.code == 0, updated.err
     assert "4 rows, 2 reports (skipped: 1 9 digits, 1 blank number)" in updated.out
     assert "1 in force" in updated.out
+    not_due = cli("feed", "update", "--due", "--json")  # checked a moment ago, every 1d
+    assert (not_due.code, json.loads(not_due.out)) == (0, [])
+    assert cli("feed", "update", "ftc", "--due").code == 2
     checked = cli("check", "+15125550101", "201")
     assert checked.code == 0 and "rejected with 607" in checked.out
     assert "feed ftc: 2 reports since" in checked.out
