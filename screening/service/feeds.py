@@ -17,7 +17,7 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from screening.core.errors import InvalidInput, NotFound, ScreeningError
+from screening.core.errors import InvalidInput, NotFound
 from screening.core.feeds import FORMATS, FeedFormatError, Reader
 from screening.service import parse
 from screening.service.actor import Actor, audit
@@ -30,10 +30,6 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 BATCH = 500
 #: What a dated URL (the FTC's DNC_Complaint_Numbers_YYYY-MM-DD.csv) writes for the day.
 DATE_FIELD = "{date}"
-
-
-class FeedFailed(ScreeningError):
-    """An update did not go through; the feed's numbers are as they were."""
 
 
 @dataclass(frozen=True)
