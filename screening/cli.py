@@ -17,6 +17,7 @@ from screening.admin import (
     calls,
     database,
     dnd,
+    feeds,
     lists,
     policies,
     redress,
@@ -112,6 +113,7 @@ for command in (
     transfer.import_,
     transfer.export,
     redress.redress_group,
+    feeds.feed,
 ):
     cli.add_command(command)
 

@@ -411,7 +411,7 @@ SETTINGS: tuple[Setting, ...] = (
         "sip.provider_mode",
         bool,
         False,
-        help="`true` for a provider blocking on analytics: reputation and policy rejections "
+        help="`true` for a provider blocking on analytics: reputation, feed and policy rejections "
         "answer 603+ (`603 Network Blocked`, ATIS-1000099, as the FCC requires since 25 March "
         "2026), not 607/608; a person's own block stays 607. Needs a `redress.url`, "
         "`redress.phone` or `redress.email` ([607 or 608?](../README.md#607-or-608))",
@@ -484,7 +484,7 @@ SETTINGS: tuple[Setting, ...] = (
         _redress_on,
         help="which rejections carry the jCard: by code (`608`: 607 is the callee's own "
         "verdict; `607,608`) or by the kind of rule that rejected the call (`policy,dnd`; "
-        "also `block`, `name-block`, `reputation`, `manual-dnd`, `not-an-extension`), "
+        "also `block`, `name-block`, `reputation`, `feed`, `manual-dnd`, `not-an-extension`), "
         "comma-separated; empty for none",
         into=_as("wire.redress_on"),
     ),

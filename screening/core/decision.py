@@ -110,6 +110,33 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class FeedHit:
+    """The caller's number as one subscribed spam feed reported it (service.feeds)."""
+
+    feed_id: int
+    feed: str  # the feed's name
+    reports: int
+    first_seen: datetime
+    last_seen: datetime
+    min_reports: int
+    keep: timedelta  # unseen this long, the number no longer counts
+    sip_code: int
+    action: Action  # reject or challenge
+    extension: str | None = None  # None: every extension
+
+    def in_force(self, call: IncomingCall, now: datetime) -> bool:
+        return (
+            self.reports >= self.min_reports
+            and self.last_seen + self.keep > now
+            and (self.extension is None or self.extension == call.extension)
+        )
+
+    def describe(self) -> str:
+        reports = "1 report" if self.reports == 1 else f"{self.reports} reports"
+        return f"feed {self.feed}: {reports} since {self.first_seen:%Y-%m-%d}"
+
+
+@dataclass(frozen=True)
 class DndWindow:
     """Do-not-disturb for one extension on some weekdays, in the schedule's own time zone.
     start > end crosses midnight (22:00-07:00); start == end is the whole day."""
@@ -168,13 +195,14 @@ class Rules:
     manual_dnd: Sequence[ManualDnd] = ()
     policies: Sequence[Policy] = ()
     names: Sequence[NameEntry] = ()
+    feeds: Sequence[FeedHit] = ()
 
 
 @dataclass(frozen=True)
 class Decision:
     action: Action
     sip_code: int | None
-    # allow, block, reputation, name-allow, name-block, policy, dnd, manual-dnd, error;
+    # allow, block, reputation, name-allow, name-block, feed, policy, dnd, manual-dnd, error;
     # None when no rule applied
     rule_kind: str | None
     rule_id: int | None
@@ -239,8 +267,18 @@ def _policy(policies: Sequence[Policy], kind: PolicyKind, extension: str) -> Pol
     return next((p for p in policies if p.kind is kind and p.extension is None), None)
 
 
+def _best_feed(hits: Iterable[FeedHit], call: IncomingCall, now: datetime) -> FeedHit | None:
+    """The extension's feeds before global ones; then the most reports."""
+    live = [h for h in hits if h.in_force(call, now)]
+    if not live:
+        return None
+    return max(live, key=lambda h: (h.extension is not None, h.reports, -h.feed_id))
+
+
 def decide(call: IncomingCall, rules: Rules, now: datetime) -> Decision:
-    """In order: allow entries, block entries, policies, DND. The first that applies decides.
+    """In order: allow entries, block entries, subscribed feeds, policies, DND. The first
+    that applies decides: an allow entry always beats a feed, and so does an admin's block
+    (whose code and reason are the admin's own).
 
     An allow entry does not count for a call whose verification failed: a spoofer can borrow
     an allowed number, and STIR/SHAKEN (or the carrier) just said this call did. Such a call
@@ -281,8 +319,15 @@ def decide(call: IncomingCall, rules: Rules, now: datetime) -> Decision:
             Action.REJECT, named.sip_code or 607, "name-block", named.id, named.describe() + ignored
         )
     dnd = _dnd(call, rules, now, ignored)
+    fed = _best_feed(rules.feeds, call, now) if call.caller is not None else None
+    if fed is not None and fed.action is Action.REJECT:
+        return Decision(Action.REJECT, fed.sip_code, "feed", fed.feed_id, fed.describe() + ignored)
     if passed is not None and not failed:
         return dnd or Decision(Action.CONTINUE, None, "allow", passed.id, passed.describe())
+    if fed is not None:
+        # A feed that challenges: like a policy's challenge, not to a caller in DND.
+        why = fed.describe() + ignored
+        return dnd or Decision(Action.CHALLENGE, None, "feed", fed.feed_id, why)
     for kind in _policies_that_apply(call):
         policy = _policy(rules.policies, kind, call.extension)
         if policy is None or policy.action is Action.CONTINUE:

@@ -25,13 +25,14 @@ LOCATIONS = ("LN", "TN", "RLN", "LPN", "RPN")
 #: The rule kinds that are analytics, not a person's or an admin's own list: in provider
 #: mode these answer 603+. A person's own block stays 607; contacts-only is the callee's
 #: own allow list; DND is the callee being busy.
-ANALYTICS = frozenset({"reputation", "policy"})
+ANALYTICS = frozenset({"reputation", "policy", "feed"})
 #: The rule kinds a rejection can have (core.decision, and the screener's not-an-extension),
 #: which `redress.on` may name.
 REDRESS_KINDS = (
     "block",
     "name-block",
     "reputation",
+    "feed",
     "policy",
     "dnd",
     "manual-dnd",

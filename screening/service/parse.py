@@ -176,6 +176,14 @@ def _duration(raw: str) -> timedelta | None:
     return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
+def parse_duration(raw: str, field: str) -> timedelta:
+    """A length of time like 30m, 12h, 1d or 2w (not zero)."""
+    delta = _duration(raw)
+    if delta is None or not delta:
+        raise InvalidInput(field, f"expected a duration like 12h, 1d, 2w or 90d, got {raw[:40]!r}")
+    return delta
+
+
 def _exists(when: datetime) -> bool:
     """Whether a local time is on the clock: not in the hour a DST change skips."""
     back = when.astimezone(UTC).astimezone(when.tzinfo)

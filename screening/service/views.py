@@ -24,6 +24,7 @@ _KINDS = {
     "reputation": "reputation: several extensions reported this caller",
     "name-allow": "a caller-name allow entry",
     "name-block": "a caller-name block entry",
+    "feed": "a spam feed the PBX subscribes to reported this caller",
     "dnd": "a do-not-disturb schedule",
     "manual-dnd": "do-not-disturb",
     "error": "screening could not decide; the call went on unscreened",

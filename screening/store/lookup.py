@@ -26,13 +26,22 @@ from screening.core.decision import (
     Action,
     DndWindow,
     Entry,
+    FeedHit,
     ManualDnd,
     NameEntry,
     Policy,
     PolicyKind,
     Rules,
 )
-from screening.store.models import GLOBAL, AllowEntry, BlockEntry, DndSchedule, as_utc
+from screening.store.models import (
+    GLOBAL,
+    AllowEntry,
+    BlockEntry,
+    DndSchedule,
+    Feed,
+    FeedNumber,
+    as_utc,
+)
 from screening.store.models import ManualDnd as ManualDndRow
 from screening.store.models import NameEntry as NameEntryRow
 from screening.store.models import Policy as PolicyRow
@@ -51,9 +60,10 @@ def rules_for(
     """Only the rows that could decide this call: entries equal to the caller or to one of its
     prefixes (an indexed IN look-up, flat in list size), in its scope, not expired at `now`;
     the extension's DND; the global and the extension's policies and name entries (a few
-    rows). This runs for every call, so its two queries are compiled once
-    per backend and shape and run on the driver's own cursor: SQLAlchemy's per-execution
-    work (expanding IN, type processing) cost 3x the queries themselves."""
+    rows); the feeds that reported the caller (the index on feed_numbers.number). This runs
+    for every call, so its three queries are compiled once per backend and shape and run on
+    the driver's own cursor: SQLAlchemy's per-execution work (expanding IN, type
+    processing) cost 3x the queries themselves."""
     conn = session.connection() if isinstance(session, Session) else session
     dialect = conn.dialect
     windows: list[DndWindow] = []
@@ -86,9 +96,38 @@ def rules_for(
             id_, kind, value, bool(is_prefix), scope or None, code, reason, expires_at, source
         )
         (allow if kind == "allow" else block).append(entry)
+    feeds = [
+        FeedHit(
+            id_,
+            name,
+            reports,
+            _utc(first),
+            _utc(last),
+            min_reports,
+            timedelta(seconds=keep_s),
+            code,
+            Action(action),
+            ext,
+        )
+        for id_, name, reports, first, last, min_reports, keep_s, code, action, ext in _run(
+            conn, _feed_sql(dialect), {"number": caller, "s1": extension}
+        )
+    ]
     return Rules(
-        allow=allow, block=block, dnd=windows, manual_dnd=manual, policies=policies, names=names
+        allow=allow,
+        block=block,
+        dnd=windows,
+        manual_dnd=manual,
+        policies=policies,
+        names=names,
+        feeds=feeds,
     )
+
+
+def _utc(value: datetime | str) -> datetime:
+    found = as_utc(value)
+    assert found is not None
+    return found
 
 
 @dataclass(frozen=True)
@@ -129,6 +168,13 @@ def _entry_sql(dialect: Any, n: int) -> _Sql:
             _entry_select(BlockEntry, "block", values, scopes),
         )
         _compiled[key] = _compile(stmt, dialect)
+    return _compiled[key]
+
+
+def _feed_sql(dialect: Any) -> _Sql:
+    key = (dialect.name, dialect.driver, dialect.paramstyle, -3)
+    if key not in _compiled:
+        _compiled[key] = _compile(_FEED_QUERY, dialect)
     return _compiled[key]
 
 
@@ -217,6 +263,31 @@ _SCOPED_QUERY = union_all(
         _names.c.reason,
         _names.c.scope,
     ).where(_names.c.scope.in_(_in_scope)),
+)
+
+
+_feeds = cast(Table, Feed.__table__)
+_feed_numbers = cast(Table, FeedNumber.__table__)
+# The feeds that reported this caller, for every extension or for this one: one look-up on
+# the index on feed_numbers.number, then the feed's row by its key.
+_FEED_QUERY = (
+    select(
+        _feeds.c.id,
+        _feeds.c.name,
+        _feed_numbers.c.reports,
+        _feed_numbers.c.first_seen,
+        _feed_numbers.c.last_seen,
+        _feeds.c.min_reports,
+        _feeds.c.keep_s,
+        _feeds.c.sip_code,
+        _feeds.c.action,
+        _feeds.c.extension,
+    )
+    .select_from(_feed_numbers.join(_feeds, _feeds.c.id == _feed_numbers.c.feed_id))
+    .where(
+        _feed_numbers.c.number == bindparam("number"),
+        (_feeds.c.extension.is_(None)) | (_feeds.c.extension == bindparam("s1")),
+    )
 )
 
 

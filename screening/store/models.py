@@ -271,3 +271,50 @@ class CallLogDay(Base):
     refused: Mapped[int] = mapped_column(Integer)  # rejected with 608
     failed_open: Mapped[int] = mapped_column(Integer)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Feed(Base):
+    """A subscribed spam feed: where it is, how to read it, and what its numbers do."""
+
+    __tablename__ = "feeds"
+    __table_args__ = (
+        UniqueConstraint("name", name="uq_feeds_name"),
+        CheckConstraint("sip_code IN (607, 608)", name="ck_feeds_sip_code"),
+        CheckConstraint("action IN ('reject', 'challenge')", name="ck_feeds_action"),
+        _NO_REUSE,
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(1024))
+    format: Mapped[str] = mapped_column(String(16))  # core.feeds.FORMATS
+    every_s: Mapped[int] = mapped_column(Integer)  # how often `update --due` fetches it
+    keep_s: Mapped[int] = mapped_column(Integer)  # a number unseen this long drops out
+    min_reports: Mapped[int] = mapped_column(Integer)
+    sip_code: Mapped[int] = mapped_column(SmallInteger)
+    action: Mapped[str] = mapped_column(String(16))  # reject | challenge
+    extension: Mapped[str | None] = mapped_column(String(32))  # None: every extension
+    relaxed: Mapped[bool] = mapped_column(Boolean, default=False)  # http and local hosts
+    etag: Mapped[str | None] = mapped_column(String(255))
+    last_modified: Mapped[str | None] = mapped_column(String(64))
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(512))
+    numbers_in_force: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FeedNumber(Base):
+    """One number a feed has reported: since when, until when, how often."""
+
+    __tablename__ = "feed_numbers"
+    __table_args__ = (
+        # The call path asks for one caller's number across every feed.
+        Index("ix_feed_numbers_number", "number"),
+    )
+    feed_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("feeds.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)  # normalised
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    reports: Mapped[int] = mapped_column(Integer)
