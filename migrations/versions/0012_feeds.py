@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("relaxed", sa.Boolean(), nullable=False),
         sa.Column("etag", sa.String(255), nullable=True),
         sa.Column("last_modified", sa.String(64), nullable=True),
+        sa.Column("digest", sa.String(64), nullable=True),
         sa.Column("last_checked_at", UTC_DATETIME, nullable=True),
         sa.Column("last_updated_at", UTC_DATETIME, nullable=True),
         sa.Column("last_error", sa.String(512), nullable=True),

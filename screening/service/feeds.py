@@ -5,6 +5,9 @@ Never on the call path: `screening feed update --due` runs from a systemd timer.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import logging
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -24,6 +27,8 @@ from screening.service.actor import Actor, audit
 from screening.service.views import iso
 from screening.stir.feedfetch import MAX_FEED_BYTES, Body, FeedRefused, get_feed, url_problem
 from screening.store.models import Feed, FeedNumber
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 #: Numbers looked up and written at once (an IN list every backend takes).
@@ -154,7 +159,9 @@ def new_feed(
         )
     problem = url_problem(url, relaxed) if len(url) <= 1024 else "longer than 1024 characters"
     if problem is not None:
-        raise InvalidInput("url", f"{problem}: {url[:80]!r}")
+        # Never the URL's credentials, even when refusing them.
+        shown = re.sub(r"//[^/@]*@", "//", url)[:80]
+        raise InvalidInput("url", f"{problem}: {shown!r}")
     if fmt not in FORMATS:
         raise InvalidInput("format", f"expected one of {', '.join(FORMATS)}, got {fmt[:40]!r}")
     if action not in ("reject", "challenge"):
@@ -311,14 +318,16 @@ def update_feed(
                 progress(body.length, 0)
             reader = Reader(fmt, region)
             counts: Counter[str] = Counter()
+            digest = hashlib.sha256()
             for chunk in body.chunks:
+                digest.update(chunk)
                 counts.update(reader.feed(chunk))
                 if progress is not None:
                     progress(None, len(chunk))
             counts.update(reader.close())
-            etag, modified = body.etag, body.last_modified
+            etag, modified = validator(body.etag, 255), validator(body.last_modified, 64)
     except (FeedRefused, FeedFormatError) as e:
-        why = str(e) if isinstance(e, FeedRefused) else e.detail
+        why = printable(str(e) if isinstance(e, FeedRefused) else e.detail)
         with Session(engine) as s, s.begin():
             s.execute(
                 update(Feed)
@@ -330,13 +339,30 @@ def update_feed(
     result.reports = counts.total()
     with Session(engine) as s, s.begin():
         row = _by_id(s, feed_id, name)
+        row.etag, row.last_modified = etag, modified
+        row.last_checked_at, row.last_error = now, None
+        if row.digest == digest.hexdigest():
+            # The same file as last time, sent again: its reports are counted already.
+            result.status, result.reports, result.in_force = "not-modified", 0, row.numbers_in_force
+            return result
         _merge(s, feed_id, counts, now)
         _age(s, row, now, result)
-        row.etag = etag[:255] if etag else None
-        row.last_modified = modified[:64] if modified else None
-        row.last_checked_at = row.last_updated_at = now
-        row.last_error = None
+        row.digest, row.last_updated_at = digest.hexdigest(), now
     return result
+
+
+def validator(value: str | None, longest: int) -> str | None:
+    """An ETag or Last-Modified worth keeping and sending back: printable ASCII that fits;
+    anything else is dropped (a server's bytes must not break the next request, or a
+    terminal showing `feed show`)."""
+    if value and len(value) <= longest and value.isascii() and value.isprintable():
+        return value
+    return None
+
+
+def printable(text: str) -> str:
+    """An error for `feed show` and the log: no control or bidi characters, bounded."""
+    return "".join(c if c.isprintable() else "?" for c in text)[:500]
 
 
 def _by_id(s: Session, feed_id: int, name: str) -> Feed:
@@ -354,12 +380,28 @@ def update_due(
     fetch: Fetch = get_feed,
     max_bytes: int = MAX_FEED_BYTES,
 ) -> list[UpdateResult]:
-    """Update every feed whose `every` has passed since it was last checked."""
-    return [
-        update_feed(engine, f.name, now, region, fetch=fetch, max_bytes=max_bytes)
-        for f in list_feeds(engine)
-        if is_due(f, now)
-    ]
+    """Update every feed whose `every` has passed since it was last checked. One feed that
+    fails in a way nobody foresaw is recorded as failed and the others still update: a
+    timer run must never stop at the same feed every hour."""
+    results = []
+    for feed in list_feeds(engine):
+        if not is_due(feed, now):
+            continue
+        try:
+            results.append(
+                update_feed(engine, feed.name, now, region, fetch=fetch, max_bytes=max_bytes)
+            )
+        except Exception as e:
+            log.exception("feed %s: update failed", feed.name)
+            why = printable(f"{type(e).__name__}: {e}")
+            with contextlib.suppress(Exception), Session(engine) as s, s.begin():
+                s.execute(
+                    update(Feed)
+                    .where(Feed.name == feed.name)
+                    .values(last_checked_at=now, last_error=why)
+                )
+            results.append(UpdateResult(feed.name, "failed", error=why))
+    return results
 
 
 def _merge(s: Session, feed_id: int, counts: Counter[str], now: datetime) -> None:

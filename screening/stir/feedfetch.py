@@ -7,6 +7,7 @@ every chunk, and one deadline for the whole body. The body is streamed, never he
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
+from screening.core.errors import ScreeningError
 from screening.stir.fetch import _HOST, _is_ip, public
 
 #: The largest body taken (the FTC's daily file is a few MB; a year of it is not 256 MB).
@@ -92,14 +94,27 @@ def get_feed(
     client = httpx.Client(
         follow_redirects=False, timeout=min(READ_TIMEOUT, timeout), trust_env=False
     )
+    # The deadline holds whatever the server does: a header or body trickled a byte at a
+    # time keeps every single read inside READ_TIMEOUT, so past the deadline the client
+    # is closed under the reader, which then fails.
+    watchdog = threading.Timer(timeout, client.close)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         with client.stream(
             "GET", target, headers=headers, extensions={"sni_hostname": host}
         ) as response:
             yield _body(response, deadline, timeout, max_bytes)
-    except httpx.HTTPError as e:
-        raise FeedRefused(f"{type(e).__name__}: {e}") from None
+    except (FeedRefused, ScreeningError):
+        raise  # ours, or the caller's (a body not in the feed's format)
+    except Exception as e:
+        if time.monotonic() >= deadline:
+            raise FeedRefused(f"the feed took longer than {timeout:g}s") from None
+        if isinstance(e, httpx.HTTPError | httpx.StreamError | UnicodeError | OSError):
+            raise FeedRefused(f"{type(e).__name__}: {str(e)[:200]}") from None
+        raise
     finally:
+        watchdog.cancel()
         client.close()
 
 
@@ -117,7 +132,9 @@ def _body(response: httpx.Response, deadline: float, timeout: float, max_bytes: 
 
     def chunks() -> Iterator[bytes]:
         seen = 0
-        for chunk in response.iter_raw(CHUNK):
+        # As the network hands data over (no chunk size: httpx would hold bytes back until
+        # it had a whole chunk), so that the deadline is checked on every read.
+        for chunk in response.iter_raw():
             seen += len(chunk)
             if seen > max_bytes:
                 raise FeedRefused(f"the body is over the cap of {max_bytes} bytes")

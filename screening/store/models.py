@@ -296,6 +296,9 @@ class Feed(Base):
     relaxed: Mapped[bool] = mapped_column(Boolean, default=False)  # http and local hosts
     etag: Mapped[str | None] = mapped_column(String(255))
     last_modified: Mapped[str | None] = mapped_column(String(64))
+    #: SHA-256 of the last body taken: the same file again (a server that ignores
+    #: conditional requests, a dated file fetched twice) adds no reports.
+    digest: Mapped[str | None] = mapped_column(String(64))
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(String(512))

@@ -10,18 +10,24 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.orm import Session
 
+from screening.core import feeds as core_feeds
 from screening.core.decision import Action, IncomingCall, decide
+from screening.core.errors import InvalidInput
 from screening.core.feeds import FTC_HEADER
 from screening.service import feeds
 from screening.service.actor import CLI
+from screening.stir import feedfetch
 from screening.store import lookup, migrate
 from screening.store.engine import make_engine
 from screening.store.models import Feed, FeedNumber
@@ -46,7 +52,10 @@ class Page:
     body: bytes
     etag: str | None = None
     last_modified: str | None = None
-    mode: str = "ok"  # ok | huge (claims 1 GB) | dies (half the body, then the connection)
+    # ok | huge (claims 1 GB) | dies (half the body, then the connection) | trickle (a byte
+    # every 0.2 s) | error (500 with `reason`)
+    mode: str = "ok"
+    reason: str = ""
 
 
 @dataclass
@@ -81,6 +90,11 @@ def server() -> Iterator[Server]:
                 self.send_response(304)
                 self.end_headers()
                 return
+            if page.mode == "error":
+                self.send_response(500, page.reason)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self.send_response(200)
             length = 1 << 30 if page.mode == "huge" else len(page.body)
             self.send_header("Content-Length", str(length))
@@ -89,6 +103,13 @@ def server() -> Iterator[Server]:
             if page.last_modified:
                 self.send_header("Last-Modified", page.last_modified)
             self.end_headers()
+            if page.mode == "trickle":
+                with contextlib.suppress(OSError):
+                    for byte in page.body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                return
             if page.mode == "dies":
                 self.wfile.write(page.body[: len(page.body) // 2])
                 self.wfile.flush()
@@ -342,10 +363,11 @@ def test_a_challenging_feed_for_one_extension(engine: Engine, server: Server) ->
     assert (d.action, d.rule_kind) == (Action.CHALLENGE, "feed")
 
 
-def test_the_call_paths_feed_query_searches_the_number_index(engine: Engine) -> None:
+def test_the_call_paths_feed_query_searches_the_number_index(tmp_path: Path) -> None:
     # One indexed look-up per call, whatever the feeds hold: never a scan of feed_numbers.
-    if engine.dialect.name != "sqlite":
-        pytest.skip("the plan is read from SQLite's EXPLAIN QUERY PLAN")
+    # Read from SQLite's plan (PostgreSQL's planner rightly scans a table this small).
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    migrate.upgrade(engine)
     with engine.connect() as conn:
         sql = lookup._feed_sql(conn.dialect)
         explain = dataclasses.replace(sql, text="EXPLAIN QUERY PLAN " + sql.text)
@@ -353,3 +375,108 @@ def test_the_call_paths_feed_query_searches_the_number_index(engine: Engine) -> 
     steps = " / ".join(str(row[-1]) for row in plan)
     assert "feed_numbers USING INDEX ix_feed_numbers_number" in steps, steps
     assert "SCAN feed_numbers" not in steps, steps
+
+
+# -- what the security review found (each failed before its fix) ---------------------------
+
+
+def test_a_server_trickling_its_body_cannot_outlast_the_deadline(server: Server) -> None:
+    # A byte every 0.2 s keeps every read inside its time-out; the whole fetch still ends.
+    server.pages["/slow.txt"] = Page(b"+15125550101\n" * 100, mode="trickle")
+    done: list[str] = []
+
+    def fetch() -> None:
+        try:
+            with feedfetch.get_feed(f"{server.base}/slow.txt", relaxed=True, timeout=2) as body:
+                for _ in body.chunks:
+                    pass
+            done.append("read it all")
+        except feedfetch.FeedRefused as e:
+            done.append(str(e))
+
+    worker = threading.Thread(target=fetch, daemon=True)
+    t0 = time.monotonic()
+    worker.start()
+    worker.join(timeout=15)
+    assert not worker.is_alive(), "the fetch outlasted its 2 s deadline by 13 s"
+    assert done == ["the feed took longer than 2s"] and time.monotonic() - t0 < 6
+
+
+def test_a_validator_a_request_cannot_carry_is_dropped_not_kept(
+    engine: Engine, server: Server
+) -> None:
+    # Kept, "café" broke every later update of the feed (httpx cannot send it).
+    server.pages["/n.txt"] = Page(b"+15125550101\n", etag='"caf\u00e9"', last_modified="x" * 80)
+    add(engine, server, "list", "numbers", "/n.txt")
+    assert feeds.update_feed(engine, "list", NOW, "US").status == "updated"
+    shown = feeds.show_feed(engine, "list")
+    assert shown.etag is None and shown.last_modified is None
+    server.pages["/n.txt"] = Page(b"+15125550102\n")
+    assert feeds.update_feed(engine, "list", NOW + timedelta(days=1), "US").status == "updated"
+
+
+def test_one_feed_failing_unforeseen_does_not_stop_the_others(
+    engine: Engine, server: Server
+) -> None:
+    server.pages["/a.txt"] = Page(b"+15125550101\n")
+    server.pages["/b.txt"] = Page(b"+15125550102\n")
+    add(engine, server, "a-bad", "numbers", "/a.txt")
+    add(engine, server, "b-good", "numbers", "/b.txt")
+
+    def fetch(url: str, **kwargs: Any) -> AbstractContextManager[feedfetch.Body]:
+        if url.endswith("/a.txt"):
+            raise RuntimeError("something nobody foresaw")
+        return feedfetch.get_feed(url, **kwargs)
+
+    results = feeds.update_due(engine, NOW, "US", fetch=fetch)
+    assert [(r.name, r.status) for r in results] == [("a-bad", "failed"), ("b-good", "updated")]
+    assert "something nobody foresaw" in (feeds.show_feed(engine, "a-bad").last_error or "")
+
+
+def test_the_same_file_sent_again_adds_no_reports(engine: Engine, server: Server) -> None:
+    # No validators, so every fetch is a 200: --min-reports 3 must not be reached by three
+    # fetches of one file.
+    server.pages["/n.txt"] = Page(b"+15125550101\n")
+    add(engine, server, "list", "numbers", "/n.txt", min_reports="3")
+    statuses = [
+        feeds.update_feed(engine, "list", NOW + timedelta(hours=h), "US").status for h in range(3)
+    ]
+    assert statuses == ["updated", "not-modified", "not-modified"]
+    assert numbers(engine, "list") == {"+15125550101": 1}
+    assert decided(engine, "+15125550101").endswith("no rule matched")
+
+
+def test_a_feed_cannot_block_short_codes_or_extensions(engine: Engine, server: Server) -> None:
+    server.pages["/n.txt"] = Page(b"1\n100\n911\n00000\n+0\n201\n+15125550101\n")
+    add(engine, server, "list", "numbers", "/n.txt")
+    result = feeds.update_feed(engine, "list", NOW, "US")
+    assert numbers(engine, "list") == {"+15125550101": 1}
+    assert result.skipped == {"not a number": 6}
+
+
+def test_a_feed_with_too_many_numbers_is_refused_whole(
+    engine: Engine, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.pages["/n.txt"] = Page(b"+15125550101\n")
+    add(engine, server, "list", "numbers", "/n.txt")
+    feeds.update_feed(engine, "list", NOW, "US")
+    monkeypatch.setattr(core_feeds, "MAX_NUMBERS", 3)
+    server.pages["/n.txt"] = Page(b"".join(b"+1512555%04d\n" % i for i in range(200, 210)))
+    result = feeds.update_feed(engine, "list", NOW + timedelta(days=1), "US")
+    assert result.status == "failed" and "more than 3 distinct numbers" in (result.error or "")
+    assert numbers(engine, "list") == {"+15125550101": 1}  # the previous update stays
+
+
+def test_a_servers_words_reach_no_terminal_raw(engine: Engine, server: Server) -> None:
+    server.pages["/n.txt"] = Page(b"", mode="error", reason="Boom\x1b[2J\x1b]0;title\x07")
+    add(engine, server, "list", "numbers", "/n.txt")
+    result = feeds.update_feed(engine, "list", NOW, "US")
+    error = feeds.show_feed(engine, "list").last_error or ""
+    assert result.status == "failed" and "Boom" in error
+    assert not any(c in error for c in "\x1b\x07"), error
+
+
+def test_a_url_with_credentials_is_refused_without_echoing_them() -> None:
+    with pytest.raises(InvalidInput) as e:
+        feeds.new_feed("list", "https://user:secret@example.com/n.txt", "numbers")
+    assert "secret" not in str(e.value) and "credentials" in str(e.value)
