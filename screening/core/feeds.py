@@ -64,17 +64,10 @@ class Reader:
 
     def feed(self, data: bytes) -> list[str]:
         found: list[str] = []
-        self._buffer += data
-        while True:
-            end = self._buffer.find(b"\n")
-            if end < 0:
-                if len(self._buffer) > MAX_LINE:
-                    self._buffer = b""
-                    if not self._overlong:
-                        self._overlong = True
-                        self.skipped[TOO_LONG] += 1
-                return found
-            line, self._buffer = self._buffer[:end], self._buffer[end + 1 :]
+        buffer = self._buffer + data
+        start = 0  # lines are read by index: cutting the buffer at each was quadratic
+        while (end := buffer.find(b"\n", start)) >= 0:
+            line, start = buffer[start:end], end + 1
             if self._overlong:
                 self._overlong = False
                 continue
@@ -82,6 +75,13 @@ class Reader:
                 self.skipped[TOO_LONG] += 1
                 continue
             found.extend(self._line(line))
+        self._buffer = buffer[start:]
+        if len(self._buffer) > MAX_LINE:
+            self._buffer = b""
+            if not self._overlong:
+                self._overlong = True
+                self.skipped[TOO_LONG] += 1
+        return found
 
     def close(self) -> list[str]:
         """The last line, if the body did not end with a newline; checks a header came."""

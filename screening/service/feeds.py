@@ -183,10 +183,20 @@ def new_feed(
     )
 
 
+def shown_url(url: str) -> str:
+    """A feed's URL as printed, logged and audited: the query's values hidden, since a
+    provider may take an API key there (the stored URL keeps them, for the fetch)."""
+    base, sep, query = url.partition("?")
+    if not sep:
+        return url
+    names = [part.partition("=")[0] for part in query.split("&")]
+    return base + "?" + "&".join(f"{name}=..." if name else "..." for name in names)
+
+
 def _view(row: Feed, numbers: int = 0) -> FeedView:
     return FeedView(
         row.name,
-        row.url,
+        shown_url(row.url),
         row.format,
         row.every_s,
         row.keep_s,
@@ -226,7 +236,7 @@ def add_feed(engine: Engine, new: NewFeed, now: datetime, *, by: Actor) -> FeedV
         with Session(engine, expire_on_commit=False) as s, s.begin():
             s.add(row)
             s.flush()
-            audit(s, by, "feed add", f"{new.name} {new.format} {new.url}", now)
+            audit(s, by, "feed add", f"{new.name} {new.format} {shown_url(new.url)}", now)
     except IntegrityError:
         raise InvalidInput("name", f"a feed named {new.name!r} exists already") from None
     return _view(row)

@@ -480,3 +480,16 @@ def test_a_url_with_credentials_is_refused_without_echoing_them() -> None:
     with pytest.raises(InvalidInput) as e:
         feeds.new_feed("list", "https://user:secret@example.com/n.txt", "numbers")
     assert "secret" not in str(e.value) and "credentials" in str(e.value)
+
+
+def test_a_key_in_a_feed_urls_query_is_never_shown(engine: Engine, server: Server) -> None:
+    # A provider may take its API key in the query: the fetch uses it, nothing prints it.
+    server.pages["/n.txt?api_key=SECRET123&day=1"] = Page(b"+15125550101\n")
+    add(engine, server, "keyed", "numbers", "/n.txt?api_key=SECRET123&day=1")
+    assert feeds.update_feed(engine, "keyed", NOW, "US").status == "updated"
+    shown = feeds.show_feed(engine, "keyed")
+    assert shown.url.endswith("/n.txt?api_key=...&day=...")
+    assert "SECRET123" not in json.dumps([f.to_json() for f in feeds.list_feeds(engine)])
+    with Session(engine) as s:
+        logged: list[str] = list(s.execute(text("SELECT detail FROM audit_log")).scalars())
+    assert logged and not any("SECRET123" in (line or "") for line in logged)
