@@ -243,22 +243,21 @@ class ChallengeDialplan:
 
 @dataclass(frozen=True)
 class Rejection:
-    """How a door sends a rejected call on: set `variable` to `value` first when there is
-    one, then continue to `extension` of REJECT_CONTEXT. If the variable cannot be set the
-    call is still rejected there, with its code alone."""
+    """How a door sends a rejected call on: set the variable `more` names to its value
+    first when there is one, then continue to `extension` of REJECT_CONTEXT. If the
+    variable cannot be set the call is still rejected there, with its code alone."""
 
     extension: str
-    variable: str | None = None
-    value: str | None = None
+    more: tuple[str, str] | None = None  # (variable, base64 value)
 
 
 def rejection(decision: Decision, settings: WireSettings) -> Rejection:
     sent = wire(decision, settings)
     code = str(decision.sip_code if decision.sip_code in (607, 608) else 608)
     if sent.code == 603:
-        return Rejection(code, BLOCKED_VARIABLE, _encoded(sent.reason))
+        return Rejection(code, (BLOCKED_VARIABLE, _encoded(sent.reason)))
     if sent.call_info is not None:
-        return Rejection(code, REDRESS_VARIABLE, _encoded(sent.call_info))
+        return Rejection(code, (REDRESS_VARIABLE, _encoded(sent.call_info)))
     return Rejection(code)
 
 

@@ -392,8 +392,8 @@ class FastAgiServer:
         """The reject extension to set as the result; with redress, its header value is set
         first, and if that fails the call is rejected without it."""
         plan = rejection(decision, self._wire)
-        if plan.variable is not None and plan.value is not None:
-            why = await self._set(session, plan.variable, plan.value, call_id)
+        if plan.more is not None:
+            why = await self._set(session, *plan.more, call_id)
             if why is not None:
                 log.warning("call %s: rejected with its code alone: %s", call_id, why)
         return plan.extension

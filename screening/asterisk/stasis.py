@@ -276,9 +276,9 @@ class ScreeningApp:
     async def _reject(self, channel_id: str, plan: Rejection) -> None:
         """To the reject extension; with more to say, its variable first (a second round
         trip). Without it, if that fails: the rejection matters more than its redress."""
-        if plan.variable is not None and plan.value is not None:
+        if plan.more is not None:
             try:
-                await self._ari.set_variable(channel_id, plan.variable, plan.value)
+                await self._ari.set_variable(channel_id, *plan.more)
             except Exception as e:
                 log.warning("channel %s: rejected with its code alone: %s", channel_id, e)
         await self._ari.continue_in_dialplan(channel_id, REJECT_CONTEXT, plan.extension)

@@ -17,7 +17,7 @@ from urllib.parse import SplitResult, urlsplit
 import httpx
 
 from screening.core.errors import ScreeningError
-from screening.stir.fetch import _HOST, _is_ip, public
+from screening.stir.fetch import fetchable, public
 
 #: The largest body taken (the FTC's daily file is a few MB; a year of it is not 256 MB).
 MAX_FEED_BYTES = 256 * 1024 * 1024
@@ -35,17 +35,9 @@ class FeedRefused(Exception):
 def url_problem(url: str, relaxed: bool) -> str | None:
     """Why a feed's URL is refused, or None. Relaxed (loopback tests, a feed on the LAN)
     allows http and hosts that are not public; never credentials or a non-ASCII host."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  (raises on a bad port)
-    except ValueError as e:
-        return f"not a URL ({e})"
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return "expected an https:// URL"
-    if parts.username or parts.password:
-        return "credentials in the URL"
-    if not _is_ip(parts.hostname) and not _HOST.fullmatch(parts.hostname):
-        return "the host must be ASCII letters, digits, hyphens and dots"
+    parts, problem = fetchable(url, "expected an https:// URL")
+    if parts is None:
+        return problem
     if parts.scheme != "https" and not relaxed:
         return "expected an https:// URL (http only with --relax)"
     return None

@@ -50,23 +50,31 @@ class Refused(Exception):
         self.busy = busy
 
 
+def fetchable(url: str, not_http: str) -> tuple[SplitResult | None, str | None]:
+    """(the URL's parts, None) when any of our fetchers may ask it at all: http or https,
+    no credentials, a host of ASCII letters, digits, hyphens and dots (or an address);
+    else (None, why not), `not_http` being the words for another scheme or no host."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError as e:
+        return None, f"not a URL ({e})"
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return None, not_http
+    if parts.username or parts.password:
+        return None, "credentials in the URL"
+    if not _is_ip(parts.hostname) and not _HOST.fullmatch(parts.hostname):
+        return None, "the host must be ASCII letters, digits, hyphens and dots"
+    return parts, None
+
+
 def x5u_problem(url: str, relaxed: bool) -> str | None:
     """Why Asterisk's default rules refuse this x5u URL, or None. Relaxed (sandbox, or an
     admin who chose it) allows http, any port and any path; never a host that is not ASCII."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as e:
-        return f"not a URL ({e})"
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return "not an http(s) URL"
-    if parts.username or parts.password:
-        return "credentials in the URL"
-    if not _is_ip(parts.hostname) and not _HOST.fullmatch(parts.hostname):
-        return "the host must be ASCII letters, digits, hyphens and dots"
-    if relaxed:
-        return None
-    if parts.scheme != "https" or port not in (None, 443):
+    parts, problem = fetchable(url, "not an http(s) URL")
+    if parts is None or relaxed:
+        return problem
+    if parts.scheme != "https" or parts.port not in (None, 443):
         return "not https on port 443"
     if parts.query or parts.fragment or not parts.path.endswith(".pem"):
         return "the path must end in .pem, with no query or fragment"

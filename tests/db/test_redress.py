@@ -254,26 +254,36 @@ def nginx_site(
     return conf, port
 
 
+@contextlib.contextmanager
+def guide_proxy(folder: Path, web_port: int, port: int | None = None) -> Iterator[str]:
+    """Debian's nginx with the admin guide's location in front of `screening web` on
+    `web_port`, on `port` (else a free one), until the jCard answers; its https URL."""
+    conf, port = nginx_site(folder, guide_block("nginx"), web_port, port)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    proxy = subprocess.Popen(
+        [nginx, "-c", str(conf), "-p", str(folder), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        public = f"https://127.0.0.1:{port}"
+        wait_for(f"{public}/redress/jcard", verify=False)
+        yield public
+    finally:
+        proxy.send_signal(signal.SIGQUIT)
+        proxy.wait(timeout=10)
+
+
 def test_the_guides_nginx_location_passes_the_jcard_and_nothing_else(tmp_path: Path) -> None:
     settings = guide_setup(tmp_path)
-    with running_web(tmp_path, {"SCREENING_CONFIG": str(settings)}) as console:
-        conf, port = nginx_site(tmp_path, guide_block("nginx"), console.port)
-        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        proxy = subprocess.Popen(
-            [nginx, "-c", str(conf), "-p", str(tmp_path), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            public = f"https://127.0.0.1:{port}"
-            wait_for(f"{public}/redress/jcard", verify=False)
-            fetch = httpx.Client(verify=False, trust_env=False, timeout=10)
-            cert = x509.load_pem_x509_certificate(fetch.get(f"{public}/redress/cert.pem").content)
-            card = fetch.get(f"{public}/redress/jcard")
-            assert card.headers["content-type"] == "application/jose"
-            verified(card.text, cert)
-            assert fetch.post(f"{public}/redress/jcard").status_code == 403  # limit_except
-            assert fetch.get(f"{public}/login").status_code == 404  # the console stays private
-        finally:
-            proxy.send_signal(signal.SIGQUIT)
-            proxy.wait(timeout=10)
+    with (
+        running_web(tmp_path, {"SCREENING_CONFIG": str(settings)}) as console,
+        guide_proxy(tmp_path, console.port) as public,
+    ):
+        fetch = httpx.Client(verify=False, trust_env=False, timeout=10)
+        cert = x509.load_pem_x509_certificate(fetch.get(f"{public}/redress/cert.pem").content)
+        card = fetch.get(f"{public}/redress/jcard")
+        assert card.headers["content-type"] == "application/jose"
+        verified(card.text, cert)
+        assert fetch.post(f"{public}/redress/jcard").status_code == 403  # limit_except
+        assert fetch.get(f"{public}/login").status_code == 404  # the console stays private

@@ -231,14 +231,11 @@ def test_a_608s_call_info_leads_to_a_jcard_that_verifies(
     fetched over https (nginx with the admin guide's location, in front of `screening web`),
     the JWS's x5u fetched too, and the signature checked with it."""
     import json
-    import shutil
-    import signal
 
     import httpx
     from cryptography import x509
 
-    from tests.db.test_proxy import wait_for
-    from tests.db.test_redress import guide_block, nginx_site, running_web
+    from tests.db.test_redress import guide_proxy, running_web
     from tests.redresskeys import verified, write_pair
 
     pair = write_pair(tmp_path)
@@ -250,31 +247,19 @@ def test_a_608s_call_info_leads_to_a_jcard_that_verifies(
         "SCREENING_REDRESS_KEY_FILE": str(pair.key_file),
         "SCREENING_REDRESS_CERT_FILE": str(pair.cert_file),
     }
-    with running_web(tmp_path, settings) as console:
-        conf, _ = nginx_site(tmp_path, guide_block("nginx"), console.port, port)
-        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        proxy = subprocess.Popen(
-            [nginx, "-c", str(conf), "-p", str(tmp_path), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_for(f"{public}/redress/jcard", verify=False)
-            with own_door(request, sandbox, tmp_path, "ari", None, **settings) as door:
-                assert door.cli("block", "add", "+15550900050", "--code", "608").code == 0
-                rejected = door.call("+15550900050", "236")
-            [info] = rejected.headers("Call-Info")
-            url = info.removeprefix("<").split(">;purpose=jwscard")[0]
-            assert url == f"{public}/redress/jcard", info
-            fetch = httpx.Client(verify=False, trust_env=False, timeout=10)
-            jws = fetch.get(url).text
-            head = json.loads(base64.urlsafe_b64decode(jws.split(".")[0] + "=="))
-            assert head["alg"] == "ES256" and head["typ"] == "vcard+json", head
-            cert = x509.load_pem_x509_certificate(fetch.get(head["x5u"]).content)
-            _, payload = verified(jws, cert)
-            assert abs(payload["iat"] - time.time()) < 60
-            props = {p[0]: p[3] for p in payload["jcard"][1]}
-            assert props["tel"] == "tel:+15550001111" and props["email"] == "unblock@example.net"
-        finally:
-            proxy.send_signal(signal.SIGQUIT)
-            proxy.wait(timeout=10)
+    with running_web(tmp_path, settings) as console, guide_proxy(tmp_path, console.port, port):
+        with own_door(request, sandbox, tmp_path, "ari", None, **settings) as door:
+            assert door.cli("block", "add", "+15550900050", "--code", "608").code == 0
+            rejected = door.call("+15550900050", "236")
+        [info] = rejected.headers("Call-Info")
+        url = info.removeprefix("<").split(">;purpose=jwscard")[0]
+        assert url == f"{public}/redress/jcard", info
+        fetch = httpx.Client(verify=False, trust_env=False, timeout=10)
+        jws = fetch.get(url).text
+        head = json.loads(base64.urlsafe_b64decode(jws.split(".")[0] + "=="))
+        assert head["alg"] == "ES256" and head["typ"] == "vcard+json", head
+        cert = x509.load_pem_x509_certificate(fetch.get(head["x5u"]).content)
+        _, payload = verified(jws, cert)
+        assert abs(payload["iat"] - time.time()) < 60
+        props = {p[0]: p[3] for p in payload["jcard"][1]}
+        assert props["tel"] == "tel:+15550001111" and props["email"] == "unblock@example.net"

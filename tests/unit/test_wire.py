@@ -94,17 +94,19 @@ def test_a_door_rejects_to_the_verdicts_code_and_says_more_in_one_base64_variabl
     """The extension is always 607 or 608, as every dialplan screening shipped knows it: an
     older one still rejects when the app has more to say, with the code alone."""
     plan = rejection(verdict(608, "policy"), Settings(jcard_url=JCARD))
-    assert (plan.extension, plan.variable) == ("608", "SCREENING_REDRESS")
-    assert plan.value is not None
-    assert base64.b64decode(plan.value).decode() == f"<{JCARD}>;purpose=jwscard"
-    assert agi.set_expression("SCREENING_REDRESS", plan.value).startswith("SET(")
+    assert plan.extension == "608" and plan.more is not None
+    variable, value = plan.more
+    assert variable == "SCREENING_REDRESS"
+    assert base64.b64decode(value).decode() == f"<{JCARD}>;purpose=jwscard"
+    assert agi.set_expression("SCREENING_REDRESS", value).startswith("SET(")
     provider = Settings(
         provider_mode=True, url=CONTACTS.url, phone=CONTACTS.phone, email=CONTACTS.email
     )
     blocked = rejection(verdict(608, "reputation"), provider)
-    assert (blocked.extension, blocked.variable) == ("608", "SCREENING_BLOCKED")
-    assert blocked.value is not None
-    assert base64.b64decode(blocked.value).decode() == blocked_reason(provider)
+    assert blocked.extension == "608" and blocked.more is not None
+    variable, value = blocked.more
+    assert variable == "SCREENING_BLOCKED"
+    assert base64.b64decode(value).decode() == blocked_reason(provider)
     assert rejection(verdict(607, "block"), provider) == Rejection("607")
 
 
